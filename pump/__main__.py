@@ -1,0 +1,3 @@
+from pump.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""The pump file: Tyk pump.conf keys (tyk-pump.md §5.1) plus our own ``delivery`` and ``telemetry``.
+
+Every model forbids unknown keys, so a typo is an error that names the key instead of a setting
+silently ignored. Keys that Tyk accepts but that have no effect here are still accepted — a Tyk
+pump.conf must load unchanged — and ``load.py`` warns about them. Each pump's ``meta`` is
+validated separately against the model of its sink type (see ``pump.sinks``).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Model(BaseModel):
+    """Base for every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class IamAuth(Model):
+    """GCP IAM auth for Redis (Tyk ``iam_auth``); accepted for compatibility, not implemented."""
+
+    enabled: bool = False
+    provider: str = "gcp"
+    service_account: str = ""
+    token_refresh_before_expiry: str = "5m"
+
+
+class StorageConfig(Model):
+    """``analytics_storage_config``: where the gateway buffers records (Redis)."""
+
+    type: Literal["redis", ""] = "redis"
+    host: str = "localhost"
+    port: int = Field(6379, ge=0, le=65535)
+    hosts: dict[str, str] | None = None
+    addrs: list[str] = Field(default_factory=list)
+    master_name: str = ""
+    sentinel_password: str = ""
+    username: str = ""
+    password: str = ""
+    database: int = Field(0, ge=0)
+    timeout: float = Field(5, ge=0, description="dial/read/write timeout in seconds (Tyk: seconds)")
+    optimisation_max_idle: int = 0
+    optimisation_max_active: int = Field(500, ge=0)
+    enable_cluster: bool = False
+    key_prefix: str = ""
+    redis_key_prefix: str = ""
+    use_ssl: bool = False
+    redis_use_ssl: bool = False
+    ssl_insecure_skip_verify: bool = False
+    redis_ssl_insecure_skip_verify: bool = False
+    ssl_ca_file: str = ""
+    ssl_cert_file: str = ""
+    ssl_key_file: str = ""
+    ssl_min_version: str = ""
+    ssl_max_version: str = ""
+    iam_auth: IamAuth | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix in force: ``key_prefix``, else the legacy ``redis_key_prefix``, else Tyk's default."""
+        return self.key_prefix or self.redis_key_prefix or "analytics-"
+
+    @property
+    def tls(self) -> bool:
+        return self.use_ssl or self.redis_use_ssl
+
+    @property
+    def tls_skip_verify(self) -> bool:
+        return self.ssl_insecure_skip_verify or self.redis_ssl_insecure_skip_verify
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """``addrs`` wins, then the deprecated ``hosts`` map, then ``host``+``port`` (Tyk's order)."""
+        raw = list(self.addrs) or [f"{h}:{p}" for h, p in (self.hosts or {}).items()]
+        if not raw:
+            return [(self.host, self.port or 6379)]
+        out = []
+        for item in raw:
+            host, _, port = item.rpartition(":")
+            out.append((host or item, int(port) if port.isdigit() else 6379))
+        return out
+
+
+class Filters(Model):
+    """Per-pump allow and deny lists (tyk-pump.md §5.1); deny always wins."""
+
+    org_ids: list[str] = Field(default_factory=list)
+    api_ids: list[str] = Field(default_factory=list)
+    response_codes: list[int] = Field(default_factory=list)
+    skip_org_ids: list[str] = Field(default_factory=list)
+    skip_api_ids: list[str] = Field(default_factory=list)
+    skip_response_codes: list[int] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, name) for name in type(self).model_fields)
+
+
+class Delivery(Model):
+    """How one pump is fed and retried. The top-level ``delivery`` sets defaults for every pump;
+    ``pumps.NAME.delivery`` overrides single keys.
+
+    Defaults follow the peers' lessons: unlimited retries with capped, fully jittered backoff
+    (never drop silently), a bounded in-memory queue per pump (bounded memory), and parking of a
+    stalled pump's share in its own Redis backlog so the other pumps keep going.
+    """
+
+    queue_records: int = Field(20000, ge=1, description="records held in memory for this pump before its share is parked in Redis")
+    concurrency: int = Field(1, ge=1, le=64, description="batches written at the same time")
+    max_attempts: int = Field(0, ge=0, description="0 = retry forever; else dead-letter after this many attempts")
+    max_age: float = Field(0, ge=0, description="seconds; 0 = no limit; else dead-letter records that failed for longer")
+    backoff_initial: float = Field(0.5, gt=0, description="seconds before the first retry")
+    backoff_max: float = Field(30, gt=0, description="cap of the exponential backoff, seconds")
+
+
+class DeliveryOverrides(Model):
+    """``pumps.NAME.delivery``: any subset of :class:`Delivery`."""
+
+    queue_records: int | None = Field(None, ge=1)
+    concurrency: int | None = Field(None, ge=1, le=64)
+    max_attempts: int | None = Field(None, ge=0)
+    max_age: float | None = Field(None, ge=0)
+    backoff_initial: float | None = Field(None, gt=0)
+    backoff_max: float | None = Field(None, gt=0)
+
+
+class DeliveryDefaults(Delivery):
+    """Top-level ``delivery``: pump defaults plus the settings of the claim/ack machinery."""
+
+    instance_id: str = Field(default_factory=socket.gethostname, description="names this pump's claims in Redis")
+    namespace: str = Field("pump", min_length=1, description="prefix of the pump's own Redis keys")
+    lease_seconds: float = Field(60, ge=2, description="a claim not renewed for this long is returned to its list")
+    claim_size: int = Field(0, ge=0, description="records per claim; 0 = purge_chunk, or 5000")
+    max_batches_in_flight: int = Field(8, ge=1, description="claimed batches not yet acknowledged, at most")
+
+    @field_validator("instance_id")
+    @classmethod
+    def _no_separator(cls, v: str) -> str:
+        if "|" in v or not v:
+            raise ValueError("must be non-empty and must not contain '|'")
+        return v
+
+
+class Telemetry(Model):
+    """Self-metrics, readiness and shutdown (no Tyk equivalent)."""
+
+    metrics_address: str = Field("", description="host:port for /metrics; empty = served on the health port")
+    ready_failing_after: float = Field(120, gt=0, description="seconds a pump may fail before /ready says 503")
+    shutdown_timeout: float = Field(25, gt=0, description="seconds to finish in-flight batches after SIGTERM")
+    health_bind: str = Field("0.0.0.0", description="interface of the health/metrics listener")
+
+
+class PumpConfig(Model):
+    """One entry of ``pumps``. ``meta`` stays a plain dict here; it is validated per sink type."""
+
+    type: str = ""
+    name: str = ""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=Filters)
+    timeout: float = Field(0, ge=0, description="seconds per write; 0 = no limit")
+    omit_detailed_recording: bool = False
+    max_record_size: int = Field(0, ge=0)
+    ignore_fields: list[str] = Field(default_factory=list)
+    raw_request_decoded: bool = False
+    raw_response_decoded: bool = False
+    delivery: DeliveryOverrides = Field(default_factory=DeliveryOverrides)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        # Tyk configs often carry "filters": null / "meta": null; Go reads those as empty.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class UptimeConfig(Model):
+    """``uptime_pump_config``: Tyk's Mongo and SQL settings merged, plus ``uptime_type``."""
+
+    uptime_type: Literal["mongo", "sql", ""] = "mongo"
+    # Mongo (BaseMongoConf + MongoConf)
+    mongo_url: str = ""
+    collection_name: str = "tyk_uptime_analytics"
+    mongo_use_ssl: bool = False
+    mongo_ssl_insecure_skip_verify: bool = False
+    mongo_ssl_allow_invalid_hostnames: bool = False
+    mongo_ssl_ca_file: str = ""
+    mongo_ssl_pem_keyfile: str = ""
+    mongo_db_type: int = 0
+    omit_index_creation: bool = False
+    mongo_session_consistency: str = ""
+    driver: str = ""
+    mongo_direct_connection: bool = False
+    max_insert_batch_size_bytes: int = 0
+    max_document_size_bytes: int = 0
+    collection_cap_enable: bool = False
+    collection_cap_max_size_bytes: int = 0
+    # SQL (SQLConf)
+    type: str = ""
+    connection_string: str = ""
+    postgres: dict[str, Any] = Field(default_factory=dict)
+    mysql: dict[str, Any] = Field(default_factory=dict)
+    table_sharding: bool = False
+    log_level: str = ""
+    batch_size: int = 0
+    migrate_sharded_tables: bool = False
+    meta_env_prefix: str = ""
+
+
+class Config(Model):
+    """The whole pump file."""
+
+    analytics_storage_type: Literal["redis", ""] = "redis"
+    analytics_storage_config: StorageConfig = Field(default_factory=StorageConfig)
+    purge_delay: float = Field(10, gt=0, description="seconds between drains; Tyk's 0 would never purge")
+    purge_chunk: int = Field(0, ge=0)
+    storage_expiration_time: int = Field(60, ge=0)
+    uptime_pump_config: UptimeConfig | None = None
+    dont_purge_uptime_data: bool = False
+    pumps: dict[str, PumpConfig] = Field(default_factory=dict)
+    health_check_endpoint_name: str = "health"
+    health_check_endpoint_port: int = Field(8083, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+    log_format: Literal["text", "json", "legacy"] = "text"
+    omit_detailed_recording: bool = False
+    max_record_size: int = Field(0, ge=0)
+    # Accepted for compatibility with Tyk pump.conf; see load.NO_EFFECT for what they do here.
+    statsd_connection_string: str = ""
+    statsd_prefix: str = ""
+    enable_http_profiler: bool = False
+    omit_config_file: bool = False
+    raw_request_decoded: bool = False
+    raw_response_decoded: bool = False
+    kv: dict[str, Any] | None = None
+    # Ours.
+    delivery: DeliveryDefaults = Field(default_factory=DeliveryDefaults)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _empty_level(cls, v: Any) -> Any:
+        return "info" if v == "" else v
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _empty_format(cls, v: Any) -> Any:
+        return "text" if v == "" else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+    def claim_size(self) -> int:
+        """Records per claim: ``delivery.claim_size``, else ``purge_chunk``, else 5000 (always bounded)."""
+        return self.delivery.claim_size or self.purge_chunk or 5000
+
+    def delivery_for(self, pump: str) -> Delivery:
+        """The delivery settings of one pump: the defaults with its overrides applied."""
+        base = {k: getattr(self.delivery, k) for k in Delivery.model_fields}
+        overrides = self.pumps[pump].delivery.model_dump(exclude_none=True)
+        return Delivery(**(base | overrides))

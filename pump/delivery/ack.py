@@ -1,0 +1,154 @@
+"""The acknowledgement path: a batch leaves Redis only when no pump owes it anything.
+
+A pump stops owing a batch when it has written it, dead-lettered what it could not write, or
+parked its share in its own Redis backlog. Progress is recorded per pump in Redis
+(``mark_done``), so if the batch comes back after a crash only the pumps that had not finished
+get it again. Redis calls here are retried until they succeed: while Redis is down nothing can be
+acknowledged, and nothing is lost either, because the batch is still in its processing list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.exceptions import BusyLoadingError, ReadOnlyError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pump.delivery.retry import backoff
+from pump.source.redis_list import Claim, RedisSource, SourceKey, backlog_key
+from pump.telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Redis errors worth waiting out: the server is restarting, failing over or unreachable.
+REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OSError)
+
+
+async def until_ok(
+    call: Callable[[], Awaitable[T]],
+    what: str,
+    metrics: Metrics | None = None,
+    max_wait: float = 10.0,
+    on_retry: Callable[[], None] | None = None,
+) -> T:
+    """Run a Redis operation until it succeeds, backing off (capped at ``max_wait`` s) meanwhile.
+
+    Every operation passed here is idempotent (claims and appends carry tokens), so repeating one
+    whose reply was lost is safe. ``on_retry`` lets the claim loop show it is alive while it waits."""
+    attempt = 0
+    while True:
+        try:
+            result = await call()
+            if metrics is not None:
+                metrics.redis_up.set(1)
+            return result
+        except REDIS_TRANSIENT as exc:
+            attempt += 1
+            if metrics is not None:
+                metrics.redis_up.set(0)
+            delay = backoff(attempt, 0.2, max_wait)
+            level = logging.WARNING if attempt in (1, 5) or attempt % 20 == 0 else logging.DEBUG
+            log.log(level, "Redis unavailable; retrying.", extra={"operation": what, "attempt": attempt, "error": str(exc), "retry_in": round(delay, 2)})
+            if on_retry is not None:
+                on_retry()
+            await asyncio.sleep(delay)
+
+
+@dataclass(eq=False)
+class Batch:
+    """A claimed batch after decoding: the records, their payloads, and the pumps that owe it."""
+
+    claim: Claim
+    records: list[Any]
+    raws: list[bytes]
+    pending: set[str]
+    _raw_by_id: dict[str, bytes] | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.claim.batch_id
+
+    @property
+    def key(self) -> SourceKey:
+        return self.claim.key
+
+    def raw_of(self, record_id: str) -> bytes:
+        """The original payload of a record (for dead-letter entries)."""
+        if self._raw_by_id is None:
+            self._raw_by_id = {r.record_id: raw for r, raw in zip(self.records, self.raws, strict=True)}
+        return self._raw_by_id.get(record_id, b"")
+
+
+class Acknowledger:
+    """Tracks the pumps each batch still waits for, and talks to Redis when that changes."""
+
+    def __init__(self, source: RedisSource, metrics: Metrics) -> None:
+        self.source = source
+        self.metrics = metrics
+        #: called once per batch when it leaves this process (acknowledged or returned)
+        self.on_released: Callable[[Batch], None] | None = None
+        self.batches: set[Batch] = set()
+
+    def track(self, batch: Batch) -> None:
+        self.batches.add(batch)
+
+    async def finished(self, batch: Batch, pump: str) -> None:
+        """``pump`` is done with ``batch``; acknowledge the batch if it was the last one."""
+        if pump not in batch.pending:
+            return
+        batch.pending.discard(pump)
+        if batch.pending:
+            await until_ok(lambda: self.source.mark_done(batch.claim, pump), "mark_done", self.metrics)
+        else:
+            await self.ack(batch)
+
+    async def ack(self, batch: Batch) -> None:
+        await until_ok(lambda: self.source.ack(batch.claim), "ack", self.metrics)
+        self.metrics.batch_seconds.observe(time.monotonic() - batch.claim.claimed_at)
+        self.metrics.last_ack.set_to_current_time()
+        self._forget(batch)
+
+    async def park(self, batch: Batch, pump: str) -> None:
+        """Move ``pump``'s share of ``batch`` into its own Redis backlog, then release the batch
+        from it: the other pumps need not wait for a pump that is full or failing."""
+        backlog = pump_backlog(self.source.namespace, pump, batch.key.wire)
+        n = await until_ok(lambda: self.source.park(backlog, batch.id, batch.raws), "park", self.metrics)
+        self.metrics.records_parked.labels(pump).inc(len(batch.raws))
+        log.debug("Parked a batch in a pump's backlog.", extra={"pump": pump, "batch_id": batch.id, "records": n})
+        await self.finished(batch, pump)
+
+    async def release_all(self) -> int:
+        """Shutdown: give every unfinished batch back to the head of its list."""
+        total = 0
+        for batch in list(self.batches):
+            n = await until_ok(lambda b=batch: self.source.release(b.claim), "release", self.metrics, max_wait=2)  # type: ignore[misc]
+            total += max(n, 0)
+            self.metrics.records_requeued.labels("shutdown").inc(max(n, 0))
+            self._forget(batch)
+        return total
+
+    def _forget(self, batch: Batch) -> None:
+        if batch in self.batches:
+            self.batches.discard(batch)
+            if self.on_released is not None:
+                self.on_released(batch)
+
+
+def pump_backlog(namespace: str, pump: str, wire: str) -> SourceKey:
+    """A pump's backlog for one wire format (payloads are parked as they arrived, so their
+    record ids never change)."""
+    key = backlog_key(namespace, pump)
+    if wire == "msgpack":
+        return key
+    return SourceKey(f"{key.name}:{wire}", wire, namespace, key.targets)
+
+
+def pump_backlogs(namespace: str, pump: str) -> list[SourceKey]:
+    return [pump_backlog(namespace, pump, wire) for wire in ("msgpack", "protobuf", "uptime")]

@@ -1,0 +1,128 @@
+"""Dead-letter lists: records that could not be decoded, and records a pump gave up on.
+
+Each entry is a JSON document with the reason, the time, the attempts and the original payload
+(base64), so a person can see why and ``pump deadletter replay`` can send it again once the
+cause is fixed. Keys: ``<namespace>:deadletter:<pump>`` and ``<namespace>:deadletter:undecodable``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+UNDECODABLE = "undecodable"
+
+
+def deadletter_key(namespace: str, pump: str) -> str:
+    return f"{namespace}:deadletter:{pump}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    pump: str
+    reason: str
+    source: str
+    wire: str
+    batch_id: str
+    attempts: int
+    payload: bytes
+    record_id: str = ""
+    time: str = ""
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "record_id": self.record_id,
+                "pump": self.pump,
+                "reason": self.reason,
+                "time": self.time or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "attempts": self.attempts,
+                "source": self.source,
+                "wire": self.wire,
+                "batch_id": self.batch_id,
+                "payload": base64.b64encode(self.payload).decode(),
+            }
+        )
+
+    @staticmethod
+    def decode(raw: bytes | str) -> Entry:
+        doc: dict[str, Any] = orjson.loads(raw)
+        return Entry(
+            pump=doc.get("pump", ""),
+            reason=doc.get("reason", ""),
+            source=doc.get("source", ""),
+            wire=doc.get("wire", "msgpack"),
+            batch_id=doc.get("batch_id", ""),
+            attempts=int(doc.get("attempts", 0)),
+            payload=base64.b64decode(doc.get("payload", "")),
+            record_id=doc.get("record_id", ""),
+            time=doc.get("time", ""),
+        )
+
+
+def encode_all(entries: Iterable[Entry]) -> list[bytes]:
+    return [e.encode() for e in entries]
+
+
+# --- `pump deadletter list | replay | purge` -----------------------------------------------------
+
+
+async def run_deadletter(config: Any, action: str, pump: str | None, limit: int) -> int:
+    """Inspect, re-inject or delete dead-lettered records.
+
+    ``replay`` sends a pump's entries back to that pump only (through its backlog, so the other
+    pumps do not get them twice); undecodable payloads go back to the gateway list they came
+    from, for a pump whose decoder has since been fixed.
+    """
+    import secrets
+
+    from pump.delivery.ack import pump_backlog
+    from pump.source.connect import connect
+    from pump.source.redis_list import RedisSource
+
+    ns = config.delivery.namespace
+    redis = connect(config.analytics_storage_config)
+    try:
+        if pump:
+            keys = [deadletter_key(ns, pump)]
+        else:
+            found = [k.decode() if isinstance(k, bytes) else k async for k in redis.scan_iter(match=deadletter_key(ns, "*"))]
+            keys = sorted(k for k in found if ":g:" not in k)
+        if not keys:
+            print("No dead-letter lists.")
+            return 0
+        source = RedisSource(redis, ns, config.delivery.instance_id, config.delivery.lease_seconds)
+        for key in keys:
+            name = key.rsplit(":", 1)[-1]
+            total = int(await redis.llen(key))
+            if action == "list":
+                print(f"{key}: {total} entr{'y' if total == 1 else 'ies'}")
+                for raw in await redis.lrange(key, max(0, total - limit), -1) if total else []:
+                    e = Entry.decode(raw)
+                    print(f"  {e.time}  {e.record_id or '-':32}  attempts={e.attempts}  from={e.source}\n      {e.reason}")
+            elif action == "purge":
+                await redis.delete(key)
+                print(f"{key}: purged {total} entries")
+            elif action == "replay" and total:
+                entries = [Entry.decode(raw) for raw in await redis.lrange(key, 0, total - 1)]
+                if name == UNDECODABLE:
+                    pipe = redis.pipeline(transaction=False)
+                    for e in entries:
+                        pipe.rpush(e.source, e.payload)
+                    await pipe.execute()
+                else:
+                    by_wire: dict[str, list[bytes]] = {}
+                    for e in entries:
+                        by_wire.setdefault(e.wire, []).append(e.payload)
+                    for wire, raws in by_wire.items():
+                        await source.park(pump_backlog(ns, name, wire), f"replay-{secrets.token_hex(8)}", raws)
+                await redis.ltrim(key, total, -1)
+                print(f"{key}: replayed {total} entries to {'their source lists' if name == UNDECODABLE else f'pump {name}'}")
+        return 0
+    finally:
+        await redis.aclose()

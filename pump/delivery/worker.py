@@ -1,0 +1,332 @@
+"""One worker per pump: a bounded queue, a write timeout, retries, poison isolation, dead letters.
+
+Each pump is independent: a slow or failing pump fills only its own queue. When the queue is full,
+or while the pump is failing, its share of new batches is parked in its own Redis backlog
+(``ack.Acknowledger.park``) and the other pumps carry on; the worker drains that backlog once it
+has room again. Memory stays bounded by ``queue_records`` per pump whatever the backlog.
+
+What happens when a write fails depends on the error (``pump.errors``):
+
+* ``RetriableError`` (and write timeouts): wait (full-jitter backoff) and write the same records
+  again, forever by default, or until ``max_attempts``/``max_age`` sends them to the dead letters;
+* ``RejectedRecords``: dead-letter the records the server refused, retry the ones it asks for;
+* anything else: the batch holds a record the sink cannot take, so split it in halves and write
+  each, down to the single bad record, which is dead-lettered with the error as the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pump.config.model import Delivery
+from pump.delivery.ack import Acknowledger, Batch, pump_backlogs, until_ok
+from pump.delivery.deadletter import Entry, deadletter_key
+from pump.delivery.retry import RetryState
+from pump.errors import RejectedRecords, RetriableError
+from pump.sinks.base import Sink, SinkBatch
+from pump.telemetry.metrics import Metrics
+from pump.transforms import View
+
+if TYPE_CHECKING:
+    from pump.delivery.fanout import Fanout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Work:
+    batch: Batch
+    records: Sequence[Any]
+
+
+class ParkRequested(Exception):
+    """Internal: in ``--once`` mode a failing pump parks its work instead of retrying forever."""
+
+
+class PumpWorker:
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        view: View,
+        policy: Delivery,
+        timeout: float,
+        metrics: Metrics,
+        acks: Acknowledger,
+        namespace: str,
+        once: bool = False,
+        once_patience: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.sink = sink
+        self.view = view
+        self.policy = policy
+        self.timeout = timeout
+        self.metrics = metrics
+        self.acks = acks
+        self.namespace = namespace
+        self.once = once
+        self.once_patience = once_patience
+        self.queue: deque[Work] = deque()
+        self.queued_records = 0
+        self.busy = 0
+        self.started = False
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self.fanout: Fanout | None = None
+        self.backlogs = pump_backlogs(namespace, name)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.gave_up_records = 0
+        self.delivered = 0
+
+    # -- intake ----------------------------------------------------------------------------------
+
+    async def offer(self, batch: Batch) -> None:
+        """Take this pump's view of a batch, or park it if the pump is full or failing."""
+        records = self.view(batch.records)
+        filtered = len(batch.records) - len(records)
+        if filtered:
+            self.metrics.records_filtered.labels(self.name).inc(filtered)
+        if not records:
+            await self.acks.finished(batch, self.name)
+            return
+        full = self.queued_records + len(records) > self.policy.queue_records and self.queued_records + self.busy > 0
+        if self.failing_since is not None or full or self._stopping:
+            await self.acks.park(batch, self.name)
+            return
+        self.queue.append(Work(batch, records))
+        self.queued_records += len(records)
+        self.metrics.queue_records.labels(self.name).set(self.queued_records)
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Wake the worker to look at its backlog now instead of at its next poll."""
+        self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and self.busy == 0
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"pump-{self.name}-{i}") for i in range(self.policy.concurrency)]
+
+    async def stop(self, deadline: float) -> None:
+        """Stop taking work; give in-flight writes until ``deadline`` (monotonic) to finish."""
+        self._stopping = True
+        self._stop.set()
+        self._wake.set()
+        remaining = max(0.0, deadline - time.monotonic())
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=remaining)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await self.sink.close()
+        except Exception as exc:  # closing must not hide the shutdown summary
+            log.warning("Pump did not close cleanly.", extra={"pump": self.name, "error": str(exc)})
+
+    async def _ensure_started(self) -> bool:
+        """Connect the sink, retrying with backoff: a server that is down at start is an outage
+        like any other, not a reason to exit. False if asked to stop first."""
+        state = RetryState(self.policy)
+        while not self.started:
+            try:
+                await self.sink.start()
+                self.started = True
+                self._recovered()
+            except Exception as exc:
+                state.failed(f"{type(exc).__name__}: {exc}")
+                self._failed(state.last_error)
+                await self._park_queue()
+                if self.once and self._patience_over():
+                    raise ParkRequested from exc
+                await self._sleep(state.delay())
+                if self._stopping:
+                    return False
+        return True
+
+    async def _run(self) -> None:
+        while not self._stopping or self.queue:
+            work = await self._next()
+            if work is None:
+                if self._stopping:
+                    return
+                continue
+            self.busy += 1
+            try:
+                if not await self._ensure_started():
+                    return  # stopping: the batch stays unacknowledged and is returned to its list
+                await self._deliver(work)
+                await self.acks.finished(work.batch, self.name)
+            except ParkRequested:
+                await self.acks.park(work.batch, self.name)
+            finally:
+                self.busy -= 1
+                self.queued_records -= len(work.records)
+                self.metrics.queue_records.labels(self.name).set(self.queued_records)
+
+    async def _next(self) -> Work | None:
+        if self.queue:
+            return self.queue.popleft()
+        if not self._stopping and not self.failing and self.fanout is not None and not self.fanout.stopping:
+            if await self.fanout.claim_backlog(self):
+                return self.queue.popleft() if self.queue else None
+        self._wake.clear()
+        if self._stopping:
+            return None
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self.fanout.poll_interval if self.fanout else 1.0)
+        except TimeoutError:
+            pass
+        return None
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def _deliver(self, work: Work) -> None:
+        """Write one batch to the sink, splitting and retrying until every record is written or
+        dead-lettered."""
+        parts: list[tuple[str, Sequence[Any]]] = [(work.batch.id, work.records)]
+        state = RetryState(self.policy)
+        while parts:
+            part_id, records = parts.pop()
+            try:
+                await self._write(part_id, records, work.batch)
+                state = RetryState(self.policy)
+            except RetriableError as exc:
+                state.failed(str(exc))
+                self._count_failure(records, exc)
+                if state.exhausted():
+                    await self._dead_letter(work.batch, records, state.give_up_reason(), state.attempts)
+                    continue
+                if self.once and self._patience_over():
+                    raise ParkRequested from exc
+                parts.append((part_id, records))
+                await self._park_queue()
+                await self._sleep(state.delay())
+                self.metrics.retries.labels(self.name).inc()
+            except RejectedRecords as exc:
+                self._count_failure(records, exc)
+                bad = [records[i] for i in sorted(exc.rejected) if 0 <= i < len(records)]
+                for i in sorted(exc.rejected):
+                    if 0 <= i < len(records):
+                        await self._dead_letter(work.batch, [records[i]], exc.rejected[i], state.attempts + 1)
+                retry = [records[i] for i in exc.retry if 0 <= i < len(records)]
+                if retry:
+                    state.failed(f"{len(retry)} record(s) to retry")
+                    if state.exhausted():
+                        await self._dead_letter(work.batch, retry, state.give_up_reason(), state.attempts)
+                        continue
+                    parts.append((f"{part_id}.r{state.attempts}", retry))
+                    await self._sleep(state.delay())
+                    self.metrics.retries.labels(self.name).inc()
+                written = len(records) - len(bad) - len(retry)
+                if written > 0:
+                    self._count_success(written)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._count_failure(records, exc)
+                reason = f"{type(exc).__name__}: {exc}"
+                if len(records) == 1:
+                    await self._dead_letter(work.batch, records, reason, state.attempts + 1)
+                    continue
+                mid = len(records) // 2
+                log.warning(
+                    "Write refused; splitting the batch to isolate the bad record.",
+                    extra={"pump": self.name, "batch_id": part_id, "records": len(records), "error": reason},
+                )
+                parts.append((f"{part_id}.1", records[mid:]))
+                parts.append((f"{part_id}.0", records[:mid]))
+
+    async def _write(self, part_id: str, records: Sequence[Any], batch: Batch) -> None:
+        started = time.monotonic()
+        sink_batch = SinkBatch(part_id, records, batch.key.name)
+        try:
+            if self.timeout > 0:
+                async with asyncio.timeout(self.timeout):
+                    await self.sink.write(sink_batch)
+            else:
+                await self.sink.write(sink_batch)
+        except TimeoutError as exc:
+            raise RetriableError(f"write timed out after {self.timeout:g} s") from exc
+        self.metrics.write_seconds.labels(self.name).observe(time.monotonic() - started)
+        self._count_success(len(records))
+
+    def _count_success(self, n: int) -> None:
+        self.delivered += n
+        self.metrics.records_delivered.labels(self.name).inc(n)
+        self.metrics.last_success.labels(self.name).set_to_current_time()
+        self._recovered()
+
+    def _count_failure(self, records: Sequence[Any], exc: Exception) -> None:
+        self.metrics.records_failed.labels(self.name).inc(len(records))
+        if isinstance(exc, RetriableError):
+            self._failed(str(exc))
+
+    def _failed(self, error: str) -> None:
+        self.last_error = error
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            self.metrics.pump_failing.labels(self.name).set(1)
+            log.warning("Pump is failing; its new batches go to its Redis backlog meanwhile.", extra={"pump": self.name, "error": error})
+        else:
+            log.debug("Pump still failing.", extra={"pump": self.name, "error": error})
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            log.info(
+                "Pump recovered.",
+                extra={"pump": self.name, "failed_for_s": round(time.monotonic() - self.failing_since, 1)},
+            )
+            self.failing_since = None
+            self.metrics.pump_failing.labels(self.name).set(0)
+
+    def _patience_over(self) -> bool:
+        return self.failing_since is not None and time.monotonic() - self.failing_since >= self.once_patience
+
+    async def _park_queue(self) -> None:
+        """While failing, queued batches wait in Redis rather than in this process's memory, and
+        the batches they belong to can be acknowledged for the other pumps."""
+        while self.queue:
+            work = self.queue.popleft()
+            self.queued_records -= len(work.records)
+            await self.acks.park(work.batch, self.name)
+        self.metrics.queue_records.labels(self.name).set(self.queued_records)
+
+    async def _dead_letter(self, batch: Batch, records: Sequence[Any], reason: str, attempts: int) -> None:
+        entries = [
+            Entry(self.name, reason, batch.key.name, batch.key.wire, batch.id, attempts, batch.raw_of(r.record_id), r.record_id).encode()
+            for r in records
+        ]
+        key = deadletter_key(self.namespace, self.name)
+        guard = f"{batch.id}:{self.name}:{records[0].record_id}:{len(records)}"
+        await until_ok(lambda: self.acks.source.append_once(key, guard, entries), "dead-letter", self.metrics)  # type: ignore[arg-type]
+        self.metrics.records_deadlettered.labels(self.name).inc(len(records))
+        self.gave_up_records += len(records)
+        log.error(
+            "Records dead-lettered.",
+            extra={"pump": self.name, "records": len(records), "reason": reason[:300], "list": key},
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake early when asked to stop (shutdown must not wait out a long backoff)."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,65 @@
+"""Every error the pump raises on purpose, grouped by what the caller should do about it.
+
+```
+PumpError
+├── ConfigError          .errors: list[str]; `pump validate` prints each and exits 78
+├── SourceError          Redis unreachable or a script failed; the loop backs off, never exits
+├── DecodeError          one payload that is not a Tyk record; it is dead-lettered and counted
+└── SinkError            .pump (set by the delivery layer)
+    ├── RetriableError   timeouts, refused connections, 429/5xx: retry the same batch with backoff
+    ├── BatchDataError   the server refused the batch because of its data, without saying which
+    │                    record: the delivery layer splits the batch to find the bad ones
+    └── RejectedRecords  the server said exactly which records it refused for good (and which
+                         may be retried); the rest of the batch is delivered
+```
+
+Any other exception escaping a sink's ``write`` is treated like ``BatchDataError``: a bug that
+trips over one record must not block every record behind it, and bisecting ends with only the
+offending record in the dead-letter list, where it can be inspected and replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class PumpError(Exception):
+    """Base of all errors raised deliberately by the pump."""
+
+
+class ConfigError(PumpError):
+    """The configuration is invalid; ``errors`` holds one actionable line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+class SourceError(PumpError):
+    """Claiming from or acknowledging to Redis failed; the batch stays where it was."""
+
+
+class DecodeError(PumpError):
+    """A payload could not be decoded as a Tyk analytics record."""
+
+
+class SinkError(PumpError):
+    """A sink could not write (part of) a batch."""
+
+
+class RetriableError(SinkError):
+    """A transient failure: the same write may succeed later (network, timeouts, 429, 5xx)."""
+
+
+class BatchDataError(SinkError):
+    """The server refused the batch because of its content, without naming the record."""
+
+
+class RejectedRecords(SinkError):
+    """A partial failure: ``rejected`` maps batch index → reason for records refused for good;
+    ``retry`` lists batch indexes that failed transiently and should be written again."""
+
+    def __init__(self, rejected: Mapping[int, str], retry: list[int] | None = None, message: str = "") -> None:
+        self.rejected = dict(rejected)
+        self.retry = list(retry or [])
+        super().__init__(message or f"{len(self.rejected)} record(s) rejected, {len(self.retry)} to retry")

@@ -1,0 +1,323 @@
+"""Claim, acknowledge, park and reclaim batches of records on Redis lists.
+
+Tyk Pump reads with ``LRANGE``+``LTRIM`` and the records are gone before any sink has them
+(tyk-pump.md §1.5). Here a batch moves atomically into a processing list owned by this instance
+under a lease (``scripts.CLAIM``) and is deleted only when every pump has it (``ack``). A batch
+whose owner died goes back to the head of its list, in order, when its lease expires
+(``reap``); a restarted instance returns its own unfinished batches at once (``adopt_own``).
+The scripts' docstring describes the keys.
+
+This module knows nothing about sinks: it hands out :class:`Claim` objects and is told when a
+pump has finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from pump.source import scripts
+
+log = logging.getLogger(__name__)
+
+AnyRedis = Redis | RedisCluster
+
+#: Gateway list names under the key prefix, in the order Tyk polls them (tyk-pump.md §1.1).
+BASE_LIST = "tyk-system-analytics"
+UPTIME_LIST = "host-checker:tyk-uptime-analytics"
+_HASHTAG = re.compile(r"\{([^}]+)\}")
+
+
+def gateway_lists(prefix: str) -> list[tuple[str, str]]:
+    """The 22 analytics lists as (key, wire format), in Tyk's polling order."""
+    out: list[tuple[str, str]] = []
+    for suffix in ["", *(f"_{i}" for i in range(10))]:
+        out.append((f"{prefix}{BASE_LIST}{suffix}", "msgpack"))
+        out.append((f"{prefix}{BASE_LIST}{suffix}_protobuf", "protobuf"))
+    return out
+
+
+def hash_tag(key: str) -> str:
+    """The prefix that puts our helper keys in ``key``'s Redis Cluster slot.
+
+    A key without braces hashes as a whole, so wrapping it in braces gives the same slot; a key
+    that already has a ``{tag}`` hashes by that tag, which our keys then repeat verbatim."""
+    return key if _HASHTAG.search(key) else "{" + key + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKey:
+    """One list the pump drains. ``targets`` is None for "every analytics pump"."""
+
+    name: str
+    wire: str
+    namespace: str
+    targets: frozenset[str] | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"{hash_tag(self.name)}:{self.namespace}"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.tag}:leases"
+
+    @property
+    def marks(self) -> str:
+        return f"{self.tag}:marks"
+
+    @property
+    def batches(self) -> str:
+        return f"{self.tag}:batches"
+
+    def proc(self, token: str) -> str:
+        return f"{self.tag}:p:{token}"
+
+    def done(self, batch_id: str) -> str:
+        return f"{self.tag}:d:{batch_id}"
+
+
+@dataclass(slots=True)
+class Claim:
+    """A batch this instance owns until it acknowledges or returns it."""
+
+    key: SourceKey
+    token: str
+    batch_id: str
+    member: str
+    raws: list[bytes]
+    done: set[str] = field(default_factory=set)
+    claimed_at: float = field(default_factory=time.monotonic)
+
+
+def backlog_key(namespace: str, pump: str) -> SourceKey:
+    """A pump's own durable backlog: its share of batches it could not take in time."""
+    return SourceKey(f"{namespace}:backlog:{pump}", "msgpack", namespace, frozenset({pump}))
+
+
+class RedisSource:
+    """The claim/ack protocol for any number of lists on one Redis (or Redis Cluster)."""
+
+    def __init__(self, redis: AnyRedis, namespace: str, instance_id: str, lease_seconds: float) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.instance_id = instance_id
+        self.lease_ms = int(lease_seconds * 1000)
+        self.inflight: dict[str, Claim] = {}  # token → claim
+        self._token = secrets.token_hex(4)
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._ack = redis.register_script(scripts.ACK)
+        self._requeue = redis.register_script(scripts.REQUEUE)
+        self._park = redis.register_script(scripts.PARK)
+        self._append_once = redis.register_script(scripts.APPEND_ONCE)
+
+    # -- instance registration -----------------------------------------------------------------
+
+    @property
+    def instance_key(self) -> str:
+        return f"{self.namespace}:instance:{self.instance_id}"
+
+    async def register(self) -> bool:
+        """Claim the instance id. Returns True if a previous incarnation of this instance died
+        without cleaning up (its batches are then returned at once by :meth:`adopt_own`).
+
+        Raises RuntimeError if another live process on this host uses the same instance id:
+        two processes sharing an id would return each other's batches.
+        """
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "token": self._token}
+        ttl = max(self.lease_ms, 2000)
+        if await self.redis.set(self.instance_key, json.dumps(me), nx=True, px=ttl):
+            return False
+        raw = await self.redis.get(self.instance_key)
+        other = json.loads(raw) if raw else {}
+        if other.get("token") != self._token and other.get("host") == me["host"]:
+            pid = int(other.get("pid", 0))
+            if pid != me["pid"] and _pid_alive(pid):
+                raise RuntimeError(
+                    f"another pump process (pid {pid}) on this host uses instance_id {self.instance_id!r}; "
+                    "give each process its own delivery.instance_id"
+                )
+        elif other.get("host") not in (None, me["host"]):
+            raise RuntimeError(
+                f"instance_id {self.instance_id!r} is in use by a pump on host {other.get('host')!r}; give each "
+                f"pump its own delivery.instance_id (or wait {self.lease_ms // 1000} s if that pump is gone)"
+            )
+        await self.redis.set(self.instance_key, json.dumps(me), px=ttl)
+        return True
+
+    async def heartbeat(self) -> int:
+        """Renew the instance key and every lease in flight; return how many leases were lost
+        (reaped by another instance because this one stalled past its lease)."""
+        deadline = _now_ms() + self.lease_ms
+        claims = list(self.inflight.values())
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.instance_key, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self._token}), px=max(self.lease_ms, 2000))
+        for c in claims:
+            pipe.zadd(c.key.leases, {c.member: deadline}, xx=True, ch=True)
+        results = await pipe.execute()
+        lost = 0
+        for c, changed in zip(claims, results[1:], strict=True):
+            if not changed and await self.redis.zscore(c.key.leases, c.member) is None:
+                lost += 1
+                log.warning("Lease lost: another instance returned this batch to its list.", extra={"batch_id": c.batch_id, "source": c.key.name})
+        return lost
+
+    async def unregister(self) -> None:
+        raw = await self.redis.get(self.instance_key)
+        if raw and json.loads(raw).get("token") == self._token:
+            await self.redis.delete(self.instance_key)
+
+    # -- claim / ack -----------------------------------------------------------------------------
+
+    async def claim(self, key: SourceKey, count: int) -> Claim | None:
+        """Move up to ``count`` records (or exactly one returned batch) into a processing list."""
+        token = secrets.token_hex(8)
+        member = f"{self.instance_id}|{token}"
+        batch_id, raws = await self._claim(
+            keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
+            args=[count, token, member, _now_ms() + self.lease_ms],
+        )
+        if not raws:
+            return None
+        batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
+        done = await self.redis.hkeys(key.done(batch_id))
+        claim = Claim(key, token, batch_id, member, list(raws), {d.decode() if isinstance(d, bytes) else d for d in done})
+        self.inflight[token] = claim
+        return claim
+
+    async def mark_done(self, claim: Claim, pump: str) -> None:
+        """Record durably that ``pump`` has finished this batch (skipped if it comes back)."""
+        claim.done.add(pump)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(claim.key.done(claim.batch_id), pump, "1")
+        pipe.expire(claim.key.done(claim.batch_id), 7 * 86400)
+        await pipe.execute()
+
+    async def ack(self, claim: Claim) -> None:
+        """Every pump has the batch: delete it from Redis for good."""
+        await self._ack(
+            keys=[claim.key.leases, claim.key.batches, claim.key.proc(claim.token), claim.key.done(claim.batch_id)],
+            args=[claim.member, claim.token],
+        )
+        self.inflight.pop(claim.token, None)
+
+    async def release(self, claim: Claim) -> int:
+        """Give an unfinished batch back to the head of its list now (shutdown, or lost interest)."""
+        n = await self._requeue_member(claim.key, claim.member, force=True)
+        self.inflight.pop(claim.token, None)
+        return n
+
+    async def _requeue_member(self, key: SourceKey, member: str, force: bool) -> int:
+        token = member.rsplit("|", 1)[-1]
+        batch_id = await self.redis.hget(key.batches, token)
+        batch_id = batch_id.decode() if isinstance(batch_id, bytes) else (batch_id or token)
+        return int(
+            await self._requeue(
+                keys=[key.name, key.leases, key.marks, key.batches, key.proc(token), key.done(batch_id)],
+                args=[member, token, _now_ms(), "1" if force else "0"],
+            )
+        )
+
+    async def reap(self, keys: Iterable[SourceKey], limit: int = 100) -> int:
+        """Return batches whose lease expired (their instance died or stalled) to their lists."""
+        total = 0
+        now = _now_ms()
+        mine = {c.member for c in self.inflight.values()}
+        for key in keys:
+            expired = await self.redis.zrangebyscore(key.leases, "-inf", now, start=0, num=limit)
+            for raw in expired:
+                member = raw.decode() if isinstance(raw, bytes) else raw
+                if member in mine:
+                    continue
+                n = await self._requeue_member(key, member, force=False)
+                if n > 0:
+                    total += n
+                    log.warning(
+                        "Returned an abandoned batch to its list.",
+                        extra={"source": key.name, "owner": member.split("|", 1)[0], "records": n},
+                    )
+        return total
+
+    async def adopt_own(self, keys: Iterable[SourceKey]) -> int:
+        """At start: return every batch a previous incarnation of this instance left claimed."""
+        total = 0
+        prefix = f"{self.instance_id}|"
+        for key in keys:
+            async for raw, _score in self.redis.zscan_iter(key.leases, match=_glob_escape(prefix) + "*"):
+                member = raw.decode() if isinstance(raw, bytes) else raw
+                total += max(0, await self._requeue_member(key, member, force=True))
+        if total:
+            log.info("Returned batches left claimed by this instance's previous run.", extra={"records": total})
+        return total
+
+    # -- parking and dead letters ----------------------------------------------------------------
+
+    async def park(self, backlog: SourceKey, batch_id: str, raws: list[bytes]) -> int:
+        """Append one batch's records to a pump's backlog as a marked chunk (idempotent)."""
+        if not raws:
+            return 0
+        return int(
+            await self._park(
+                keys=[backlog.name, backlog.marks, f"{backlog.tag}:g:{batch_id}"],
+                args=[batch_id, *raws],
+            )
+        )
+
+    async def append_once(self, key: str, guard_id: str, entries: list[bytes | str]) -> int:
+        """Append entries to a list once per ``guard_id`` (a retried call adds nothing)."""
+        if not entries:
+            return 0
+        guard = f"{hash_tag(key)}:{self.namespace}:g:{guard_id}"
+        return int(await self._append_once(keys=[key, guard], args=entries))
+
+    async def lengths(self, names: list[str]) -> list[int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(name)
+        return [int(n) for n in await pipe.execute()]
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest batch still in flight was claimed (0 when none)."""
+        if not self.inflight:
+            return 0.0
+        return time.monotonic() - min(c.claimed_at for c in self.inflight.values())
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+__all__ = [
+    "UPTIME_LIST",
+    "Claim",
+    "RedisSource",
+    "SourceKey",
+    "backlog_key",
+    "gateway_lists",
+    "hash_tag",
+]

@@ -1,0 +1,1 @@
+"""Self-observation: Prometheus metrics, logs, and the health/readiness/metrics endpoints."""

@@ -1,0 +1,387 @@
+"""Real servers for the test-suite: install if missing, build (cached), start and stop on 127.0.0.1.
+
+Every sink is tested against the real thing, never a mock, and CI starts on a fresh machine where
+nothing is running and maybe nothing is installed. So each server module here knows how to obtain
+its server from the package registries this machine can reach (Debian apt, the Go module proxy,
+Maven Central), how to cache the expensive part under ``${PUMP_TEST_CACHE:-~/.cache/pump-test}``
+(outside the checkout, so it survives ``git clean`` and is shared by worktrees), and how to start a
+private instance on a free port whose files live in the caller's work directory.
+
+A developer who already runs a server can point the suite at it instead: when the environment
+variable listed in :data:`ENV_VARS` is set, :func:`start` returns a :class:`Server` with that URL and
+``external=True``, starts nothing, and ``stop()`` leaves it alone.
+
+Usage::
+
+    from tests import servers
+    srv = servers.start("redis", tmp_path)
+    try:
+        ...  # use srv.url
+    finally:
+        srv.stop()
+
+or ``python -m tests.servers redis`` to run one in the foreground (see ``__main__.py``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import dataclasses
+import fcntl
+import hashlib
+import importlib
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+__all__ = [
+    "ENV_VARS",
+    "SERVER_NAMES",
+    "Server",
+    "ServerError",
+    "cache_root",
+    "free_port",
+    "start",
+]
+
+#: Environment variable that replaces each server by one the user already runs.
+ENV_VARS: dict[str, str] = {
+    "redis": "PUMP_TEST_REDIS_URL",
+    "postgres": "PUMP_TEST_POSTGRES_DSN",
+    "mongo": "PUMP_TEST_MONGO_URL",
+    "elastic": "PUMP_TEST_ELASTIC_URL",
+    "elastic7": "PUMP_TEST_ELASTIC7_URL",
+}
+
+#: Which module implements each server name (module ``tests.servers.<value>``, function ``start_<key>``).
+_MODULES: dict[str, str] = {
+    "redis": "redis",
+    "postgres": "postgres",
+    "mongo": "ferretdb",
+    "elastic": "opensearch",
+    "elastic7": "opensearch",
+}
+
+SERVER_NAMES: tuple[str, ...] = tuple(_MODULES)
+
+
+class ServerError(RuntimeError):
+    """A server could not be installed, built or started; the message carries the log tail."""
+
+
+@dataclasses.dataclass(eq=False)
+class Server:
+    """A running server: either one this process started, or an external one from the environment.
+
+    ``process`` is exposed so crash tests can ``os.kill(server.pid, signal.SIGKILL)``; ``stop()``
+    copes with a process that is already dead. ``port``, ``workdir`` and ``log_path`` let a test
+    restart a server on the same port and files (e.g. Redis with ``appendonly=True``).
+    """
+
+    name: str
+    url: str
+    external: bool
+    process: subprocess.Popen[bytes] | None = None
+    port: int | None = None
+    workdir: pathlib.Path | None = None
+    log_path: pathlib.Path | None = None
+    #: Signal that shuts this server down cleanly (PostgreSQL wants SIGINT for a fast shutdown).
+    stop_signal: int = signal.SIGTERM
+    #: Seconds to wait after ``stop_signal`` before falling back to SIGKILL.
+    stop_timeout: float = 30.0
+    #: Called once after the process has exited (e.g. to publish a JVM class-data archive).
+    on_stopped: Callable[[Server], None] | None = dataclasses.field(default=None, repr=False)
+    _stopped: bool = dataclasses.field(default=False, init=False, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the server process this object started, ``None`` for an external server."""
+        return self.process.pid if self.process is not None else None
+
+    def stop(self) -> None:
+        """Stop the process this object started (never an external server); safe to call twice.
+
+        Sends :attr:`stop_signal`, waits :attr:`stop_timeout` seconds, then SIGKILLs so that no
+        server (in particular no 500 MB JVM) outlives the test run.
+        """
+        with self._lock:
+            if self._stopped or self.external or self.process is None:
+                self._stopped = True
+                return
+            self._stopped = True
+            _terminate(self.process, self.stop_signal, self.stop_timeout)
+            _RUNNING.discard(self)
+            if self.on_stopped is not None:
+                self.on_stopped(self)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start(name: str, workdir: pathlib.Path, **options: object) -> Server:
+    """Start server ``name`` (see :data:`SERVER_NAMES`) with its files under ``workdir``.
+
+    When the server's environment variable (:data:`ENV_VARS`) is set, nothing is started and an
+    external :class:`Server` carrying that URL is returned. Otherwise the server is installed or
+    built if needed, started on ``options["port"]`` or a free port, and returned once it answers
+    real requests. Raises :class:`ServerError` (with the log tail) if it does not come up.
+    """
+    if name not in _MODULES:
+        raise ValueError(f"unknown server {name!r}; expected one of {', '.join(SERVER_NAMES)}")
+    env_url = os.environ.get(ENV_VARS[name], "").strip()
+    if env_url:
+        return Server(name=name, url=env_url, external=True)
+    workdir = pathlib.Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    starter: Callable[..., Server] = getattr(module, f"start_{name}")
+    return starter(workdir, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the server modules.
+# --------------------------------------------------------------------------------------------
+
+#: Servers started by this process and not yet stopped; stopped at interpreter exit as a safety net.
+_RUNNING: set[Server] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Stop servers a test forgot to stop, so a finished pytest run leaves no process behind."""
+    for server in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+def cache_root() -> pathlib.Path:
+    """Directory for builds and prepared data shared by all runs: ``$PUMP_TEST_CACHE`` or ``~/.cache/pump-test``."""
+    configured = os.environ.get("PUMP_TEST_CACHE", "").strip()
+    root = pathlib.Path(configured).expanduser() if configured else pathlib.Path.home() / ".cache" / "pump-test"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<cache>/<name>.lock`` so parallel test workers build only once."""
+    lock_path = cache_root() / f"{name}.lock"
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def hash_files(paths: Iterable[pathlib.Path], *extra: str) -> str:
+    """Short content hash of ``paths`` (names and bytes) plus ``extra`` strings, used as a cache key."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0 and let the kernel pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: pathlib.Path | None, lines: int = 60) -> str:
+    """The last ``lines`` lines of a log file, for error messages ("" if there is none)."""
+    if path is None or not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 64 * 1024))
+        text = handle.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def run_checked(cmd: Sequence[str], *, what: str, timeout: float, **kwargs: object) -> str:
+    """Run a setup command (build, install, initdb), returning stdout; raise ServerError with its output on failure."""
+    try:
+        result = subprocess.run(
+            list(cmd),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except FileNotFoundError as exc:
+        raise ServerError(f"{what}: {cmd[0]} not found ({exc})") from exc
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode("utf-8", "replace")[-4000:]
+        raise ServerError(f"{what}: timed out after {timeout:.0f}s: {' '.join(cmd)}\n{out}") from exc
+    output = result.stdout.decode("utf-8", "replace")
+    if result.returncode != 0:
+        raise ServerError(f"{what}: exit code {result.returncode}: {' '.join(cmd)}\n{output[-4000:]}")
+    return output
+
+
+def as_root_prefix() -> list[str]:
+    """``[]`` when running as root, else ``["sudo", "-n"]`` (for apt-get); raise if neither works."""
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo"):
+        return ["sudo", "-n"]
+    raise ServerError("installing packages needs root or sudo")
+
+
+def apt_install(packages: Sequence[str]) -> None:
+    """``apt-get install -y`` the Debian packages (running ``apt-get update`` first only if needed).
+
+    Serialised through a cache lock because two test workers running apt at once fail on dpkg's lock.
+    A fresh machine often has empty package lists, hence the retry after ``apt-get update``.
+    """
+    prefix = as_root_prefix()
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = [*prefix, "apt-get", "install", "-y", "-q", *packages]
+    with cache_lock("apt"):
+        try:
+            run_checked(install, what=f"apt-get install {' '.join(packages)}", timeout=900, env=env)
+        except ServerError:
+            run_checked([*prefix, "apt-get", "update", "-q"], what="apt-get update", timeout=900, env=env)
+            run_checked(install, what=f"apt-get install {' '.join(packages)}", timeout=900, env=env)
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC: ctypes.CDLL | None = None
+
+
+def _die_with_parent() -> None:
+    """``preexec_fn``: ask Linux to SIGTERM the child when the starting thread dies (e.g. pytest is killed)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def launch(
+    name: str,
+    cmd: Sequence[str],
+    *,
+    url: str,
+    port: int,
+    workdir: pathlib.Path,
+    log_path: pathlib.Path,
+    stop_signal: int = signal.SIGTERM,
+    stop_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    on_stopped: Callable[[Server], None] | None = None,
+) -> Server:
+    """Start a server process (stdout+stderr appended to ``log_path``) and return its :class:`Server`.
+
+    The child gets its own session, so a Ctrl-C aimed at pytest or ``python -m tests.servers`` does
+    not hit the server before we stop it in order. When called from the main thread it also gets a
+    parent-death signal so a SIGKILLed test run does not leave servers behind. The kernel delivers
+    that signal when the *thread* that forked exits, so it is only armed for the main thread; servers
+    started from other threads rely on ``stop()`` and the atexit safety net.
+    """
+    global _LIBC
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    preexec: Callable[[], None] | None = None
+    if threading.current_thread() is threading.main_thread():
+        if _LIBC is None:
+            with contextlib.suppress(OSError):
+                _LIBC = ctypes.CDLL(None, use_errno=True)
+        preexec = _die_with_parent
+    with open(log_path, "ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=preexec,  # noqa: PLW1509 - only calls prctl()
+        )
+    server = Server(
+        name=name,
+        url=url,
+        external=False,
+        process=process,
+        port=port,
+        workdir=workdir,
+        log_path=log_path,
+        stop_signal=stop_signal,
+        stop_timeout=stop_timeout,
+        on_stopped=on_stopped,
+    )
+    _RUNNING.add(server)
+    return server
+
+
+def wait_ready(
+    server: Server,
+    probe: Callable[[], bool],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``probe`` until it returns True; stop the server and raise ServerError on exit or timeout.
+
+    ``probe`` must do a real request (PING, SELECT 1, ping command, cluster health) and return False
+    or raise while the server is not ready yet.
+    """
+    assert server.process is not None
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while True:
+        code = server.process.poll()
+        if code is not None:
+            server.stop()
+            raise ServerError(
+                f"{server.name} exited with code {code} during start-up "
+                f"(log {server.log_path}):\n{log_tail(server.log_path)}"
+            )
+        try:
+            if probe():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_error = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            server.stop()
+            raise ServerError(
+                f"{server.name} did not become ready within {timeout:.0f}s "
+                f"(last probe error: {last_error or 'none'}; log {server.log_path}):\n{log_tail(server.log_path)}"
+            )
+        time.sleep(interval)
+
+
+def _terminate(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Signal ``process`` only (never its group or anything found by name) and reap it; SIGKILL on timeout."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait(timeout=30)
+
+
+def progress(message: str) -> None:
+    """Tell the developer about slow one-time work (builds, installs) on stderr; pytest shows it with -s."""
+    print(f"[tests.servers] {message}", file=sys.stderr, flush=True)
