@@ -29,14 +29,42 @@ from pump.delivery.deadletter import UNDECODABLE, deadletter_key
 from pump.delivery.fanout import Fanout
 from pump.delivery.worker import PumpWorker
 from pump.sinks import build as build_sink
-from pump.sinks.base import SinkContext
+from pump.sinks import uptime_module
+from pump.sinks.base import Sink, SinkContext
 from pump.source.connect import connect, describe
-from pump.source.redis_list import RedisSource, SourceKey, gateway_lists
+from pump.source.redis_list import UPTIME_LIST, RedisSource, SourceKey, gateway_lists
 from pump.telemetry.health import HealthServer, Probe
 from pump.telemetry.metrics import Metrics
 from pump.transforms import build_view
 
 log = logging.getLogger(__name__)
+
+
+#: The uptime pump's name (it has no entry under ``pumps``; Tyk configures it apart too).
+UPTIME_PUMP = "uptime"
+
+
+def build_uptime_sink(cfg: Config) -> Sink | None:
+    """The sink for host-checker records, from ``uptime_pump_config``, or None.
+
+    Without one the uptime list is left alone: draining it nowhere would lose it."""
+    up = cfg.uptime_pump_config
+    if cfg.dont_purge_uptime_data or up is None:
+        return None
+    kind = up.uptime_type or "mongo"
+    if kind == "mongo" and not up.mongo_url:
+        return None
+    return uptime_module(kind).build_uptime(cfg)  # type: ignore[no-any-return]
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log where every task of the loop is waiting (for a pump that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        buf = io.StringIO()
+        task.print_stack(limit=12, file=buf)
+        log.warning("Task stack.", extra={"task": task.get_name(), "stack": buf.getvalue()})
 
 
 class Daemon:
@@ -64,6 +92,21 @@ class Daemon:
         self.source: RedisSource | None = None
         self.health: HealthServer | None = None
         self.started_at = time.monotonic()
+        self.crashed = False
+
+    def supervise(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        """A background task that ends with an exception is a bug: log it with its traceback and
+        stop the whole daemon (exit 1) rather than run on half-dead. Batches are safe in Redis."""
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled() or t.exception() is None:
+                return
+            self.crashed = True
+            log.critical("Internal task crashed; stopping.", exc_info=t.exception(), extra={"task": t.get_name()})
+            self.request_stop("internal error")
+
+        task.add_done_callback(done)
+        return task
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -83,6 +126,7 @@ class Daemon:
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
+            loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         await self._start_telemetry()
         redis = connect(cfg.analytics_storage_config)
         self.source = source = RedisSource(redis, cfg.delivery.namespace, cfg.delivery.instance_id, cfg.delivery.lease_seconds)
@@ -98,7 +142,8 @@ class Daemon:
             returned = await until_ok(lambda: source.adopt_own(self.all_keys()), "adopt", self.metrics)
             self.metrics.records_requeued.labels("restart").inc(returned)
             for worker in self.workers.values():
-                worker.start()
+                for task in worker.start():
+                    self.supervise(task)
             log.info(
                 "Pump started.",
                 extra={
@@ -109,8 +154,8 @@ class Daemon:
                     "mode": "once" if self.once else "daemon",
                 },
             )
-            housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
-            claim_loop = asyncio.create_task(self.fanout.run(), name="claim-loop")
+            housekeeping = self.supervise(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+            claim_loop = self.supervise(asyncio.create_task(self.fanout.run(), name="claim-loop"))
             if self.once:
                 await self._run_once(claim_loop)
             else:
@@ -149,13 +194,21 @@ class Daemon:
                 once_patience=self.once_patience,
             )
             self.metrics.init_pump(name)
+        uptime = build_uptime_sink(cfg)
+        if uptime is not None:
+            keys.append(SourceKey(UPTIME_LIST, "uptime", ns, frozenset({UPTIME_PUMP})))
+            self.workers[UPTIME_PUMP] = PumpWorker(
+                UPTIME_PUMP, uptime, lambda records: records, cfg.delivery, 0, self.metrics, acks,
+                namespace=ns, once=self.once, once_patience=self.once_patience,
+            )  # fmt: skip
+            self.metrics.init_pump(UPTIME_PUMP)
         for key in keys:
             self.metrics.init_source(key.name)
         self.fanout = Fanout(
             source,
             keys,
             self.workers,
-            frozenset(self.workers),
+            frozenset(n for n in self.workers if n != UPTIME_PUMP),
             acks,
             self.metrics,
             cfg.claim_size(),
@@ -170,7 +223,7 @@ class Daemon:
         if tel.metrics_address:
             host, _, port = tel.metrics_address.rpartition(":")
             start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
-        if self.serve_health:
+        if self.serve_health and tel.health_enabled:
             self.health = HealthServer(
                 Probe(self._alive, self._ready),
                 self.metrics.registry,
@@ -258,7 +311,7 @@ class Daemon:
         self.fanout.stop()
         claim_loop.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await claim_loop
+            await asyncio.wait_for(claim_loop, timeout=30)
         timeout = 0 if self._forced else self.config.telemetry.shutdown_timeout
         deadline = time.monotonic() + timeout
         await asyncio.gather(*(w.stop(deadline) for w in self.workers.values()))
@@ -276,6 +329,8 @@ class Daemon:
             f"◆ {sum(delivered.values())} records written ◆ {dead} dead-lettered ◆ {returned} returned to Redis",
             extra={"delivered": delivered, "failing": ",".join(failing) or "-"},
         )
+        if self.crashed:
+            return 1
         if self.once and failing:
             log.error(
                 "Some pumps could not deliver; their records wait in their Redis backlog for the next run.",

@@ -68,14 +68,15 @@ class Traffic:
         self.detailed_share = detailed_share
         self.keys = [Key(f"{org[:8]}{self.rng.getrandbits(64):016x}", f"customer-{i}", org) for i, org in enumerate(ORGS * 6)]
 
-    def record(self) -> Record:
+    def record(self, at: float | None = None) -> Record:
+        """One request; ``at`` (unix seconds) defaults to a random moment of the span."""
         rng = self.rng
         key = rng.choice(self.keys)
         api_id, api_name, templates = rng.choice(APIS)
         method = str(_weighted(rng, METHODS))  # type: ignore[arg-type]
         code = int(_weighted(rng, CODES))  # type: ignore[arg-type]
         path = _path(rng, rng.choice(templates))
-        ts = self.start + rng.random() * self.span
+        ts = self.start + rng.random() * self.span if at is None else at
         sec = int(ts)
         ns = sec * 1_000_000_000 + rng.randrange(1_000_000_000)
         upstream = rng.randint(2, 400) if code < 500 else rng.randint(1000, 5000)
@@ -129,9 +130,9 @@ class Traffic:
         )
         return rec
 
-    def network_record(self) -> Record:
+    def network_record(self, at: float | None = None) -> Record:
         """A ResponseCode −1 record: connection and byte counters only."""
-        rec = self.record()
+        rec = self.record(at)
         rec.response_code = -1
         rec.network_open_connections = self.rng.randint(1, 50)
         rec.network_closed_connections = self.rng.randint(0, 50)
@@ -140,8 +141,11 @@ class Traffic:
         return rec
 
     def stream(self, n: int, network_share: float = 0.01) -> Iterator[Record]:
-        for _ in range(n):
-            yield self.network_record() if self.rng.random() < network_share else self.record()
+        """``n`` records in time order across the span, as a gateway emits them."""
+        step = self.span / max(n, 1)
+        for i in range(n):
+            at = self.start + i * step
+            yield self.network_record(at) if self.rng.random() < network_share else self.record(at)
 
 
 def payloads(records: Iterator[Record], protobuf_share: float = 0.0, rng: random.Random | None = None) -> Iterator[tuple[str, bytes]]:

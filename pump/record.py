@@ -392,16 +392,34 @@ def go_rfc3339(dt: datetime, ns: int) -> str:
     return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}{_frac(ns)}{zone}"
 
 
-def go_time_string(dt: datetime, ns: int) -> str:
-    """Go's ``time.Time.String()``: ``2006-01-02 15:04:05.999999999 -0700 MST``."""
-    sign, hh, mm = _offset(dt)
-    name = dt.tzname() or ""
-    if not name or name.startswith(("+", "-")) or name.startswith("UTC") and name != "UTC":
-        name = f"{'+' if sign > 0 else '-'}{hh:02d}{mm:02d}" if (hh, mm) != (0, 0) else "UTC"
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}{_frac(ns)} "
-        f"{'+' if sign > 0 else '-'}{hh:02d}{mm:02d} {name}"
-    )
+_GO_STRING_CACHE: dict[tuple[int, tzinfo | None], tuple[str, str]] = {}
+
+
+def go_time_string(ns: int, zone: tzinfo | None = None) -> str:
+    """Go's ``time.Time.String()`` of unix nanoseconds ``ns`` in ``zone`` (default: the pump's):
+    ``2006-01-02 15:04:05.999999999 -0700 MST``.
+
+    Cached per (second, zone), and no datetime is built on a hit: the CSV pump prints two times
+    per record and consecutive records share their second."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    key = (sec, zone)
+    parts = _GO_STRING_CACHE.get(key)
+    if parts is None:
+        dt = time_from_unix(sec, 0, zone)
+        sign, hh, mm = _offset(dt)
+        name = dt.tzname() or ""
+        if not name or name.startswith(("+", "-")) or name.startswith("UTC") and name != "UTC":
+            name = f"{'+' if sign > 0 else '-'}{hh:02d}{mm:02d}" if (hh, mm) != (0, 0) else "UTC"
+        parts = (
+            f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}",
+            f" {'+' if sign > 0 else '-'}{hh:02d}{mm:02d} {name}",
+        )
+        if len(_GO_STRING_CACHE) > 4096:
+            _GO_STRING_CACHE.clear()
+        _GO_STRING_CACHE[key] = parts
+    if frac:
+        return f"{parts[0]}.{frac:09d}".rstrip("0") + parts[1]
+    return parts[0] + parts[1]
 
 
 #: Uptime (host checker) record fields, in Go struct order (tyk-pump.md §4 "Uptime pumps").

@@ -217,7 +217,10 @@ def _meta_model(type_name: str) -> type[BaseModel] | None:
     from pump.sinks import SINKS, canonical_type, meta_model
 
     canonical = canonical_type(type_name)
-    return meta_model(canonical) if canonical in SINKS else None
+    try:
+        return meta_model(canonical) if canonical in SINKS else None
+    except ImportError:
+        return None  # reported by validate() with the install hint
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -283,6 +286,10 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
         errors.extend(format_errors(exc, model=Config))
     warnings = [f"{key}: accepted for Tyk compatibility but has no effect here ({why})" for key, why in NO_EFFECT.items() if data.get(key) not in (None, "", False, 0, {})]
     raw_pumps = data.get("pumps") if isinstance(data.get("pumps"), dict) else {}
+    if "uptime" in (raw_pumps or {}):
+        errors.append("pumps.uptime: the name 'uptime' is reserved for uptime_pump_config; rename this pump")
+    if "undecodable" in (raw_pumps or {}):
+        errors.append("pumps.undecodable: the name 'undecodable' is reserved for the dead-letter list of bad payloads; rename this pump")
     if config is not None and not config.pumps:
         errors.append("pumps: no pump is configured; add at least one, e.g. pumps: {csv: {type: csv, meta: {csv_dir: ./csv}}}")
     for name, raw in (raw_pumps or {}).items():
@@ -299,7 +306,11 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
             else:
                 errors.append(f"pumps.{name}.type: unknown pump type {type_name!r}; expected one of: {', '.join(sorted(SINKS))}")
             continue
-        model = meta_model(canonical)
+        try:
+            model = meta_model(canonical)
+        except ImportError as exc:
+            errors.append(f"pumps.{name}.type: {exc}")
+            continue
         try:
             meta = model.model_validate(raw.get("meta") or {})
         except ValidationError as exc:

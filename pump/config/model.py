@@ -150,6 +150,7 @@ class Telemetry(Model):
     ready_failing_after: float = Field(120, gt=0, description="seconds a pump may fail before /ready says 503")
     shutdown_timeout: float = Field(25, gt=0, description="seconds to finish in-flight batches after SIGTERM")
     health_bind: str = Field("0.0.0.0", description="interface of the health/metrics listener")
+    health_enabled: bool = Field(True, description="serve /health, /ready and /metrics on health_check_endpoint_port")
 
 
 class PumpConfig(Model):

@@ -105,20 +105,25 @@ _MAX_SEC = 253402300799
 
 
 def _tags(v: Any) -> list[str] | None:
+    if v.__class__ is list:
+        for t in v:
+            if t.__class__ is not str:
+                return [_str(t, "Tags") for t in v]
+        return v  # type: ignore[no-any-return]
     if v is None:
         return None
-    if v.__class__ is list and all(t.__class__ is str for t in v):
-        return v  # type: ignore[no-any-return]
-    if isinstance(v, list):
-        return [_str(t, "Tags") for t in v]
     raise DecodeError(f"field Tags: expected a list of strings, got {type(v).__name__}")
 
 
 def _names(v: Any) -> dict[str, str] | None:
+    if v.__class__ is dict:
+        for k, x in v.items():
+            if k.__class__ is not str or x.__class__ is not str:
+                return {_str(k, "Geo.City.Names"): _str(x, "Geo.City.Names") for k, x in v.items()}
+        return v  # type: ignore[no-any-return]
     if v is None:
         return None
-    m = _map(v, "Geo.City.Names")
-    return {_str(k, "Geo.City.Names"): _str(x, "Geo.City.Names") for k, x in m.items()}
+    raise DecodeError(f"field Geo.City.Names: expected a map, got {type(v).__name__}")
 
 
 def _unpack(raw: bytes) -> Any:

@@ -27,6 +27,10 @@ from pump.telemetry.metrics import Metrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Hard bound on one Redis operation, above the client's own socket timeout: whatever happens to a
+#: connection, no call may wait forever (the operations are idempotent, so a retry is safe).
+CALL_TIMEOUT = 120.0
+
 #: Redis errors worth waiting out: the server is restarting, failing over or unreachable.
 REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OSError)
 
@@ -45,11 +49,12 @@ async def until_ok(
     attempt = 0
     while True:
         try:
-            result = await call()
+            async with asyncio.timeout(CALL_TIMEOUT):
+                result = await call()
             if metrics is not None:
                 metrics.redis_up.set(1)
             return result
-        except REDIS_TRANSIENT as exc:
+        except (*REDIS_TRANSIENT, TimeoutError) as exc:
             attempt += 1
             if metrics is not None:
                 metrics.redis_up.set(0)

@@ -122,8 +122,9 @@ class PumpWorker:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> list[asyncio.Task[None]]:
         self._tasks = [asyncio.create_task(self._run(), name=f"pump-{self.name}-{i}") for i in range(self.policy.concurrency)]
+        return self._tasks
 
     async def stop(self, deadline: float) -> None:
         """Stop taking work; give in-flight writes until ``deadline`` (monotonic) to finish."""

@@ -20,7 +20,25 @@ SINKS: dict[str, str] = {
     "csv": "pump.sinks.csv",
     "stdout": "pump.sinks.stdout",
     "dummy": "pump.sinks.dummy",
+    "sql": "pump.sinks.sql",
+    "sql_aggregate": "pump.sinks.sql_aggregate",
+    "mongo": "pump.sinks.mongo",
+    "mongo-pump-selective": "pump.sinks.mongo_selective",
+    "mongo-pump-aggregate": "pump.sinks.mongo_aggregate",
+    "elasticsearch": "pump.sinks.elasticsearch",
 }
+
+#: ``uptime_pump_config.uptime_type`` → module providing ``build_uptime(config) -> Sink``.
+UPTIME_SINKS: dict[str, str] = {
+    "sql": "pump.sinks.sql_uptime",
+    "mongo": "pump.sinks.mongo_uptime",
+}
+
+#: Which optional dependency a sink module needs, for the error when it is missing.
+EXTRAS: dict[str, str] = {
+    "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
+    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch",
+}  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error
 #: that says it is a real Tyk type this pump does not implement, rather than "unknown".
@@ -39,8 +57,27 @@ def canonical_type(name: str) -> str:
     return name.strip().lower()
 
 
+class SinkUnavailable(ImportError):
+    """The sink's module or its driver cannot be imported."""
+
+
+def _import(module_name: str, type_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = EXTRAS.get(type_name, "all")
+        raise SinkUnavailable(
+            f"pump type {type_name!r} cannot be loaded ({exc}); install its driver with: pip install 'pump[{extra}]'"
+        ) from exc
+
+
 def module(type_name: str) -> ModuleType:
-    return importlib.import_module(SINKS[canonical_type(type_name)])
+    canonical = canonical_type(type_name)
+    return _import(SINKS[canonical], canonical)
+
+
+def uptime_module(uptime_type: str) -> ModuleType:
+    return _import(UPTIME_SINKS[uptime_type], f"uptime {uptime_type}")
 
 
 def meta_model(type_name: str) -> type[BaseModel]:

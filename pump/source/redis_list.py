@@ -166,7 +166,9 @@ class RedisSource:
         results = await pipe.execute()
         lost = 0
         for c, changed in zip(claims, results[1:], strict=True):
-            if not changed and await self.redis.zscore(c.key.leases, c.member) is None:
+            if changed or c.token not in self.inflight:
+                continue  # renewed, or acknowledged while the renewal was on its way
+            if await self.redis.zscore(c.key.leases, c.member) is None and c.token in self.inflight:
                 lost += 1
                 log.warning("Lease lost: another instance returned this batch to its list.", extra={"batch_id": c.batch_id, "source": c.key.name})
         return lost

@@ -15,6 +15,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -142,7 +143,7 @@ def test_mongo_ferretdb_behaviour(server_factory: list[servers.Server], tmp_path
     from pymongo.errors import BulkWriteError, OperationFailure
 
     server = _start(server_factory, "mongo", tmp_path)
-    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000)
     db = client[_unique("smoke")]
     try:
         events = db["events"]
@@ -246,7 +247,10 @@ def test_elastic_bulk_item_errors(server_factory: list[servers.Server], tmp_path
             assert [item["status"] for item in items] == [201, 409, 400, 201]
             assert items[1]["error"]["type"] == "version_conflict_engine_exception"
             assert items[2]["error"]["type"] == "mapper_parsing_exception"
-            assert items[2]["error"]["caused_by"]["type"] == "illegal_argument_exception"
+            assert "[response_code]" in items[2]["error"]["reason"]
+            # caused_by varies with the field type (number_format_exception for integer,
+            # illegal_argument_exception for long or date), so sinks must not depend on it.
+            assert "caused_by" in items[2]["error"]
 
             response = http.post(f"/{index}/_search", json={"query": {"match_all": {}}, "sort": ["timestamp"]})
             assert response.status_code == 200, response.text

@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import importlib
 import os
@@ -216,16 +217,25 @@ def log_tail(path: pathlib.Path | None, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def run_checked(cmd: Sequence[str], *, what: str, timeout: float, **kwargs: object) -> str:
-    """Run a setup command (build, install, initdb), returning stdout; raise ServerError with its output on failure."""
+def run_checked(
+    cmd: Sequence[str],
+    *,
+    what: str,
+    timeout: float,
+    cwd: pathlib.Path | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run a setup command (build, install, initdb), returning its output; raise ServerError with it on failure."""
     try:
         result = subprocess.run(
             list(cmd),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             timeout=timeout,
             check=False,
-            **kwargs,  # type: ignore[arg-type]
+            cwd=cwd,
+            env=env,
         )
     except FileNotFoundError as exc:
         raise ServerError(f"{what}: {cmd[0]} not found ({exc})") from exc
@@ -265,13 +275,22 @@ def apt_install(packages: Sequence[str]) -> None:
 
 
 _PR_SET_PDEATHSIG = 1
-_LIBC: ctypes.CDLL | None = None
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded in the parent: a ``preexec_fn`` should not have to load anything."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _die_with_parent() -> None:
     """``preexec_fn``: ask Linux to SIGTERM the child when the starting thread dies (e.g. pytest is killed)."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def launch(
@@ -295,13 +314,10 @@ def launch(
     that signal when the *thread* that forked exits, so it is only armed for the main thread; servers
     started from other threads rely on ``stop()`` and the atexit safety net.
     """
-    global _LIBC
     log_path.parent.mkdir(parents=True, exist_ok=True)
     preexec: Callable[[], None] | None = None
     if threading.current_thread() is threading.main_thread():
-        if _LIBC is None:
-            with contextlib.suppress(OSError):
-                _LIBC = ctypes.CDLL(None, use_errno=True)
+        _libc()
         preexec = _die_with_parent
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
@@ -341,12 +357,20 @@ def wait_ready(
     """Poll ``probe`` until it returns True; stop the server and raise ServerError on exit or timeout.
 
     ``probe`` must do a real request (PING, SELECT 1, ping command, cluster health) and return False
-    or raise while the server is not ready yet.
+    or raise while the server is not ready yet. It must be bounded by short client timeouts and no
+    client-side retries, or a server that died meanwhile is noticed late.
     """
     assert server.process is not None
     deadline = time.monotonic() + timeout
     last_error = ""
     while True:
+        if server.process.poll() is None:
+            try:
+                if probe():
+                    return
+            except Exception as exc:  # any failure means "not ready yet"
+                last_error = f"{type(exc).__name__}: {exc}"
+        # Checked after the probe too, so a server that died while a probe waited is reported as such.
         code = server.process.poll()
         if code is not None:
             server.stop()
@@ -354,11 +378,6 @@ def wait_ready(
                 f"{server.name} exited with code {code} during start-up "
                 f"(log {server.log_path}):\n{log_tail(server.log_path)}"
             )
-        try:
-            if probe():
-                return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-            last_error = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:
             server.stop()
             raise ServerError(

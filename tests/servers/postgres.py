@@ -7,7 +7,7 @@ pytest's ``/tmp/pytest-of-root`` are mode 0700). Therefore:
 
 * the template cluster is created by ``initdb`` in a scratch directory under ``/tmp`` and then
   moved into the cache by root (root can read and write it regardless of owner);
-* the per-start data directory is ``workdir/postgres-data`` when the postgres user can reach it,
+* the per-start data directory is ``workdir/postgres-data`` when the postgres user can traverse to it,
   otherwise a fresh directory under ``/tmp/pump-test-postgres/`` that ``stop()`` deletes (a symlink
   ``workdir/postgres-data`` points to it while it exists).
 
@@ -25,6 +25,7 @@ import pwd
 import shutil
 import signal
 import tempfile
+import time
 
 from . import (
     Server,
@@ -49,8 +50,10 @@ _DEFAULT_SETTINGS: dict[str, str] = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
 }
+#: World-traversable scratch space the postgres user can reach ($TMPDIR may be private, /tmp is 1777).
+_WORLD_TMP = pathlib.Path("/tmp")
 #: Root of the data directories used when the postgres user cannot reach the caller's workdir.
-_SHARED_RUN_ROOT = pathlib.Path(tempfile.gettempdir()) / "pump-test-postgres"
+_SHARED_RUN_ROOT = _WORLD_TMP / "pump-test-postgres"
 
 
 def postgres_bin_dir() -> pathlib.Path:
@@ -61,7 +64,7 @@ def postgres_bin_dir() -> pathlib.Path:
         apt_install(["postgresql"])
         found = _find_bin_dir()
     if found is None:
-        raise ServerError("PostgreSQL binaries still missing under /usr/lib/postgresql after apt-get install postgresql")
+        raise ServerError("PostgreSQL still missing under /usr/lib/postgresql after apt-get install postgresql")
     return found
 
 
@@ -107,7 +110,7 @@ def template_dir(bin_dir: pathlib.Path) -> pathlib.Path:
         if (template / "PG_VERSION").exists():
             return template
         progress(f"preparing PostgreSQL {version} template data directory in {template}")
-        scratch_root = pathlib.Path(tempfile.mkdtemp(prefix="pump-test-initdb-"))
+        scratch_root = pathlib.Path(tempfile.mkdtemp(prefix="pump-test-initdb-", dir=_WORLD_TMP))
         try:
             scratch = scratch_root / "data"
             if _is_root():
@@ -131,16 +134,41 @@ def template_dir(bin_dir: pathlib.Path) -> pathlib.Path:
     return template
 
 
-def _postgres_can_use(directory: pathlib.Path) -> bool:
-    """Whether the ``postgres`` user can create files in ``directory`` (always true when not root)."""
+def _postgres_can_reach(directory: pathlib.Path) -> bool:
+    """Whether the ``postgres`` user can traverse to ``directory`` (always true when not root).
+
+    Write access is not needed: root copies the data directory in and hands it to postgres.
+    """
     if not _is_root():
         return True
-    probe = [*_as_postgres(), "test", "-w", str(directory), "-a", "-x", str(directory)]
+    probe = [*_as_postgres(), "test", "-x", str(directory)]
     try:
         run_checked(probe, what="probe", timeout=30)
     except ServerError:
         return False
     return True
+
+
+def _reap_stale_runs(min_age: float = 600.0) -> None:
+    """Delete shared run directories left by killed test runs (no live postmaster, older than ``min_age`` s).
+
+    The age check keeps a directory another worker is still filling with the template.
+    """
+    if not _SHARED_RUN_ROOT.is_dir():
+        return
+    now = time.time()
+    for run_dir in _SHARED_RUN_ROOT.glob("run-*"):
+        try:
+            if now - run_dir.stat().st_mtime < min_age:
+                continue
+            pid_file = run_dir / "data" / "postmaster.pid"
+            if pid_file.exists():
+                pid = int(pid_file.read_text().split("\n", 1)[0])
+                if pathlib.Path(f"/proc/{pid}").exists():
+                    continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _prepare_data_dir(workdir: pathlib.Path, template: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path | None]:
@@ -150,9 +178,10 @@ def _prepare_data_dir(workdir: pathlib.Path, template: pathlib.Path) -> tuple[pa
         link.unlink()
     elif link.exists():
         shutil.rmtree(link)
-    if _postgres_can_use(workdir):
+    if _postgres_can_reach(workdir):
         data_dir, owned_scratch = link, None
     else:
+        _reap_stale_runs()
         _SHARED_RUN_ROOT.mkdir(mode=0o755, exist_ok=True)
         owned_scratch = pathlib.Path(tempfile.mkdtemp(prefix="run-", dir=_SHARED_RUN_ROOT))
         os.chmod(owned_scratch, 0o755)
@@ -175,7 +204,8 @@ def start_postgres(
     """Start a private PostgreSQL cluster on 127.0.0.1 from a copy of the cached template.
 
     ``settings`` adds or overrides ``-c name=value`` server settings (e.g. ``max_connections``).
-    The URL is ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust authentication).
+    The URL is ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust authentication). Every start
+    begins with an empty cluster: data does not survive ``stop()`` (unlike Redis with appendonly).
     """
     bin_dir = postgres_bin_dir()
     template = template_dir(bin_dir)

@@ -75,10 +75,16 @@ def start_redis(
         stop_timeout=30.0,
     )
 
-    import redis as redis_client  # imported late: only needed once a server is running
+    # Imported late: only needed once a server is running.
+    import redis as redis_client
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     def ping() -> bool:
-        client = redis_client.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+        # No retries: redis-py 8 otherwise retries a timeout 3 times with backoff (~15 s per call).
+        client = redis_client.Redis(
+            host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+        )
         try:
             return bool(client.ping())
         finally:

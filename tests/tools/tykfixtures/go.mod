@@ -1,6 +1,15 @@
+// Generator for tests/fixtures/tyk (see main.go and scripts/gen-tyk-fixtures).
+//
+// tyk-pump v1.16.0 is the newest v1.x the module proxy served when this was
+// written (v1.16.1, v1.17.0 and the version list endpoint returned 403).
+// Only its analytics and serializer packages are imported. tyk-pump's own
+// `replace gorm.io/gorm => github.com/TykTechnologies/gorm ...` is not
+// inherited by dependents, so upstream gorm.io/gorm is used here; the
+// analytics package only needs gorm.Expr from it. (The replace target of
+// v1.16.0 is not on the proxy, which is why the pumps package is not built.)
 module tykfixtures
 
-go 1.26
+go 1.25.0
 
 require (
 	github.com/TykTechnologies/storage v1.3.4

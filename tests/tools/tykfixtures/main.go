@@ -19,7 +19,7 @@
 // from the module proxy: it needs the replace target
 // github.com/TykTechnologies/gorm v1.20.7-0.20260417144542-d6d1a2e12d9d, which
 // the proxy does not serve. Where a fixture mirrors a few lines of the pumps
-// package (CSV writer call, SQL row building), the "description" says so.
+// package (CSV writer call, SQL row building), the file's generator notes say so.
 package main
 
 import (
@@ -101,7 +101,7 @@ func genInfo(notes ...string) generatorInfo {
 		}
 	}
 	return generatorInfo{
-		Tool:           "tests/tools/tykfixtures (go run)",
+		Tool:           "tests/tools/tykfixtures",
 		Regenerate:     "scripts/gen-tyk-fixtures",
 		TykPumpModule:  "github.com/TykTechnologies/tyk-pump",
 		TykPumpVersion: pumpVersion,
@@ -743,10 +743,10 @@ func uptimeFixture() uptimeFile {
 		Generator: genInfo(
 			"msgpack_hex: msgpack.Marshal(&analytics.UptimeReportData{...}) with gopkg.in/vmihailenco/msgpack.v2 (the library and struct the pump's uptime pumps decode with). It has 15 keys including \"ID\" (model.ObjectID, a string type, empty here).",
 			"msgpack_hex_gateway_shape: the same values encoded from a struct with the gateway's field list (no ID field, 14 keys), which is what the gateway's host checker RPUSHes to host-checker:tyk-uptime-analytics.",
-			"go_json / go_json_from_gateway_shape: encoding/json.Marshal of the analytics.UptimeReportData obtained by msgpack.Unmarshal(bytes, &fresh) with TZ=UTC (identical apart from nothing: the missing ID key just stays empty).",
+			"go_json / go_json_from_gateway_shape: encoding/json.Marshal of the analytics.UptimeReportData obtained by msgpack.Unmarshal(bytes, &fresh) with TZ=UTC. Both are identical: the ID key missing from the gateway shape just stays empty. Note the struct has no json tag on ExpireAt, so its JSON key is \"ExpireAt\", and ID's json tag makes it \"_id\".",
 			"aggregate: json.Marshal(analytics.AggregateUptimeData(all decoded cases)) (map orgID -> UptimeReportAggregate; hour bucket from the first record of the org). Note 2xx codes are counted in ErrorMap for uptime.",
 			"sql_rows: built exactly like pumps/sql.go SQLPump.WriteUptimeData in v1.16.0 (loop over ag.Dimensions(); id = hex(fmt.Sprint(bucket unix) + orgID + dimension + value); Code.ProcessStatusCodes(ErrorMap); ErrorList/ErrorMap set to nil) -- the loop is re-typed in the generator because the pumps package cannot be built; rows sorted by id. columns: flattened SQL column view (see aggregates.json notes).",
-			"on_conflict_assignments: analytics.OnConflictUptimeAssignments(\"tyk_uptime_analytics\", \"excluded\") as column -> SQL expression.",
+			"on_conflict_assignments: analytics.OnConflictUptimeAssignments(\"tyk_uptime_analytics\", \"excluded\") as column -> SQL expression. counter_request_time is absent because that function only adds it when the (always zero) template field is non-zero.",
 		),
 		Cases:                 cases,
 		Aggregate:             aggJSON,
@@ -982,7 +982,7 @@ func mainBatch() []analytics.AnalyticsRecord {
 	}
 }
 
-const mainBatchDesc = "8 records of org orgA between 14:05 and 15:02 UTC on 2024-03-10: codes 200, 404, 201, 500, 481, 304, 400, 200; two API ids (api1 with versions v1 and \"\" -> no versions entry), keys with changing alias (alice -> alice-renamed -> alice: HumanIdentifier is the latest), one keyless record (APIKey \"\"), OAuth client oauth-client-1, geo GB/US/FR/\"\", dotted path /orders/v1.2/items.json (endpoints key uses literal \\u2e), tags with dots/whitespace/empty/\"...\"/key- prefix/x-request-id prefix, a 404 and a 304 with the lowest latencies (the 304 lowers dimension minima via incrementOrSetUnit, which only excludes errors, but not Total's minimum, which only 2xx can lower; the 404 lowers neither), and a last record at 15:02 that still lands in the 14:00 bucket (bucket from the org's first record)."
+const mainBatchDesc = "8 records of org orgA between 14:05 and 15:02 UTC on 2024-03-10: codes 200, 404, 201, 500, 481, 304, 400, 200; two API ids (api1 with versions v1 and \"\" -> no versions entry), keys with changing alias (alice -> alice-renamed -> alice: HumanIdentifier is the latest), one keyless record (APIKey \"\"), OAuth client oauth-client-1, geo GB/US/FR/\"\", dotted path /orders/v1.2/items.json (endpoints key uses literal \\u2e), tags with dots/whitespace/empty/\"...\"/key- prefix/x-request-id prefix, a 404 and a 304 with the lowest latencies (the 304 lowers dimension minima via incrementOrSetUnit, which only excludes errors, but not Total's minimum, which only 2xx can lower; the 404 lowers neither), and a last record at 15:02 that still lands in the 14:00 bucket (bucket from the org's first record). Dimension counters keep the LastTime of the record that created them (incrementOrSetUnit never updates it); only Total.LastTime and LastTime follow the latest record."
 
 func aggregatesFixture() aggregatesFile {
 	var cases []aggCase
@@ -1024,7 +1024,7 @@ func aggregatesFixture() aggregatesFile {
 		rec("orgA", api2, "Orders API", "v2", "key-bob-hash", "Bob", "", "GET", "/orders/1", 200, 10, 10, 8, at(14, 3, 0, 0), true, "US", nil),
 		netRec(api2, "Orders API", at(14, 4, 0, 0), 1, 0, 300, 400),
 	}
-	add(buildAggCase("response_code_minus_1", "Network-only records (ResponseCode -1): first for api1 BEFORE any normal api1 record (creates the apiid counter with Hits 0, nil ErrorMap and MinLatency 0 -- so the later 200 record cannot raise api1's min latency above 0), one with empty APIID (only Total network counters), and one for api2 AFTER its normal record (adds BytesIn/BytesOut only). Total open/closed connections and bytes are summed; -1 records are not hits. track_all_paths false, aggregation_time 60.", minus1, false, nil, 60))
+	add(buildAggCase("response_code_minus_1", "Network-only records (ResponseCode -1): first for api1 BEFORE any normal api1 record (creates the apiid counter with Hits 0, nil ErrorMap, zero LastTime and MinLatency 0 -- the later 200 record leaves min latency at 0, LastTime at 0001-01-01 and error_map null), one with empty APIID (only Total network counters), and one for api2 AFTER its normal record (adds BytesIn/BytesOut only). Total open/closed connections and bytes are summed; -1 records are not hits. track_all_paths false, aggregation_time 60.", minus1, false, nil, 60))
 
 	// Case: -1 record followed by an error record of the same API -> Tyk panics.
 	add(buildAggCase("response_code_minus_1_then_error_panics", "A -1 record for api1 followed by a 500 for api1 in the same batch: the apiid counter created by the -1 record has a nil ErrorMap and incrementOrSetUnit then writes c.ErrorMap[\"500\"] -> Go panic \"assignment to entry in nil map\". The Go pump would crash its pump goroutine; panic holds the recovered message and no aggregate is produced.", []analytics.AnalyticsRecord{

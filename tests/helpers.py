@@ -1,0 +1,140 @@
+"""Helpers shared by the tests: records, gateway payloads, pump files, running the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import redis
+
+from pump.decode import msgpack as mp
+from pump.decode import protobuf as pb
+from pump.record import Record
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_LIST = "analytics-tyk-system-analytics"
+T0 = datetime(2024, 1, 15, 13, 45, 12, 123456, tzinfo=UTC)
+
+
+def make_record(**fields: Any) -> Record:
+    """A plausible gateway record; any field can be overridden."""
+    values: dict[str, Any] = {
+        "method": "GET",
+        "host": "api.example.com",
+        "path": "/users/42",
+        "raw_path": "/users/42",
+        "user_agent": "curl/8.4.0",
+        "day": 15,
+        "month": 1,
+        "year": 2024,
+        "hour": 13,
+        "response_code": 200,
+        "api_key": "00000000",
+        "timestamp": T0,
+        "api_version": "Non Versioned",
+        "api_name": "Users API",
+        "api_id": "727dad853a8a45f64ab981154d1ffdad",
+        "org_id": "5e9d9544a1dcd60001d0ed20",
+        "request_time": 12,
+        "ip_address": "172.18.0.1",
+        "latency_total": 12,
+        "latency_upstream": 10,
+        "latency_gateway": 2,
+        "tags": ["key-00000000"],
+        "expire_at": T0,
+    }
+    values.update(fields)
+    return Record(**values)
+
+
+def numbered(n: int, **fields: Any) -> list[Record]:
+    """``n`` distinct records (their paths and nanoseconds differ), in time order."""
+    base = int(T0.timestamp()) * 1_000_000_000
+    return [make_record(path=f"/items/{i}", raw_path=f"/items/{i}", timestamp_ns=base + i * 1000, **fields) for i in range(n)]
+
+
+def msgpack_payloads(records: Iterable[Record]) -> list[bytes]:
+    return [mp.encode_record(r) for r in records]
+
+
+def protobuf_payloads(records: Iterable[Record]) -> list[bytes]:
+    return [pb.encode_record(r) for r in records]
+
+
+def client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def push(url: str, payloads: list[bytes], key: str = BASE_LIST) -> None:
+    """RPUSH payloads as a gateway does (pipelined)."""
+    r = client(url)
+    for i in range(0, len(payloads), 2000):
+        r.rpush(key, *payloads[i : i + 2000])
+    r.close()
+
+
+def storage_config(url: str) -> dict[str, Any]:
+    u = urlparse(url)
+    return {
+        "type": "redis",
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or 6379,
+        "database": int((u.path or "/0").strip("/") or 0),
+        "password": u.password or "",
+    }
+
+
+def write_config(path: Path, redis_url: str, pumps: dict[str, Any], **top: Any) -> Path:
+    """A Tyk-style JSON pump.conf (YAML is a superset, so the loader reads both)."""
+    doc: dict[str, Any] = {
+        "analytics_storage_type": "redis",
+        "analytics_storage_config": storage_config(redis_url),
+        "purge_delay": 1,
+        "telemetry": {"health_enabled": False, "shutdown_timeout": 10},
+        "pumps": pumps,
+    }
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def pump_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pump", *args]
+
+
+def run_pump(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI (``python -m pump …``) to completion."""
+    return subprocess.run(pump_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_once(config: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = run_pump("run", "--once", "--config", str(config), timeout=timeout, env=env)
+    return proc
+
+
+def pump_keys(url: str) -> list[str]:
+    """Every key the pump itself created (processing lists, leases, backlogs...), sorted."""
+    r = client(url)
+    try:
+        return sorted(k.decode() for k in r.keys("*") if b":pump:" in k or k.startswith(b"pump:"))
+    finally:
+        r.close()
+
+
+def list_lengths(url: str) -> dict[str, int]:
+    r = client(url)
+    try:
+        return {k.decode(): int(r.llen(k)) for k in r.keys(f"{BASE_LIST}*") if r.type(k) == b"list"}
+    finally:
+        r.close()
