@@ -357,7 +357,7 @@ class Record:
                 "Variables": gql.get("Variables", ""),
                 "RootFields": gql.get("RootFields"),
                 "Types": gql.get("Types"),
-                "Errors": gql.get("Errors"),
+                "Errors": _graphql_errors(gql.get("Errors")),
                 "OperationType": gql.get("OperationType", 0),
                 "HasErrors": gql.get("HasErrors", False),
                 "IsGraphQL": gql.get("IsGraphQL", False),
@@ -369,6 +369,17 @@ class Record:
                 "primitive_name": mcp.get("PrimitiveName", ""),
             },
         }
+
+
+def _graphql_errors(errors: Any) -> Any:
+    """GraphQL errors travel with Go field names (``Message``, ``Path``) but print with their
+    JSON tags (``message``, ``path``)."""
+    if not isinstance(errors, list):
+        return errors
+    return [
+        {"message": e.get("Message", e.get("message", "")), "path": e.get("Path", e.get("path"))} if isinstance(e, dict) else e
+        for e in errors
+    ]
 
 
 def _frac(ns: int) -> str:

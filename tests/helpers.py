@@ -124,10 +124,12 @@ def run_once(config: Path, timeout: float = 300, env: dict[str, str] | None = No
 
 
 def pump_keys(url: str) -> list[str]:
-    """Every key the pump itself created (processing lists, leases, backlogs...), sorted."""
+    """Every key the pump itself created (processing lists, leases, backlogs...), sorted — except
+    the idempotency guards (``…:g:<id>``), small keys that expire on their own within an hour."""
     r = client(url)
     try:
-        return sorted(k.decode() for k in r.keys("*") if b":pump:" in k or k.startswith(b"pump:"))
+        keys = [k.decode() for k in r.keys("*") if b":pump:" in k or k.startswith(b"pump:")]
+        return sorted(k for k in keys if ":g:" not in k)
     finally:
         r.close()
 

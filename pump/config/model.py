@@ -138,9 +138,9 @@ class DeliveryDefaults(Delivery):
     @field_validator("instance_id")
     @classmethod
     def _no_separator(cls, v: str) -> str:
-        if "|" in v or not v:
-            raise ValueError("must be non-empty and must not contain '|'")
-        return v
+        if "|" in v:
+            raise ValueError("must not contain '|'")
+        return v or socket.gethostname()
 
 
 class Telemetry(Model):

@@ -146,8 +146,9 @@ class Fanout:
         return asyncio.create_task(self._claim(key))
 
     async def _claim(self, key: SourceKey) -> Claim | None:
+        token = self.source.new_token()  # one token for every retry: a lost reply is not a lost batch
         claim = await until_ok(
-            lambda: self.source.claim(key, self.claim_size),
+            lambda: self.source.claim(key, self.claim_size, token),
             "claim",
             self.metrics,
             on_retry=self.tick,
@@ -194,7 +195,8 @@ class Fanout:
     async def claim_backlog(self, worker: PumpWorker) -> bool:
         """Give an idle pump the next batch from its own backlog; False if it has none."""
         for key in worker.backlogs:
-            claim = await until_ok(lambda k=key: self.source.claim(k, self.claim_size), "claim", self.metrics)  # type: ignore[misc]
+            token = self.source.new_token()
+            claim = await until_ok(lambda k=key, t=token: self.source.claim(k, self.claim_size, t), "claim", self.metrics)  # type: ignore[misc]
             if claim is not None:
                 await self.dispatch(claim)
                 return True

@@ -63,17 +63,23 @@ def names_text(names: dict[str, str] | None) -> str:
     return ";".join(f"{k}:{v}" for k, v in sorted((names or {}).items()))
 
 
+def u64(n: int) -> str:
+    """Tyk prints integer columns (all but the latencies) as ``uint64``: a negative value wraps
+    (−1 → 2⁶⁴−1); the latencies print signed."""
+    return str(n) if n >= 0 else str(n % (1 << 64))
+
+
 def csv_row(r: Record) -> list[str]:
     """One record as Tyk's ``AnalyticsRecord.GetLineValues()`` renders it."""
     return [
-        r.method, r.host, r.path, r.raw_path, str(r.content_length), r.user_agent, str(r.day),
-        go_month(r.month), str(r.year), str(r.hour), str(r.response_code), r.api_key,
+        r.method, r.host, r.path, r.raw_path, u64(r.content_length), r.user_agent, u64(r.day),
+        go_month(r.month), u64(r.year), u64(r.hour), u64(r.response_code), r.api_key,
         go_time_string(r.timestamp_ns, r.tz), r.api_version, r.api_name, r.api_id, r.org_id,
-        r.oauth_id, str(r.request_time), r.raw_request, r.raw_response, r.ip_address,
-        r.geo_country_iso_code, str(r.geo_city_geoname_id), names_text(r.geo_city_names),
+        r.oauth_id, u64(r.request_time), r.raw_request, r.raw_response, r.ip_address,
+        r.geo_country_iso_code, u64(r.geo_city_geoname_id), names_text(r.geo_city_names),
         go_uint(r.geo_location_latitude), go_uint(r.geo_location_longitude), r.geo_location_time_zone,
-        str(r.network_open_connections), str(r.network_closed_connections), str(r.network_bytes_in),
-        str(r.network_bytes_out), str(r.latency_total), str(r.latency_upstream), str(r.latency_gateway),
+        u64(r.network_open_connections), u64(r.network_closed_connections), u64(r.network_bytes_in),
+        u64(r.network_bytes_out), str(r.latency_total), str(r.latency_upstream), str(r.latency_gateway),
         ";".join(r.tags or ()), r.alias, "true" if r.track_path else "false",
         go_time_string(r.expire_at_ns, r.tz), r.api_schema, r.original_path, r.listen_path,
     ]  # fmt: skip

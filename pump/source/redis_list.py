@@ -180,9 +180,16 @@ class RedisSource:
 
     # -- claim / ack -----------------------------------------------------------------------------
 
-    async def claim(self, key: SourceKey, count: int) -> Claim | None:
-        """Move up to ``count`` records (or exactly one returned batch) into a processing list."""
-        token = secrets.token_hex(8)
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_hex(8)
+
+    async def claim(self, key: SourceKey, count: int, token: str | None = None) -> Claim | None:
+        """Move up to ``count`` records (or exactly one returned batch) into a processing list.
+
+        Pass the same ``token`` when repeating a claim whose reply was lost: the batch already
+        moved under that token is returned instead of a second one being claimed."""
+        token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
         batch_id, raws = await self._claim(
             keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],

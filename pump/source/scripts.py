@@ -99,9 +99,10 @@ return #items
 """
 
 # KEYS: backlog, backlog marks, guard     ARGV: batch id, records...
-# Appends one batch to a pump's own backlog as a marked chunk; idempotent per batch id.
+# Appends one batch to a pump's own backlog as a marked chunk; idempotent per batch id. The guard
+# only has to outlive a retried call or a batch coming back after its lease: an hour is plenty.
 PARK = """
-if redis.call('SET', KEYS[3], '1', 'NX', 'EX', 86400) == false then
+if redis.call('SET', KEYS[3], '1', 'NX', 'EX', 3600) == false then
   return 0
 end
 local n = #ARGV - 1
@@ -117,7 +118,7 @@ return n
 
 # KEYS: list, guard     ARGV: entries...   (idempotent append, for dead-letter entries)
 APPEND_ONCE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', 86400) == false then
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', 3600) == false then
   return 0
 end
 for i = 1, #ARGV, 1000 do
