@@ -309,9 +309,14 @@ class Daemon:
     async def _shutdown(self, claim_loop: asyncio.Task[None], housekeeping: asyncio.Task[None]) -> int:
         assert self.fanout is not None and self.source is not None
         self.fanout.stop()
-        claim_loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(claim_loop, timeout=30)
+        # Let the loop finish the claim it has on the wire rather than cancel it: a cancelled
+        # claim may have moved a batch in Redis that this process would then never hand back.
+        try:
+            await asyncio.wait_for(asyncio.shield(claim_loop), timeout=30)
+        except (TimeoutError, Exception):
+            claim_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await claim_loop
         timeout = 0 if self._forced else self.config.telemetry.shutdown_timeout
         deadline = time.monotonic() + timeout
         await asyncio.gather(*(w.stop(deadline) for w in self.workers.values()))

@@ -112,7 +112,8 @@ def test_a_failing_pump_parks_its_share_and_catches_up_while_the_other_keeps_del
         flaky.unlink()  # the outage ends
         wait_for(lambda: len(paths_in(flaky)) == 10000, 120, "the flaky pump to catch up from its backlog", proc)
     finally:
-        assert stop(proc) == 0
+        code = stop(proc)
+    assert code == 0
     assert paths_in(healthy).keys() == paths_in(flaky).keys()
     assert set(paths_in(healthy).values()) == {1}
     assert pump_keys(redis_url) == []
@@ -140,7 +141,8 @@ def test_redis_crash_and_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
             wait_for(lambda: len(paths_in(out)) == 30000, 120, "every record after Redis came back", proc)
             wait_for(lambda: not list_lengths(srv.url) and not [k for k in pump_keys(srv.url) if ":instance:" not in k], 60, "Redis to be drained", proc)
         finally:
-            assert stop(proc) == 0
+            code = stop(proc)
+        assert code == 0
         seen = paths_in(out)
         assert seen.keys() == {r.path for r in records}
         print(f"\n[redis restart] CSV rows {sum(seen.values())}; duplicates {sum(seen.values()) - len(seen)}")

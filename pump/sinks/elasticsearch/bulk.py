@@ -108,7 +108,7 @@ def classify_item(status: int, error: Any) -> tuple[int, str]:
     if 200 <= status < 300 or status == 409:
         return OK, ""  # 409 on create: a previous delivery already indexed this _id
     reason = f"{status} {error_text(error)}" if error is not None else f"HTTP {status}"
-    if status == 400:
+    if status in (400, 413):  # the document itself: a mapping/parse error, or too large on its own
         return REJECT, reason
     return RETRY, reason
 
@@ -129,7 +129,7 @@ def parse_bulk_response(content: bytes, expected: int) -> list[tuple[int, str]] 
         raise RetriableError(f"_bulk answered with {got} items for {expected} documents; retrying the request")
     out: list[tuple[int, str]] = []
     for item in items:
-        result = next(iter(item.values()), {}) if isinstance(item, dict) and item else {}
+        result: Any = next(iter(item.values()), {}) if isinstance(item, dict) and item else {}
         status = result.get("status") if isinstance(result, dict) else None
         if not isinstance(status, int):
             out.append((RETRY, f"item without a status: {str(item)[:200]}"))

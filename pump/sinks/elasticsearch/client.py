@@ -26,6 +26,12 @@ from pump.sinks.elasticsearch.config import Meta, redact_url
 
 log = logging.getLogger(__name__)
 
+# httpx logs every request at INFO, i.e. a line per _bulk request: our own logs already say what
+# was written. Quieten it unless someone configured that logger on purpose.
+for _name in ("httpx", "httpcore"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+
 
 def auth_header(meta: Meta, url_user: str = "", url_password: str = "") -> str | None:
     """The ``Authorization`` value: an API key wins over basic auth (as in Tyk), and explicit
@@ -50,7 +56,8 @@ def strip_credentials(url: str) -> tuple[str, str, str]:
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), unquote(parts.username or ""), unquote(parts.password or "")
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, unquote(parts.username or ""), unquote(parts.password or "")
 
 
 def tls_context(meta: Meta) -> ssl.SSLContext:

@@ -35,7 +35,7 @@ def check_index_name(name: str) -> str:
     if name != name.lower():
         raise ValueError(f"{name!r}: index names must be lower case")
     if bad := _BAD_INDEX_CHARS.search(name):
-        raise ValueError(f"{name!r}: index names must not contain {bad.group()!r} (nor \\ / * ? \" < > | , # : or spaces)")
+        raise ValueError(f'{name!r}: index names must not contain {bad.group()!r} (nor \\ / * ? " < > | , # : or spaces)')
     if name.startswith(("-", "_", "+")) or name in (".", ".."):
         raise ValueError(f"{name!r}: index names must not start with '-', '_' or '+' nor be '.' or '..'")
     if len(name.encode()) > 200:
@@ -102,7 +102,7 @@ class Meta(SinkMeta):
     index_template: bool = Field(True, description="install an index template with typed mappings at start")
     template_name: str = Field("", description="default: pump-<index_name>")
     template_priority: int = Field(100, ge=0, description="priority of the composable template")
-    index_settings: dict[str, Any] = Field(default_factory=dict, description="extra index settings in the template, e.g. number_of_replicas")
+    index_settings: dict[str, Any] = Field(default_factory=dict, description="index settings in the template, e.g. number_of_replicas")
     request_timeout: float = Field(60, gt=0, description="seconds per HTTP request")
 
     @field_validator("version", mode="before")

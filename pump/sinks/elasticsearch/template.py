@@ -78,7 +78,9 @@ def composable(patterns: list[str], priority: int, settings: dict[str, Any], ext
     return {"index_patterns": patterns, "priority": priority, "template": template, "_meta": {"managed_by": "pump"}}
 
 
-def legacy(patterns: list[str], order: int, settings: dict[str, Any], extended: bool, decoded: bool, doc_type: str | None) -> dict[str, Any]:
+def legacy(
+    patterns: list[str], order: int, settings: dict[str, Any], extended: bool, decoded: bool, doc_type: str | None
+) -> dict[str, Any]:
     """Body of ``PUT _template/<name>`` (Elasticsearch 6.0–7.7); typed mappings before 7."""
     body: dict[str, Any] = {"index_patterns": patterns, "order": order}
     maps = mappings(extended, decoded)

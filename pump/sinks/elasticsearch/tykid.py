@@ -124,9 +124,7 @@ def _go_int64(n: int) -> int:
     return ((n + (1 << 63)) & _MASK) - (1 << 63)
 
 
-def tyk_document_id(
-    timestamp_ns: int, method: str, path: str, ip: str, api_id: str, oauth_id: str, request_time: int, alias: str
-) -> str:
+def tyk_document_id(timestamp_ns: int, method: str, path: str, ip: str, api_id: str, oauth_id: str, request_time: int, alias: str) -> str:
     """The ``_id`` Tyk Pump's ``generate_id: true`` gives a record."""
     text = f"{_go_int64(timestamp_ns)}{method}{path}{ip}{api_id}{oauth_id}{_go_int64(request_time)}{alias}"
     digest = murmur3_64(text.encode("utf-8", "surrogateescape")).to_bytes(8, "big")

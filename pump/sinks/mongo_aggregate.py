@@ -1,0 +1,415 @@
+"""``mongo-pump-aggregate``: Tyk's per-org analytics aggregates in MongoDB (tyk-pump.md §3, §3.4).
+
+Each batch becomes one aggregate per org (``pump.aggregate.aggregate_records``), written to
+``z_tyk_analyticz_aggregate_<org>`` and, with ``use_mixed_collection``, to
+``tyk_analytics_aggregates`` — one document per org and time bucket, updated in Tyk's two steps:
+
+1. ``$inc``/``$set``/``$max``/``$min`` of the counters (``as_change``), returning the merged doc;
+2. averages, error lists and ``lists.*`` recomputed from that merged document (``as_time_update``).
+
+Exactly-once under redelivery (a batch can come back after a timeout, a crash or a lease expiry):
+step 1 also records the batch id in the same document, atomically with the increments —
+``$push`` onto ``_pump_applied`` (the newest ``ledger_size`` ids are kept) and ``$set``
+``_pump_last`` — and only matches documents whose ``_pump_applied`` holds neither the batch id nor
+any of its ancestors (the delivery layer names split batches ``<id>.0``/``<id>.1`` and partial
+retries ``<id>.rN``). A redelivered batch therefore finds its id and adds nothing; step 2 is
+repeated only if the document's ``_pump_last`` is still this batch (a later batch's step 2 already
+covered it otherwise), and is guarded the same way so a stale recomputation can never overwrite a
+newer one. No transactions are needed, so this works on FerretDB, DocumentDB and CosmosDB too.
+
+Within one process the aggregates of a batch are built once and reused on retries (the bucket
+clock moves), and the orgs already written are remembered, so self-healing (``enable_aggregate_
+self_healing``: a document too large → halve ``aggregation_time``, start new documents) re-runs
+only the orgs not yet written — Tyk re-runs the whole batch and counts the others twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import Int64
+from pydantic import Field
+
+from pump.aggregate import (
+    BucketClock,
+    aggregate_records,
+    as_change,
+    as_time_update,
+    collection_names,
+    discard_aggregations,
+    effective_aggregation_time,
+    halve_aggregation_time,
+    tag_count_warning,
+    upsert_filter,
+)
+from pump.aggregate.model import OrgAggregate
+from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
+from pump.errors import BatchDataError, RetriableError, SinkError
+from pump.record import LOCAL_ZONE, Record
+from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.mongo_common import (
+    AGGREGATE_INDEXES,
+    NOT_IMPLEMENTED,
+    BaseMongoMeta,
+    MongoTarget,
+    is_size_error,
+    map_error,
+    sanitize,
+)
+
+log = logging.getLogger(__name__)
+
+#: Fields the step-1 update adds to Tyk's document for the exactly-once ledger.
+LEDGER_FIELD = "_pump_applied"
+LAST_FIELD = "_pump_last"
+
+#: Counter fields that are Go ``int64`` (BSON int64 in Tyk's documents); the other integers are
+#: Go ``int`` (int32 when they fit, which is also what pymongo writes for a plain ``int``).
+INT64_FIELDS = frozenset(
+    {
+        "openconnections",
+        "closedconnections",
+        "bytesin",
+        "bytesout",
+        "maxupstreamlatency",
+        "minupstreamlatency",
+        "totalupstreamlatency",
+        "maxlatency",
+        "minlatency",
+        "totallatency",
+    }
+)
+
+#: Batch plans kept for retries and for the sub-batches of a split batch.
+MAX_PLANS = 256
+
+
+class Meta(BaseMongoMeta):
+    """Tyk's ``MongoAggregateConf`` plus ``ledger_size``."""
+
+    use_mixed_collection: bool = Field(False, description="also write every org's aggregates to tyk_analytics_aggregates")
+    track_all_paths: bool = Field(False, description="aggregate every path, not only tracked endpoints")
+    ignore_tag_prefix_list: list[str] = Field(default_factory=list, description="tags starting with these are not aggregated")
+    threshold_len_tag_list: int = Field(0, ge=-1, description="warn when a document holds more tags; 0 = 1000, -1 = never")
+    store_analytics_per_minute: bool = Field(False, description="one document per minute (aggregation_time 1)")
+    aggregation_time: int = Field(0, description="minutes per document, 1..60; anything else means 60")
+    enable_aggregate_self_healing: bool = Field(False, description="on a too-large document, halve aggregation_time, start new documents")
+    ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not stored, e.g. apikeys, tags")
+    ledger_size: int = Field(
+        1000,
+        ge=1,
+        description="batch ids remembered per document for exactly-once delivery (not a Tyk key)",
+    )
+
+
+def lineage(batch_id: str) -> list[str]:
+    """The batch id and every dot-prefix ancestor, e.g. ``a.0.r1`` → ``a.0.r1, a.0, a``.
+
+    A document that recorded an ancestor already holds every record of this batch, because the
+    delivery layer only splits a batch or retries part of it: its records are a subset.
+    """
+    parts = batch_id.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def go_typed(update: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An update document with Go's ``int64`` counter fields as BSON int64 (Tyk's types)."""
+    out: dict[str, dict[str, Any]] = {}
+    for op, fields in update.items():
+        typed: dict[str, Any] = {}
+        for path, value in fields.items():
+            kind = type(value)
+            if kind is int:
+                if path[path.rfind(".") + 1 :] in INT64_FIELDS:
+                    value = Int64(value)
+            elif kind is list and path.startswith("lists."):
+                value = [typed_counter(c) for c in value]
+            typed[path] = value
+        out[op] = typed
+    return out
+
+
+def typed_counter(counter: Any) -> Any:
+    if not isinstance(counter, dict):
+        return counter
+    return {k: Int64(v) if type(v) is int and k in INT64_FIELDS else v for k, v in counter.items()}
+
+
+class AggregateTooLarge(Exception):
+    """Step 1 of one org's write was refused as too large (the document or the update)."""
+
+    def __init__(self, org: str, collection: str, cause: BaseException) -> None:
+        self.org = org
+        self.collection = collection
+        self.cause = cause
+        super().__init__(f"aggregate for org {org!r} in {collection} too large: {cause}")
+
+
+@dataclass
+class WriteResult:
+    """What writing one aggregate to one collection did."""
+
+    doc: dict[str, Any] | None
+    applied: bool
+    refreshed: bool
+    step2_error: str = ""
+
+
+class AggregateWriter:
+    """Tyk's two-step upsert plus the exactly-once ledger, for one aggregate and one collection.
+
+    Separate from the sink so the real-server tests can drive it directly with Tyk's golden
+    aggregates. ``projection`` is dropped for good the first time a server says it cannot do it
+    (FerretDB's ``findAndModify``), which costs a larger reply, not correctness.
+    """
+
+    def __init__(self, ledger_size: int = 1000, where: str = "") -> None:
+        self.ledger_size = ledger_size
+        self.where = where
+        self.projection: dict[str, int] | None = {"lists": 0, LEDGER_FIELD: 0}
+
+    async def write(self, collection: Any, agg: OrgAggregate, batch_id: str) -> WriteResult:
+        ids = lineage(batch_id)
+        query = upsert_filter(agg)
+        change = go_typed(as_change(agg))
+        change["$set"][LAST_FIELD] = batch_id
+        change["$push"] = {LEDGER_FIELD: {"$each": [batch_id], "$slice": -self.ledger_size}}
+        try:
+            doc, applied = await self._step1(collection, query, change, ids)
+        except SinkError:
+            raise
+        except Exception as exc:
+            if is_size_error(exc):
+                raise AggregateTooLarge(agg.org_id, collection.name, exc) from exc
+            raise map_error(exc, f"aggregate upsert into {collection.name}", self.where) from exc
+        if not applied and doc.get(LAST_FIELD) not in ids:
+            return WriteResult(doc, applied=False, refreshed=False)
+        try:
+            await self._step2(collection, doc, ids)
+        except Exception as exc:
+            error = map_error(exc, f"aggregate averages update of {collection.name}", self.where)
+            if isinstance(error, RetriableError):
+                raise error from exc
+            # The counts are in (step 1 is atomic); only the averages/lists of this document are
+            # stale until its next write. Failing the batch would make delivery re-split it forever.
+            return WriteResult(doc, applied=applied, refreshed=False, step2_error=str(error))
+        return WriteResult(doc, applied=applied, refreshed=True)
+
+    async def _step1(self, collection: Any, query: dict[str, Any], change: dict[str, Any], ids: list[str]) -> tuple[dict[str, Any], bool]:
+        """Apply the increments unless a document of this bucket already recorded the batch.
+
+        Not a single guarded upsert: when the guard fails because the batch *is* recorded, an
+        upsert would insert a second document for the bucket. So: update the existing document;
+        if none matched, look; create it only if there is none (a concurrent creator makes the
+        next round match).
+        """
+        guarded = {**query, LEDGER_FIELD: {"$nin": ids}}
+        for _ in range(5):
+            doc = await self._find_and_modify(collection, guarded, change, upsert=False)
+            if doc is not None:
+                return doc, True
+            existing = await collection.find_one(query, projection={"lists": 0})
+            if existing is None:
+                doc = await self._find_and_modify(collection, guarded, change, upsert=True)
+                if doc is not None:
+                    return doc, True
+                continue
+            if set(existing.get(LEDGER_FIELD) or ()) & set(ids):
+                return existing, False
+        raise RetriableError(f"aggregate document {query} kept changing under concurrent writers; will retry")
+
+    async def _find_and_modify(self, collection: Any, query: dict[str, Any], update: dict[str, Any], upsert: bool) -> Any:
+        from pymongo import ReturnDocument
+        from pymongo.errors import OperationFailure
+
+        while True:
+            options: dict[str, Any] = {"upsert": upsert, "return_document": ReturnDocument.AFTER}
+            if self.projection is not None:
+                options["projection"] = self.projection
+            try:
+                try:
+                    return await collection.find_one_and_update(query, update, **options)
+                except UnicodeEncodeError:
+                    return await collection.find_one_and_update(sanitize(query), sanitize(update), **options)
+            except OperationFailure as exc:
+                if exc.code == NOT_IMPLEMENTED and self.projection is not None and "fields" in str(exc):
+                    log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
+                    self.projection = None
+                    continue
+                raise
+
+    async def _step2(self, collection: Any, doc: dict[str, Any], ids: list[str]) -> None:
+        update = go_typed(as_time_update(doc))
+        guard = {"_id": doc["_id"], LAST_FIELD: {"$in": ids}}
+        try:
+            await collection.update_one(guard, update)
+        except UnicodeEncodeError:
+            await collection.update_one(guard, sanitize(update))
+
+
+@dataclass
+class Plan:
+    """One batch's aggregates and progress, kept across retries of the same batch id."""
+
+    aggregates: dict[str, OrgAggregate]
+    buckets: dict[str, datetime]
+    done: set[tuple[str, str]] = field(default_factory=set)
+
+
+class MongoAggregateSink:
+    def __init__(self, name: str, meta: Meta, timeout: float = 0) -> None:
+        self.name = name
+        self.meta = meta
+        self.target = MongoTarget(meta, name, timeout)
+        self.writer = AggregateWriter(meta.ledger_size, self.target.where)
+        self.clock = BucketClock(effective_aggregation_time(meta.store_analytics_per_minute, meta.aggregation_time or None))
+        self.plans: OrderedDict[str, Plan] = OrderedDict()
+        self._seeded = False
+        unknown = unknown_aggregation_names(meta.ignore_aggregations)
+        if unknown:
+            log.warning("ignore_aggregations names unknown dimensions; they are ignored.", extra={"pump": name, "names": unknown})
+
+    @property
+    def aggregation_time(self) -> int:
+        return self.clock.aggregation_time
+
+    async def start(self) -> None:
+        await self.target.connect()
+        if not self._seeded:
+            await self._seed_clock()
+            self._seeded = True
+
+    async def _seed_clock(self) -> None:
+        """Continue the newest bucket of ``tyk_analytics_aggregates``, as Tyk does at start-up, so
+        a restart inside a sub-hour bucket keeps writing to the same documents."""
+        try:
+            doc = await self.target.collection(MIXED_COLLECTION).find_one({}, sort=[("timestamp", -1)], projection={"timestamp": 1})
+        except Exception as exc:
+            raise map_error(exc, "read the newest aggregate", self.target.where) from exc
+        ts = doc.get("timestamp") if doc else None
+        if isinstance(ts, datetime):
+            self.clock.seed(ts.astimezone(LOCAL_ZONE))
+
+    async def write(self, batch: SinkBatch) -> None:
+        plan = self._plan(batch.id, batch.records)
+        try:
+            while True:
+                try:
+                    await self._apply(plan, batch.id)
+                    break
+                except AggregateTooLarge as exc:
+                    if not self._heal(exc):
+                        raise BatchDataError(
+                            f"{exc}; enable_aggregate_self_healing (or a lower aggregation_time) lets new documents take the data"
+                        ) from exc
+                    self._rebuild_pending(plan, batch.records)
+        except RetriableError:
+            raise  # same id comes back: keep the aggregates
+        except BaseException:
+            plan.aggregates = {}  # the id will not come back (split instead); keep buckets/done
+            raise
+        self.plans.pop(batch.id, None)
+
+    def _plan(self, batch_id: str, records: Sequence[Record]) -> Plan:
+        """The batch's plan: the cached one on a retry; otherwise fresh aggregates whose buckets
+        and finished orgs are inherited from the batch's own earlier plan or its ancestors' (a
+        sub-batch of a split must land in the documents its parent used, whatever the clock
+        says now)."""
+        plan = self.plans.get(batch_id)
+        if plan is not None and plan.aggregates:
+            self.plans.move_to_end(batch_id)
+            return plan
+        aggregates = self._aggregate(records)
+        earlier = [self.plans[a] for a in lineage(batch_id) if a in self.plans]
+        done: set[tuple[str, str]] = set()
+        for anc in reversed(earlier):  # the nearest (the batch itself) last, so its buckets win
+            done |= anc.done
+            for org, bucket in anc.buckets.items():
+                if org in aggregates:
+                    aggregates[org].timestamp = bucket
+        plan = Plan(aggregates, {org: agg.timestamp for org, agg in aggregates.items()}, done)
+        self.plans[batch_id] = plan
+        while len(self.plans) > MAX_PLANS:
+            self.plans.popitem(last=False)
+        return plan
+
+    def _aggregate(self, records: Sequence[Record]) -> dict[str, OrgAggregate]:
+        aggregates = aggregate_records(
+            records,
+            self.clock,
+            track_all_paths=self.meta.track_all_paths,
+            ignore_tag_prefixes=tuple(self.meta.ignore_tag_prefix_list),
+        )
+        if self.meta.ignore_aggregations:
+            aggregates = {org: discard_aggregations(agg, self.meta.ignore_aggregations) for org, agg in aggregates.items()}
+        return aggregates
+
+    async def _apply(self, plan: Plan, batch_id: str) -> None:
+        for org, agg in plan.aggregates.items():
+            for name in collection_names(org, self.meta.use_mixed_collection):
+                if (org, name) in plan.done:
+                    continue
+                await self.target.prepare(name, AGGREGATE_INDEXES)
+                result = await self.writer.write(self.target.collection(name), agg, batch_id)
+                plan.done.add((org, name))
+                self._after_write(org, name, result)
+
+    def _after_write(self, org: str, collection: str, result: WriteResult) -> None:
+        if result.step2_error:
+            log.error(
+                "Aggregate counts written, but the averages and lists of the document could not be refreshed.",
+                extra={"pump": self.name, "org": org, "collection": collection, "error": result.step2_error[:300]},
+            )
+            if is_size_error(Exception(result.step2_error)) and self._heal(None):
+                log.warning("Later batches go to new, smaller documents.", extra={"pump": self.name, "org": org})
+        if result.doc is not None:
+            warning = tag_count_warning(result.doc, self.meta.threshold_len_tag_list)
+            if warning:
+                log.warning(warning, extra={"pump": self.name, "org": org, "collection": collection})
+
+    def _heal(self, exc: AggregateTooLarge | None) -> bool:
+        """Self-healing: halve ``aggregation_time`` and restart the bucket clock, so the orgs still
+        to write (and later batches) go to new documents. False when it cannot help."""
+        before = self.clock.aggregation_time
+        if not self.meta.enable_aggregate_self_healing or before <= 1:
+            return False
+        self.clock.aggregation_time = halve_aggregation_time(before)
+        self.clock.reset()
+        log.warning(
+            "Aggregate document too large; aggregation_time decreased.",
+            extra={
+                "pump": self.name,
+                "from_minutes": before,
+                "to_minutes": self.clock.aggregation_time,
+                "org": exc.org if exc else "",
+                "error": str(exc.cause)[:200] if exc else "",
+            },
+        )
+        return True
+
+    def _rebuild_pending(self, plan: Plan, records: Sequence[Record]) -> None:
+        """Re-aggregate only the orgs with a collection still to write, with the new clock."""
+        names = {org: collection_names(org, self.meta.use_mixed_collection) for org in plan.aggregates}
+        pending = {org for org, cols in names.items() if any((org, c) not in plan.done for c in cols)}
+        fresh = self._aggregate([r for r in records if r.org_id in pending])
+        for org, agg in fresh.items():
+            plan.aggregates[org] = agg
+            plan.buckets[org] = agg.timestamp
+
+    async def close(self) -> None:
+        await self.target.close()
+
+    async def check(self) -> None:
+        try:
+            await self.target.connect()
+        finally:
+            await self.target.close()
+
+
+def build(ctx: SinkContext, meta: Meta) -> MongoAggregateSink:
+    return MongoAggregateSink(ctx.name, meta, ctx.pump.timeout)

@@ -1,0 +1,403 @@
+"""``sql``: Tyk's raw SQL pump — one row per request in ``tyk_analytics`` (or ``_YYYYMMDD`` shards).
+
+Columns carry Tyk's names (tyk-pump.md §2.1: gorm ``column`` tags, else JSON tags, embedded
+structs prefixed), plus ``id``: the record's stable id as primary key, so a redelivered batch
+writes nothing twice. MCP records are skipped, as in Tyk.
+
+PostgreSQL: the batch is formatted as COPY text in one pass, COPYed into a temporary staging
+table and moved with ``INSERT … SELECT … ON CONFLICT (id) DO NOTHING``, all in one transaction —
+bulk-load speed with idempotent writes. SQLite: ``executemany`` of the same insert, in one
+transaction. See ``docs/sinks/sql.md`` for types and choices (NUL, time zone, tags).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import weakref
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from typing import Any
+
+import orjson
+from pump.decode.msgpack import encode_record, record_id
+from pump.errors import SinkError
+from pump.record import LOCAL_ZONE, Record, time_from_unix
+from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.sql_common import (
+    PgPool,
+    Schema,
+    SqliteDb,
+    SqlMeta,
+    TableSpec,
+    Target,
+    chunks,
+    clean,
+    concurrency_of,
+    is_schema_error,
+    map_error,
+    pg_connect_kwargs,
+    quote,
+    shard_table,
+    sqlite_transaction,
+    startup_tables,
+    target_of,
+    ts_text,
+    utf8,
+)
+
+log = logging.getLogger(__name__)
+
+RAW_TABLE = "tyk_analytics"
+
+#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names.
+RAW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "text"),
+    ("method", "text"),
+    ("host", "text"),
+    ("path", "text"),
+    ("rawpath", "text"),
+    ("contentlength", "bigint"),
+    ("useragent", "text"),
+    ("day", "bigint"),
+    ("month", "bigint"),
+    ("year", "bigint"),
+    ("hour", "bigint"),
+    ("responsecode", "bigint"),
+    ("apikey", "text"),
+    ("timestamp", "timestamptz"),
+    ("apiversion", "text"),
+    ("api_name", "text"),
+    ("apiid", "text"),
+    ("orgid", "text"),
+    ("oauthid", "text"),
+    ("requesttime", "bigint"),
+    ("rawrequest", "text"),
+    ("rawresponse", "text"),
+    ("ipaddress", "text"),
+    ("geo_country_iso_code", "text"),
+    ("geo_city_geoname_id", "bigint"),
+    ("geo_location_latitude", "double"),
+    ("geo_location_longitude", "double"),
+    ("geo_location_time_zone", "text"),
+    ("network_open_connections", "bigint"),
+    ("network_closed_connections", "bigint"),
+    ("network_bytes_in", "bigint"),
+    ("network_bytes_out", "bigint"),
+    ("latency_total", "bigint"),
+    ("latency_upstream", "bigint"),
+    ("latency_gateway", "bigint"),
+    ("tags", "text"),
+    ("alias", "text"),
+    ("trackpath", "bool"),
+    ("expireAt", "timestamptz"),
+    ("originalpath", "text"),
+    ("listenpath", "text"),
+)
+
+#: Tyk's indexes on the raw table, named ``<table>_idx_<column>``.
+RAW_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (f"idx_{c}", (c,)) for c in ("responsecode", "apikey", "timestamp", "apiid", "orgid", "oauthid")
+)
+
+RAW_SPEC = TableSpec(RAW_TABLE, RAW_COLUMNS, RAW_INDEXES)
+COLUMN_NAMES: tuple[str, ...] = RAW_SPEC.names
+_TEXT_POSITIONS = tuple(i for i, (_, kind) in enumerate(RAW_COLUMNS) if kind in ("text",))
+_BOOL_POSITION = COLUMN_NAMES.index("trackpath")
+_TABS = len(RAW_COLUMNS) - 1
+STAGE_TABLE = "pump_stage_raw"
+
+
+class Meta(SqlMeta):
+    """Tyk's ``SQLConf``; the raw pump needs nothing more (its rows are idempotent by id)."""
+
+
+# --------------------------------------------------------------------------- row formatting
+
+
+def rid(r: Record) -> str:
+    """The record's id; records built in code (not decoded) get the id their encoding would have."""
+    return r.record_id or record_id(encode_record(r))
+
+
+def tags_json(tags: list[str] | None) -> str:
+    """Tags as a JSON array (``[]`` when there are none): portable, and ``tags::jsonb`` in PG."""
+    if not tags:
+        return "[]"
+    try:
+        return orjson.dumps(tags).decode()
+    except (orjson.JSONEncodeError, TypeError):  # surrogates from undecodable bytes
+        return json.dumps([str(t) for t in tags], ensure_ascii=False)
+
+
+def row_values(r: Record) -> tuple[Any, ...]:
+    """One record as Python values in column order (SQLite parameters, and the COPY slow path)."""
+    return (
+        rid(r), r.method, r.host, r.path, r.raw_path, r.content_length, r.user_agent, r.day, r.month,
+        r.year, r.hour, r.response_code, r.api_key, ts_text(r.timestamp_ns), r.api_version, r.api_name,
+        r.api_id, r.org_id, r.oauth_id, r.request_time, r.raw_request, r.raw_response, r.ip_address,
+        r.geo_country_iso_code, r.geo_city_geoname_id, r.geo_location_latitude, r.geo_location_longitude,
+        r.geo_location_time_zone, r.network_open_connections, r.network_closed_connections,
+        r.network_bytes_in, r.network_bytes_out, r.latency_total, r.latency_upstream, r.latency_gateway,
+        tags_json(r.tags), r.alias, bool(r.track_path), ts_text(r.expire_at_ns), r.original_path, r.listen_path,
+    )  # fmt: skip
+
+
+def copy_line(r: Record) -> str:
+    """One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
+
+    :func:`copy_text` checks the result and re-renders the rare line whose values contain a tab,
+    newline, carriage return, backslash or NUL."""
+    return (
+        f"{r.record_id or rid(r)}\t{r.method}\t{r.host}\t{r.path}\t{r.raw_path}\t{r.content_length}\t"
+        f"{r.user_agent}\t{r.day}\t{r.month}\t{r.year}\t{r.hour}\t{r.response_code}\t{r.api_key}\t"
+        f"{ts_text(r.timestamp_ns)}\t{r.api_version}\t{r.api_name}\t{r.api_id}\t{r.org_id}\t{r.oauth_id}\t"
+        f"{r.request_time}\t{r.raw_request}\t{r.raw_response}\t{r.ip_address}\t{r.geo_country_iso_code}\t"
+        f"{r.geo_city_geoname_id}\t{r.geo_location_latitude!r}\t{r.geo_location_longitude!r}\t"
+        f"{r.geo_location_time_zone}\t{r.network_open_connections}\t{r.network_closed_connections}\t"
+        f"{r.network_bytes_in}\t{r.network_bytes_out}\t{r.latency_total}\t{r.latency_upstream}\t"
+        f"{r.latency_gateway}\t{tags_json(r.tags) if r.tags else '[]'}\t{r.alias}\t{'t' if r.track_path else 'f'}\t"
+        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\n"
+    )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
+
+
+def _copy_field(value: Any) -> str:
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)
+
+
+def copy_line_slow(r: Record) -> str:
+    """The escaped COPY line of a record whose text needs escaping (or NUL replacement)."""
+    return "\t".join(_copy_field(v) for v in row_values(r)) + "\n"
+
+
+def _clean_line(line: str) -> bool:
+    return line.count("\t") == _TABS and "\\" not in line and "\r" not in line and "\x00" not in line and line.count("\n") == 1
+
+
+def copy_text(records: Sequence[Record]) -> str:
+    """COPY text of a batch. The whole text is checked at once (a few C-speed scans); only if it
+    holds a special character are lines checked one by one and the odd ones re-rendered."""
+    lines = [copy_line(r) for r in records]
+    text = "".join(lines)
+    n = len(lines)
+    if text.count("\t") == n * _TABS and text.count("\n") == n and "\\" not in text and "\r" not in text and "\x00" not in text:
+        return text
+    return "".join(line if _clean_line(line) else copy_line_slow(r) for line, r in zip(lines, records, strict=True))
+
+
+def sqlite_row(r: Record) -> tuple[Any, ...]:
+    values = list(row_values(r))
+    for i in _TEXT_POSITIONS:
+        values[i] = clean(values[i])
+    values[_BOOL_POSITION] = 1 if values[_BOOL_POSITION] else 0
+    return tuple(values)
+
+
+# --------------------------------------------------------------------------- sharding
+
+_DAY_CACHE: dict[tuple[int, tzinfo | None], str] = {}
+
+
+def day_key(r: Record) -> str:
+    """``YYYYMMDD`` of the record's time in its zone (the pump's local zone after msgpack, the
+    record's own zone after protobuf) — the date Tyk's sharding uses. Cached per second."""
+    sec = r.timestamp_ns // 1_000_000_000
+    key = (sec, r.tz)
+    day = _DAY_CACHE.get(key)
+    if day is None:
+        dt = time_from_unix(sec, 0, r.tz or LOCAL_ZONE)
+        day = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}"
+        if len(_DAY_CACHE) > 8192:
+            _DAY_CACHE.clear()
+        _DAY_CACHE[key] = day
+    return day
+
+
+def group_by_table(records: Sequence[Record], sharding: bool) -> dict[str, list[Record]]:
+    """Records to write per table; MCP records are dropped (Tyk's raw SQL pump skips them)."""
+    kept = [r for r in records if not (r.mcp_stats and r.mcp_stats.get("IsMCP"))]
+    if not sharding:
+        return {RAW_TABLE: kept} if kept else {}
+    groups: dict[str, list[Record]] = {}
+    for r in kept:
+        groups.setdefault(f"{RAW_TABLE}_{day_key(r)}", []).append(r)
+    return groups
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+class SqlSink:
+    """Raw records into PostgreSQL or SQLite; idempotent by record id."""
+
+    def __init__(self, name: str, meta: Meta, target: Target, concurrency: int = 1) -> None:
+        self.name = name
+        self.meta = meta
+        self.target = target
+        self.schema = Schema(RAW_SPEC, target, meta.omit_index_creation)
+        self.pool: PgPool | None = None
+        self.db: SqliteDb | None = None
+        if target.is_postgres:
+            self.pool = PgPool(target, pg_connect_kwargs(meta, target.dsn), concurrency)
+        else:
+            self.db = SqliteDb(target)
+        self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.written = 0
+        self.duplicates = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, create or migrate the table (today's shard when sharding), as Tyk does at start."""
+        now = datetime.now(LOCAL_ZONE)
+        tables = startup_tables(RAW_TABLE, self.meta.table_sharding, now)
+        if self.pool is not None:
+            if self.meta.table_sharding and self.meta.migrate_sharded_tables:
+                tables = sorted(set(tables) | set(await self.schema.pg_shards(self.pool)))
+            for table in tables:
+                await self.schema.ensure_pg(self.pool, table)
+        else:
+            assert self.db is not None
+
+            def prepare(conn: sqlite3.Connection) -> None:
+                names = list(tables)
+                if self.meta.table_sharding and self.meta.migrate_sharded_tables:
+                    names = sorted(set(names) | set(self.schema.sqlite_shards(conn)))
+                for table in names:
+                    self.schema.ensure_sqlite(conn, table)
+
+            await self.db.run(prepare, "create the raw table")
+        log.info("SQL pump ready.", extra={"pump": self.name, "database": self.target.description, "sharding": self.meta.table_sharding})
+
+    async def close(self) -> None:
+        await self.schema.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.db is not None:
+            await self.db.close()
+
+    async def check(self) -> None:
+        if self.pool is not None:
+            async with self.pool.connection() as conn:
+                try:
+                    await conn.execute("SELECT 1")
+                except Exception as exc:
+                    raise map_error(exc, self.target, "run SELECT 1") from None
+        else:
+            assert self.db is not None
+            await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone(), "open the database")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def write(self, batch: SinkBatch) -> None:
+        groups = group_by_table(batch.records, self.meta.table_sharding)
+        if not groups:
+            return
+        try:
+            if self.pool is not None:
+                await self._write_pg(groups)
+            else:
+                await self._write_sqlite(groups)
+        except SinkError as exc:
+            if is_schema_error(exc):
+                self.schema.forget()
+            raise
+
+    async def _write_pg(self, groups: dict[str, list[Record]]) -> None:
+        from psycopg import sql
+
+        assert self.pool is not None
+        for table in groups:
+            await self.schema.ensure_pg(self.pool, table)
+        # Formatting is CPU work done before a connection is taken, so the transaction is short.
+        size = self.meta.rows_per_statement * 10
+        payloads = {table: [utf8(copy_text(part)) for part in chunks(recs, size)] for table, recs in groups.items()}
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
+        stage = sql.Identifier(STAGE_TABLE)
+        copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)
+        inserted = staged = 0
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    await self._ensure_stage(conn)
+                    for table, parts in sorted(payloads.items()):
+                        async with conn.cursor() as cur:
+                            async with cur.copy(copy_stmt) as copy:
+                                for data in parts:
+                                    await copy.write(data)
+                            await cur.execute(
+                                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (id) DO NOTHING").format(
+                                    sql.Identifier(table), cols, cols, stage
+                                )
+                            )
+                            inserted += max(cur.rowcount, 0)
+                            await cur.execute(sql.SQL("TRUNCATE {}").format(stage))
+                        staged += len(groups[table])
+            except Exception as exc:
+                raise map_error(exc, self.target, f"write to {', '.join(sorted(groups))}") from None
+        self._count(inserted, staged)
+
+    async def _ensure_stage(self, conn: Any) -> None:
+        """A temporary table per connection, same columns, no indexes, emptied at commit."""
+        if conn in self._staged:
+            return
+        from psycopg import sql
+
+        from pump.sinks.sql_common import TYPES
+
+        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in RAW_COLUMNS)
+        await conn.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE_TABLE), cols)
+        )
+        self._staged.add(conn)
+
+    async def _write_sqlite(self, groups: dict[str, list[Record]]) -> None:
+        assert self.db is not None
+        rows = {table: [sqlite_row(r) for r in recs] for table, recs in groups.items()}
+        names = ", ".join(quote(c) for c in COLUMN_NAMES)
+        marks = ", ".join("?" for _ in COLUMN_NAMES)
+
+        def body(conn: sqlite3.Connection) -> int:
+            for table in rows:
+                self.schema.ensure_sqlite(conn, table)
+
+            def insert(c: sqlite3.Connection) -> int:
+                n = 0
+                for table, values in sorted(rows.items()):
+                    stmt = f"INSERT INTO {quote(table)} ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+                    before = c.total_changes
+                    c.executemany(stmt, values)
+                    n += c.total_changes - before
+                return n
+
+            return sqlite_transaction(conn, insert)
+
+        inserted = await self.db.run(body, f"write to {', '.join(sorted(groups))}")
+        self._count(inserted, sum(len(v) for v in rows.values()))
+
+    def _count(self, inserted: int, staged: int) -> None:
+        self.written += inserted
+        if inserted < staged:
+            self.duplicates += staged - inserted
+            log.info(
+                "Skipped records already in the table (redelivered batch).",
+                extra={"pump": self.name, "records": staged - inserted},
+            )
+
+
+def build(ctx: SinkContext, meta: Meta) -> SqlSink:
+    return SqlSink(ctx.name, meta, target_of(meta), concurrency_of(ctx.config, ctx.name))
+
+
+# Re-exported for tests and the report helper.
+__all__ = ["COLUMN_NAMES", "RAW_COLUMNS", "RAW_SPEC", "RAW_TABLE", "Meta", "SqlSink", "build", "copy_text", "shard_table"]

@@ -1,0 +1,407 @@
+"""``sql_aggregate``: Tyk's SQL aggregate pump — hourly (or per-minute) counters per dimension.
+
+Rows, ids and merge rules come from the pure engine (``pump.aggregate.sql_rows``, tyk-pump.md
+§3.5); this module renders the rules as ``INSERT … ON CONFLICT (id) DO UPDATE`` for PostgreSQL
+or SQLite and writes them exactly once:
+
+* the batch id is inserted into the ledger table ``pump_applied_batches`` in the same
+  transaction as the upserts — a redelivered batch finds its id and changes nothing;
+* a batch the delivery layer split (``<id>.0``/``<id>.1``) counts as applied when any ancestor
+  id is in the ledger, and a redelivered whole batch skips the halves already applied;
+* rows are written per table in id order, so concurrent writers lock rows in the same order.
+
+:class:`AggregateSink` is shared with the uptime SQL pump (``sql_uptime``), which writes the same
+row shape into ``tyk_uptime_analytics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from pump.aggregate.mongo_update import DISCARD_ALIASES
+from pump.aggregate.sql_rows import (
+    AGGREGATE_TABLE,
+    COLUMN_TYPES,
+    INDEX_COLUMNS,
+    SQL_COLUMNS,
+    AggregateRow,
+    Merge,
+    build_rows,
+    update_rules,
+)
+from pump.errors import SinkError
+from pump.record import LOCAL_ZONE
+from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.sql_common import (
+    LEDGER_RETENTION_DAYS,
+    Ledger,
+    PgPool,
+    Schema,
+    SqliteDb,
+    SqlMeta,
+    TableSpec,
+    Target,
+    checked_table,
+    chunks,
+    clean,
+    concurrency_of,
+    dt_text,
+    is_schema_error,
+    map_error,
+    pending_parts,
+    pg_connect_kwargs,
+    quote,
+    sqlite_transaction,
+    startup_tables,
+    target_of,
+)
+
+log = logging.getLogger(__name__)
+
+_KINDS = {"TEXT": "text", "BIGINT": "bigint", "DOUBLE PRECISION": "double", "TIMESTAMPTZ": "timestamptz"}
+
+#: Columns of ``tyk_aggregated`` (and ``tyk_uptime_analytics``) as (name, kind).
+AGGREGATE_COLUMNS: tuple[tuple[str, str], ...] = tuple((c, _KINDS[COLUMN_TYPES[c]]) for c in SQL_COLUMNS)
+AGGREGATE_SPEC = TableSpec(AGGREGATE_TABLE, AGGREGATE_COLUMNS, (("idx_dimension", INDEX_COLUMNS),))
+
+_TEXT_POSITIONS = tuple(i for i, (_, kind) in enumerate(AGGREGATE_COLUMNS) if kind == "text")
+_TIME_POSITION = SQL_COLUMNS.index("counter_last_time")
+
+RowsOf = Callable[[Sequence[Any]], dict[str, list[AggregateRow]]]
+
+
+class Meta(SqlMeta):
+    """Tyk's ``SQLAggregatePumpConf``: ``SQLConf`` plus the aggregation settings."""
+
+    track_all_paths: bool = Field(False, description="aggregate every path, not only tracked endpoints")
+    ignore_tag_prefix_list: list[str] = Field(default_factory=list, description="tags starting with these are not aggregated")
+    store_analytics_per_minute: bool = Field(False, description="one row per minute instead of per hour")
+    ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not written, e.g. [apikeys, tags]")
+    ledger_retention_days: int = Field(LEDGER_RETENTION_DAYS, ge=1, description="days applied batch ids are kept (ours)")
+
+    @field_validator("ignore_tag_prefix_list", "ignore_aggregations", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return [] if v is None else v
+
+    def unknown_aggregations(self) -> list[str]:
+        """Names in ``ignore_aggregations`` that are no dimension (Tyk warns and goes on; so do we)."""
+        return [n for n in self.ignore_aggregations if n not in DISCARD_ALIASES]
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def _avg_expr(table: str, total: str, hits: str, cast: str) -> str:
+    t, h = quote(table), quote(hits)
+    tot = quote(total)
+    return (
+        f"CASE WHEN {t}.{h} + excluded.{h} = 0 THEN 0 "
+        f"ELSE ({t}.{tot} + excluded.{tot}) / CAST({t}.{h} + excluded.{h} AS {cast}) END"
+    )
+
+
+def assignments(table: str, postgres: bool) -> list[str]:
+    """``column = expression`` for every column the upsert updates, from ``update_rules()``.
+
+    Every expression reads the stored row's values as they were before the statement (SQL
+    ``SET`` semantics), exactly like ``sql_rows.merge_row``. Averages are 0 when the summed hits
+    are 0 (rows made only by network records) where Tyk's SQL would divide by zero.
+    """
+    t = quote(checked_table(table))
+    greatest, least, cast = ("GREATEST", "LEAST", "DOUBLE PRECISION") if postgres else ("max", "min", "REAL")
+    out = []
+    for rule in update_rules():
+        c = quote(rule.column)
+        if rule.merge is Merge.SUM:
+            expr = f"{t}.{c} + excluded.{c}"
+        elif rule.merge is Merge.AVG:
+            assert rule.total_column and rule.hits_column
+            expr = _avg_expr(table, rule.total_column, rule.hits_column, cast)
+        elif rule.merge is Merge.MAX:
+            expr = f"{greatest}({t}.{c}, excluded.{c})"
+        elif rule.merge is Merge.MIN:
+            expr = f"{least}({t}.{c}, excluded.{c})"
+        elif rule.merge is Merge.REPLACE:
+            expr = f"excluded.{c}"
+        else:  # pragma: no cover - update_rules() never yields KEEP
+            continue
+        out.append(f"{c} = {expr}")
+    return out
+
+
+def upsert_text(table: str, postgres: bool) -> str:
+    """The upsert statement for ``table``. Built only from validated identifiers and the rule
+    constants of ``sql_rows``; values are bind parameters."""
+    cols = ", ".join(quote(c) for c in SQL_COLUMNS)
+    mark = "%s" if postgres else "?"
+    marks = ", ".join(mark for _ in SQL_COLUMNS)
+    sets = ", ".join(assignments(table, postgres))
+    return f"INSERT INTO {quote(checked_table(table))} ({cols}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {sets}"
+
+
+def pg_params(row: AggregateRow) -> tuple[Any, ...]:
+    values = list(row)
+    for i in _TEXT_POSITIONS:
+        values[i] = clean(values[i])
+    return tuple(values)
+
+
+def sqlite_params(row: AggregateRow) -> tuple[Any, ...]:
+    values = list(pg_params(row))
+    values[_TIME_POSITION] = dt_text(values[_TIME_POSITION])
+    return tuple(values)
+
+
+def without_dimensions(tables: dict[str, list[AggregateRow]], ignored: Sequence[str]) -> dict[str, list[AggregateRow]]:
+    """``ignore_aggregations``: drop the rows of the named dimensions (the total always stays)."""
+    dims = {DISCARD_ALIASES[n] for n in ignored if n in DISCARD_ALIASES}
+    if not dims:
+        return tables
+    return {t: [r for r in rows if r.dimension not in dims] for t, rows in tables.items()}
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+class AggregateSink:
+    """Upserts aggregate rows, exactly once per batch id (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        meta: SqlMeta,
+        target: Target,
+        spec: TableSpec,
+        rows_of: RowsOf,
+        retention_days: int = LEDGER_RETENTION_DAYS,
+        concurrency: int = 1,
+    ) -> None:
+        self.name = name
+        self.meta = meta
+        self.target = target
+        self.spec = spec
+        self.rows_of = rows_of
+        self.schema = Schema(spec, target, meta.omit_index_creation)
+        self.ledger = Ledger(name, retention_days)
+        self.pool: PgPool | None = None
+        self.db: SqliteDb | None = None
+        if target.is_postgres:
+            self.pool = PgPool(target, pg_connect_kwargs(meta, target.dsn), concurrency)
+        else:
+            self.db = SqliteDb(target)
+        self._statements: dict[str, Any] = {}
+        self.applied = 0
+        self.skipped = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = datetime.now(LOCAL_ZONE)
+        tables = startup_tables(self.spec.prefix, self.meta.table_sharding, now)
+        if self.pool is not None:
+            async with self.pool.connection() as conn:
+                try:
+                    await self.ledger.create_pg(conn)
+                except Exception as exc:
+                    raise map_error(exc, self.target, "create the ledger table") from None
+            if self.meta.table_sharding and self.meta.migrate_sharded_tables:
+                tables = sorted(set(tables) | set(await self.schema.pg_shards(self.pool)))
+            for table in tables:
+                await self.schema.ensure_pg(self.pool, table)
+            await self._prune()
+        else:
+            assert self.db is not None
+
+            def prepare(conn: sqlite3.Connection) -> None:
+                self.ledger.create_sqlite(conn)
+                names = list(tables)
+                if self.meta.table_sharding and self.meta.migrate_sharded_tables:
+                    names = sorted(set(names) | set(self.schema.sqlite_shards(conn)))
+                for table in names:
+                    self.schema.ensure_sqlite(conn, table)
+
+            await self.db.run(prepare, "create the tables")
+            await self._prune()
+        log.info(
+            "SQL aggregate pump ready.",
+            extra={"pump": self.name, "database": self.target.description, "table": self.spec.prefix, "sharding": self.meta.table_sharding},
+        )
+
+    async def close(self) -> None:
+        await self.schema.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.db is not None:
+            await self.db.close()
+
+    async def check(self) -> None:
+        if self.pool is not None:
+            async with self.pool.connection() as conn:
+                try:
+                    await conn.execute("SELECT 1")
+                except Exception as exc:
+                    raise map_error(exc, self.target, "run SELECT 1") from None
+        else:
+            assert self.db is not None
+            await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone(), "open the database")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def write(self, batch: SinkBatch) -> None:
+        if not batch.records:
+            return
+        try:
+            applied = await (self._write_pg(batch) if self.pool is not None else self._write_sqlite(batch))
+        except SinkError as exc:
+            if is_schema_error(exc):
+                self.schema.forget()
+            raise
+        if applied:
+            self.applied += 1
+        else:
+            self.skipped += 1
+            log.info("Batch already applied; nothing written.", extra={"pump": self.name, "batch_id": batch.id})
+        if self.ledger.due_for_prune():
+            await self._prune()
+
+    def _tables(self, records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
+        return {t: rows for t, rows in self.rows_of(records).items() if rows}
+
+    def _statement(self, table: str) -> Any:
+        stmt = self._statements.get(table)
+        if stmt is None:
+            text = upsert_text(table, postgres=self.pool is not None)
+            if self.pool is not None:
+                from psycopg import sql
+
+                stmt = sql.SQL(text)  # type: ignore[call-overload]  # composed from validated identifiers only
+            else:
+                stmt = text
+            self._statements[table] = stmt
+        return stmt
+
+    async def _write_pg(self, batch: SinkBatch) -> bool:
+        import psycopg
+
+        assert self.pool is not None
+        tables = self._tables(batch.records)
+        for table in tables:
+            await self.schema.ensure_pg(self.pool, table)
+        size = self.meta.rows_per_statement
+        applied = False
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    related = await self.ledger.claim_pg(conn, batch.id)
+                    if related is None:
+                        raise psycopg.Rollback()
+                    if related:
+                        tables = await self._remaining_pg(batch, related)
+                    async with conn.cursor() as cur:
+                        for table, rows in sorted(tables.items()):
+                            stmt = self._statement(table)
+                            for part in chunks(rows, size):
+                                await cur.executemany(stmt, [pg_params(r) for r in part])
+                    applied = True
+            except Exception as exc:
+                raise map_error(exc, self.target, f"upsert into {', '.join(sorted(tables)) or self.spec.prefix}") from None
+        return applied
+
+    async def _remaining_pg(self, batch: SinkBatch, related: set[str]) -> dict[str, list[AggregateRow]]:
+        assert self.pool is not None
+        remaining = [r for _, part in pending_parts(batch.id, batch.records, related) for r in part]
+        log.info(
+            "Batch partly applied before; writing only the parts not yet applied.",
+            extra={"pump": self.name, "batch_id": batch.id, "records": len(remaining), "of": len(batch.records)},
+        )
+        return self._tables(remaining)
+
+    async def _write_sqlite(self, batch: SinkBatch) -> bool:
+        assert self.db is not None
+        tables = self._tables(batch.records)
+        size = self.meta.rows_per_statement
+
+        def body(conn: sqlite3.Connection) -> bool:
+            def tx(c: sqlite3.Connection) -> bool:
+                related = self.ledger.claim_sqlite(c, batch.id)
+                if related is None:
+                    raise _AlreadyApplied
+                todo = tables
+                if related:
+                    remaining = [r for _, part in pending_parts(batch.id, batch.records, related) for r in part]
+                    todo = self._tables(remaining)
+                for table in todo:
+                    self.schema.ensure_sqlite(c, table)
+                for table, rows in sorted(todo.items()):
+                    stmt = self._statement(table)
+                    for part in chunks(rows, size):
+                        c.executemany(stmt, [sqlite_params(r) for r in part])
+                return True
+
+            try:
+                return sqlite_transaction(conn, tx)
+            except _AlreadyApplied:
+                return False
+
+        return await self.db.run(body, f"upsert into {', '.join(sorted(tables)) or self.spec.prefix}")
+
+    async def _prune(self) -> None:
+        """Forget ledger entries older than the retention (best effort: a failure only logs)."""
+        try:
+            if self.pool is not None:
+                async with self.pool.connection() as conn:
+                    removed = await self.ledger.prune_pg(conn)
+            else:
+                assert self.db is not None
+                removed = await self.db.run(self.ledger.prune_sqlite, "prune the ledger")
+        except Exception as exc:
+            log.warning("Could not prune the ledger of applied batches.", extra={"pump": self.name, "error": str(map_error(exc, self.target, "prune the ledger"))})
+            return
+        if removed:
+            log.info("Pruned the ledger of applied batches.", extra={"pump": self.name, "removed": removed})
+
+
+class _AlreadyApplied(Exception):
+    """Internal: roll the SQLite transaction back because the batch id is in the ledger."""
+
+
+def aggregate_rows_of(meta: Meta) -> RowsOf:
+    """The row builder for ``meta``'s settings (tyk-pump.md §3.1, §3.5)."""
+
+    def rows_of(records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
+        tables = build_rows(
+            records,
+            per_minute=meta.store_analytics_per_minute,
+            sharding=meta.table_sharding,
+            track_all_paths=meta.track_all_paths,
+            ignore_tag_prefixes=tuple(meta.ignore_tag_prefix_list),
+        )
+        return without_dimensions(tables, meta.ignore_aggregations)
+
+    return rows_of
+
+
+def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
+    unknown = meta.unknown_aggregations()
+    if unknown:
+        known = ", ".join(sorted(set(DISCARD_ALIASES.values())))
+        log.warning(
+            "Unknown names in ignore_aggregations are ignored.",
+            extra={"pump": ctx.name, "unknown": ",".join(unknown), "expected_some_of": known},
+        )
+    return AggregateSink(
+        ctx.name,
+        meta,
+        target_of(meta),
+        AGGREGATE_SPEC,
+        aggregate_rows_of(meta),
+        meta.ledger_retention_days,
+        concurrency_of(ctx.config, ctx.name),
+    )
