@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pump.errors import BatchDataError, RetriableError, SinkError
 from pump.sinks.base import SinkMeta
@@ -128,12 +128,17 @@ class SqlMeta(SinkMeta):
             raise ValueError(f"unknown SQL type {v!r}; expected one of: postgres, sqlite")
         return name
 
+    @field_validator("connection_string")
+    @classmethod
+    def _required_for_postgres(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("type") == "postgres" and not v.strip():
+            raise ValueError("required for type postgres, e.g. postgresql://user@host:5432/dbname")
+        return v
+
     @model_validator(mode="after")
     def _backend(self) -> SqlMeta:
         if not self.type:
-            self.type = infer_backend(self.connection_string) if self.connection_string else "sqlite"
-        if self.type == "postgres" and not self.connection_string.strip():
-            raise ValueError("connection_string is required for type postgres, e.g. postgresql://user@host:5432/dbname")
+            self.type = infer_backend(self.connection_string) if self.connection_string.strip() else "sqlite"
         return self
 
     @property

@@ -18,8 +18,10 @@
 // pumps package (CSV/SQL/Mongo pumps) cannot be built against tyk-pump v1.16.0
 // from the module proxy: it needs the replace target
 // github.com/TykTechnologies/gorm v1.20.7-0.20260417144542-d6d1a2e12d9d, which
-// the proxy does not serve. Where a fixture mirrors a few lines of the pumps
-// package (CSV writer call, SQL row building), the file's generator notes say so.
+// the proxy does not serve. Where a fixture needs what the pumps package would
+// compute (the CSV line, the SQL rows), it is built here from the behaviour the
+// reference documents (tyk-pump.md §3.5, §4) on top of the exported analytics
+// functions, and the file's generator notes say so.
 package main
 
 import (
@@ -38,6 +40,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // America/New_York etc. must load even on hosts without /usr/share/zoneinfo
@@ -718,19 +721,12 @@ func uptimeFixture() uptimeFile {
 
 	agg := analytics.AggregateUptimeData(decoded)
 	aggJSON := goJSON(agg)
-	// SQL uptime rows: mirrors pumps/sql.go SQLPump.WriteUptimeData (v1.16.0) row building.
+	// SQL uptime rows from the documented row shape (tyk-pump.md §3.5, §4 "Uptime pumps"):
+	// one row per dimension of each org's aggregate.
 	var rows []analytics.UptimeReportAggregateSQL
 	for orgID, ag := range analytics.AggregateUptimeData(decoded) {
 		for _, d := range ag.Dimensions() {
-			id := fmt.Sprintf("%v", ag.TimeStamp.Unix()) + orgID + d.Name + d.Value
-			rec := analytics.UptimeReportAggregateSQL{
-				ID: hex.EncodeToString([]byte(id)), OrgID: orgID, TimeStamp: ag.TimeStamp.Unix(),
-				Counter: *d.Counter, Dimension: d.Name, DimensionValue: d.Value,
-			}
-			rec.ProcessStatusCodes(rec.Counter.ErrorMap)
-			rec.Counter.ErrorList = nil
-			rec.Counter.ErrorMap = nil
-			rows = append(rows, rec)
+			rows = append(rows, uptimeRow(orgID, ag.TimeStamp.Unix(), d.Name, d.Value, *d.Counter))
 		}
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
@@ -745,7 +741,7 @@ func uptimeFixture() uptimeFile {
 			"msgpack_hex_gateway_shape: the same values encoded from a struct with the gateway's field list (no ID field, 14 keys), which is what the gateway's host checker RPUSHes to host-checker:tyk-uptime-analytics.",
 			"go_json / go_json_from_gateway_shape: encoding/json.Marshal of the analytics.UptimeReportData obtained by msgpack.Unmarshal(bytes, &fresh) with TZ=UTC. Both are identical: the ID key missing from the gateway shape just stays empty. Note the struct has no json tag on ExpireAt, so its JSON key is \"ExpireAt\", and ID's json tag makes it \"_id\".",
 			"aggregate: json.Marshal(analytics.AggregateUptimeData(all decoded cases)) (map orgID -> UptimeReportAggregate; hour bucket from the first record of the org). Note 2xx codes are counted in ErrorMap for uptime.",
-			"sql_rows: built exactly like pumps/sql.go SQLPump.WriteUptimeData in v1.16.0 (loop over ag.Dimensions(); id = hex(fmt.Sprint(bucket unix) + orgID + dimension + value); Code.ProcessStatusCodes(ErrorMap); ErrorList/ErrorMap set to nil) -- the loop is re-typed in the generator because the pumps package cannot be built; rows sorted by id. columns: flattened SQL column view (see aggregates.json notes).",
+			"sql_rows: one row per ag.Dimensions() entry of analytics.AggregateUptimeData, built from the documented row shape (tyk-pump.md §3.5/§4): id = hex(bucket unix seconds + orgID + dimension + value); Code.ProcessStatusCodes(ErrorMap); ErrorList/ErrorMap left out. The pumps package cannot be built here, so this is our construction on top of Tyk's exported functions. Rows sorted by id. columns: flattened SQL column view (see aggregates.json notes).",
 			"on_conflict_assignments: analytics.OnConflictUptimeAssignments(\"tyk_uptime_analytics\", \"excluded\") as column -> SQL expression. counter_request_time is absent because that function only adds it when the (always zero) template field is non-zero.",
 		),
 		Cases:                 cases,
@@ -915,21 +911,14 @@ func buildAggCase(name, desc string, recs []analytics.AnalyticsRecord, track boo
 		}
 	}
 
-	// 3. SQL aggregate rows (mirror of pumps/sql_aggregate.go DoAggregatedWriting, v1.16.0).
+	// 3. SQL aggregate rows from the documented row shape (tyk-pump.md §3.5): one row per
+	//    dimension of each org's aggregate, keyed by rowID.
 	c.SQLRows = map[string]interface{}{}
 	fresh3, _ := aggregate(data, track, ignore, "", aggTime)
 	for orgID, ag := range fresh3 {
 		var recsOut []analytics.SQLAnalyticsRecordAggregate
 		for _, d := range ag.Dimensions() {
-			uID := hex.EncodeToString([]byte(fmt.Sprintf("%v", ag.TimeStamp.Unix()) + orgID + d.Name + d.Value))
-			rec := analytics.SQLAnalyticsRecordAggregate{
-				ID: uID, OrgID: orgID, TimeStamp: ag.TimeStamp.Unix(), Counter: *d.Counter,
-				Dimension: d.Name, DimensionValue: d.Value,
-			}
-			rec.ProcessStatusCodes(rec.Counter.ErrorMap)
-			rec.Counter.ErrorList = nil
-			rec.Counter.ErrorMap = nil
-			recsOut = append(recsOut, rec)
+			recsOut = append(recsOut, aggregateRow(orgID, ag.TimeStamp.Unix(), d.Name, d.Value, *d.Counter))
 		}
 		sort.Slice(recsOut, func(i, j int) bool { return recsOut[i].ID < recsOut[j].ID })
 		var rows []interface{}
@@ -943,6 +932,30 @@ func buildAggCase(name, desc string, recs []analytics.AnalyticsRecord, track boo
 		c.SQLRows[orgID] = rows
 	}
 	return c
+}
+
+// rowID is the SQL aggregate primary key as tyk-pump.md §3.5 documents it: lower-case hex of
+// "<bucket unix seconds>" + org + dimension + dimension value.
+func rowID(bucket int64, org, dimension, value string) string {
+	return hex.EncodeToString([]byte(strconv.FormatInt(bucket, 10) + org + dimension + value))
+}
+
+// aggregateRow is one tyk_aggregated row: the counter of one dimension value with its status
+// codes filled by Tyk's exported ProcessStatusCodes, and the error map/list left out (they
+// are not columns).
+func aggregateRow(org string, bucket int64, dimension, value string, counter analytics.Counter) analytics.SQLAnalyticsRecordAggregate {
+	row := analytics.SQLAnalyticsRecordAggregate{ID: rowID(bucket, org, dimension, value), OrgID: org, TimeStamp: bucket, Counter: counter, Dimension: dimension, DimensionValue: value}
+	row.ProcessStatusCodes(counter.ErrorMap)
+	row.Counter.ErrorList, row.Counter.ErrorMap = nil, nil
+	return row
+}
+
+// uptimeRow is the same for tyk_uptime_analytics.
+func uptimeRow(org string, bucket int64, dimension, value string, counter analytics.Counter) analytics.UptimeReportAggregateSQL {
+	row := analytics.UptimeReportAggregateSQL{ID: rowID(bucket, org, dimension, value), OrgID: org, TimeStamp: bucket, Counter: counter, Dimension: dimension, DimensionValue: value}
+	row.ProcessStatusCodes(counter.ErrorMap)
+	row.Counter.ErrorList, row.Counter.ErrorMap = nil, nil
+	return row
 }
 
 // rec builds an aggregation input record. Times are UTC.
@@ -1050,7 +1063,7 @@ func aggregatesFixture() aggregatesFile {
 			"aggregate: json.Marshal(analytics.AggregateData(decoded, track_all_paths, ignore_tag_prefix_list, db_identifier=\"\", aggregation_time)) -- map orgID -> AnalyticsRecordAggregate; Counter uses its json tags, the aggregate struct has none (Go field names) except expireAt.",
 			"mongo.<org>.as_change: (*AnalyticsRecordAggregate).AsChange() on a fresh AggregateData result; mongo.<org>.as_time_update_in_memory: (*AnalyticsRecordAggregate).AsTimeUpdate() on another fresh AggregateData result. The real mongo-pump-aggregate calls AsTimeUpdate on the document returned by the AsChange upsert (cumulative totals, times truncated to ms, lists[].requesttime as stored in the DB -- 0 on a first write because AsChange never $sets requesttime), so as_time_update_in_memory equals the pump's second update only when the returned document equals the in-memory aggregate. mongo.<org>.query is the upsert filter {orgid, timestamp}; collection is TableName() (mixed collection tyk_analytics_aggregates gets the same updates).",
 			"Mongo values are canonical MongoDB Extended JSON produced by bson.MarshalExtJSONWithRegistry with the pump's registry (mgocompat + time codec, re-created from TykTechnologies/storage registry.go), so int32/int64/double and datetime types are explicit; every JSON object's keys are then sorted (Go maps have no order; struct field order inside lists[] is therefore not preserved), and the elements of each lists.* array -- which Tyk emits in random Go map order -- are sorted by their JSON text.",
-			"sql_rows.<org>: rows built like pumps/sql_aggregate.go DoAggregatedWriting in v1.16.0 (re-typed here, the pumps package cannot be built): for each d in ag.Dimensions(): id = hex(fmt.Sprint(ag.TimeStamp.Unix()) + orgID + d.Name + d.Value) (id_source is the unhexed string), Counter = *d.Counter (Dimensions() has already set Latency/UpstreamLatency averages), Code.ProcessStatusCodes(ErrorMap), ErrorList = ErrorMap = nil. go_json is json.Marshal of analytics.SQLAnalyticsRecordAggregate; columns is a flat column view using the counter_<json tag> / code_<json tag> names that OnConflictAssignments uses (the gorm fork's AutoEmbedd+UseJSONTags naming; not verified against a live database). Rows sorted by id.",
+			"sql_rows.<org>: one row per ag.Dimensions() entry, built from the documented row shape (tyk-pump.md §3.5; the pumps package cannot be built here, so this is our construction on top of Tyk's exported functions): id = hex(bucket unix seconds + orgID + dimension + value) (id_source is the unhexed string), Counter = *d.Counter (Dimensions() has already set Latency/UpstreamLatency averages), Code.ProcessStatusCodes(ErrorMap), ErrorList = ErrorMap = nil. go_json is json.Marshal of analytics.SQLAnalyticsRecordAggregate; columns is a flat column view using the counter_<json tag> / code_<json tag> names that OnConflictAssignments uses (the gorm fork's AutoEmbedd+UseJSONTags naming; not verified against a live database). Rows sorted by id.",
 			"aggregation_time 60 truncates to the hour in the record's zone; with db_identifier \"\" any other value truncates to the minute. AggregateData skips empty OrgID, GraphQL and MCP records.",
 		),
 		Cases:                   cases,
