@@ -336,10 +336,26 @@ class Daemon:
         )
         if self.crashed:
             return 1
-        if self.once and failing:
-            log.error(
-                "Some pumps could not deliver; their records wait in their Redis backlog for the next run.",
-                extra={"pumps": ",".join(failing)},
-            )
-            return 1
+        if self.once:
+            waiting = await self._backlog_sizes()
+            if waiting:
+                log.error(
+                    "Some pumps could not deliver everything; those records wait in their Redis backlog for the next run.",
+                    extra={"backlogs": waiting},
+                )
+                return 1
         return 0
+
+    async def _backlog_sizes(self) -> dict[str, int]:
+        """Records parked per pump, for the ``--once`` exit code (0 when all was delivered)."""
+        assert self.source is not None
+        names = [(pump, key.name) for pump, w in self.workers.items() for key in w.backlogs]
+        try:
+            lengths = await self.source.lengths([k for _, k in names])
+        except Exception:
+            return {"unknown (Redis unavailable)": 1}
+        out: dict[str, int] = {}
+        for (pump, _), n in zip(names, lengths, strict=True):
+            if n:
+                out[pump] = out.get(pump, 0) + n
+        return out

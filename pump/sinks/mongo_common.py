@@ -279,9 +279,7 @@ def _record_key(r: Record) -> str:
     """The record id, or for a record built in-process without one, a hash of its content."""
     if r.record_id:
         return r.record_id
-    import orjson
-
-    return hashlib.blake2b(orjson.dumps(r.to_json()), digest_size=16).hexdigest()
+    return hashlib.blake2b(repr(r.to_json()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def to_document(r: Record) -> dict[str, Any]:
@@ -348,7 +346,7 @@ def to_document(r: Record) -> dict[str, Any]:
 def uptime_document(u: UptimeRecord) -> dict[str, Any]:
     """A host-checker result as Tyk's uptime pump stores it (``UptimeReportData``)."""
     return {
-        "_id": object_id(u.record_id or hashlib.blake2b(repr(u.to_json()).encode(), digest_size=16).hexdigest(), u.timestamp_ns),
+        "_id": object_id(u.record_id or hashlib.blake2b(repr(u.to_json()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest(), u.timestamp_ns),
         "url": u.url,
         "requesttime": Int64(u.request_time),
         "responsecode": u.response_code,

@@ -75,6 +75,13 @@ _TIME_POSITION = SQL_COLUMNS.index("counter_last_time")
 
 RowsOf = Callable[[Sequence[Any]], dict[str, list[AggregateRow]]]
 
+#: Longest ``id`` written (hex of bucket + org + dimension + value, so values up to ~1,280 bytes).
+#: PostgreSQL cannot index a longer key (B-tree entries are limited to 2,704 bytes), which would
+#: make the whole batch fail — as it does in Tyk. Such rows (in practice only endpoint dimensions
+#: of pathological paths) are skipped with a warning instead, on both backends alike; the record
+#: still counts in every other dimension and in the total.
+MAX_ID_LENGTH = 2600
+
 
 class Meta(SqlMeta):
     """Tyk's ``SQLAggregatePumpConf``: ``SQLConf`` plus the aggregation settings."""
@@ -272,7 +279,25 @@ class AggregateSink:
             await self._prune()
 
     def _tables(self, records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
-        return {t: rows for t, rows in self.rows_of(records).items() if rows}
+        tables: dict[str, list[AggregateRow]] = {}
+        skipped: list[AggregateRow] = []
+        for table, rows in self.rows_of(records).items():
+            kept = [r for r in rows if len(r.id) <= MAX_ID_LENGTH]
+            if len(kept) < len(rows):
+                skipped.extend(r for r in rows if len(r.id) > MAX_ID_LENGTH)
+            if kept:
+                tables[table] = kept
+        if skipped:
+            log.warning(
+                "Skipped aggregate rows whose dimension value is too long to index.",
+                extra={
+                    "pump": self.name,
+                    "rows": len(skipped),
+                    "dimensions": ",".join(sorted({r.dimension for r in skipped})),
+                    "longest_value_chars": max(len(r.dimension_value) for r in skipped),
+                },
+            )
+        return tables
 
     def _statement(self, table: str) -> Any:
         stmt = self._statements.get(table)

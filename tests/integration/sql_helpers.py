@@ -1,0 +1,114 @@
+"""Helpers of the SQL pump tests: a fresh PostgreSQL database per test, reading rows back,
+pump files for both backends, and simulating a crashed pump that wrote a batch without
+acknowledging it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests import servers
+
+
+def database_url(server_url: str, name: str) -> str:
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def pg_dsn(postgres_server: servers.Server) -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test (dropped afterwards)."""
+    name = "pump_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(postgres_server.url, name)
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Db:
+    """Read rows back from either backend with the same calls."""
+
+    def __init__(self, backend: str, target: str) -> None:
+        self.backend = backend
+        self.target = target
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"type": self.backend, "connection_string": self.target}
+
+    def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.backend == "postgres":
+            with psycopg.connect(self.target) as conn:
+                return conn.execute(query.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+        conn = sqlite3.connect(self.target)
+        try:
+            return conn.execute(query, params).fetchall()
+        finally:
+            conn.close()
+
+    def dicts(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if self.backend == "postgres":
+            with psycopg.connect(self.target) as conn:
+                cur = conn.execute(query.replace("?", "%s"), params)  # type: ignore[arg-type]
+                names = [d.name for d in cur.description or []]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        conn = sqlite3.connect(self.target)
+        try:
+            cur = conn.execute(query, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def count(self, table: str) -> int:
+        return int(self.rows(f'SELECT COUNT(*) FROM "{table}"')[0][0])
+
+    def tables(self, prefix: str) -> list[str]:
+        if self.backend == "postgres":
+            names = [r[0] for r in self.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+        else:
+            names = [r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return sorted(n for n in names if n == prefix or n.startswith(prefix + "_2") or n.startswith(prefix + "_1"))
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Db:
+    """Each test using this runs twice: on a fresh PostgreSQL database and on a new SQLite file."""
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        return Db("postgres", dsn)
+    return Db("sqlite", str(tmp_path / "pump.sqlite"))
+
+
+def crashed_write(redis_url: str, list_name: str, count: int, write: Any) -> str:
+    """Claim ``count`` records like a pump would, call ``write(batch_id, records)`` (the pump's
+    write committed), then die without acknowledging: the batch goes back to the head of its
+    list under the same id, as the lease reaper returns it. Returns the batch id."""
+    import redis.asyncio as aioredis
+
+    from pump.decode.msgpack import decode_record
+    from pump.source.redis_list import RedisSource, SourceKey
+
+    async def run() -> str:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            source = RedisSource(client, "pump", "crashed-instance", 60)
+            claim = await source.claim(SourceKey(list_name, "msgpack", "pump"), count)
+            assert claim is not None
+            await write(claim.batch_id, [decode_record(raw) for raw in claim.raws])
+            returned = await source.release(claim)
+            assert returned == len(claim.raws)
+            return claim.batch_id
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
