@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from pump.errors import RejectedRecords
 from pump.record import Record
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 class Meta(CollectionMeta):
     """Tyk's ``MongoConf``."""
+
+    collection_name: str = Field("", validate_default=True, description="the collection every record goes to")
 
     @field_validator("collection_name")
     @classmethod

@@ -92,7 +92,7 @@ _CONSISTENCY = {"": "primary", "strong": "primary", "monotonic": "primaryPreferr
 class BaseMongoMeta(SinkMeta):
     """Tyk's ``BaseMongoConf``: every Mongo pump's connection settings."""
 
-    mongo_url: str = Field("", description="mongodb:// or mongodb+srv:// URL, including the database name")
+    mongo_url: str = Field("", validate_default=True, description="mongodb:// or mongodb+srv:// URL, including the database name")
     mongo_use_ssl: bool = Field(False, description="connect with TLS (certificates are verified unless told otherwise)")
     mongo_ssl_insecure_skip_verify: bool = Field(False, description="accept any server certificate and host name (insecure)")
     mongo_ssl_allow_invalid_hostnames: bool = Field(False, description="verify the certificate but not the host name")
@@ -166,7 +166,7 @@ class CollectionMeta(SizedMongoMeta):
 
 def redact_url(url: str) -> str:
     """The URL with any user and password replaced by ``***`` — safe to log."""
-    return re.sub(r"^(mongodb(?:\+srv)?://)[^@/]*@", r"\1***:***@", url)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/]*@", r"\1***:***@", url)
 
 
 def database_name(url: str) -> str:

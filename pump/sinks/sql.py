@@ -117,8 +117,14 @@ class Meta(SqlMeta):
 
 
 def rid(r: Record) -> str:
-    """The record's id; records built in code (not decoded) get the id their encoding would have."""
-    return r.record_id or record_id(encode_record(r))
+    """The record's id. Decoded records carry one; a record built in code gets the id its gateway
+    encoding would have (or, if it cannot be encoded, a hash of its JSON form)."""
+    if r.record_id:
+        return r.record_id
+    try:
+        return record_id(encode_record(r))
+    except (UnicodeEncodeError, OverflowError, TypeError, ValueError):
+        return record_id(json.dumps(r.to_json(), sort_keys=True, default=str).encode())
 
 
 def tags_json(tags: list[str] | None) -> str:

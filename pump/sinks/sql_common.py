@@ -96,7 +96,7 @@ class SqlMeta(SinkMeta):
     """Tyk's ``SQLConf`` (tyk-pump.md §4 "SQL family"), shared by ``sql`` and ``sql_aggregate``."""
 
     type: str = Field("", description="postgres or sqlite; empty = guessed from connection_string")
-    connection_string: str = Field("", description="libpq URL/keywords for postgres, a file path for sqlite")
+    connection_string: str = Field("", validate_default=True, description="libpq URL/keywords for postgres, a file path for sqlite")
     postgres: PostgresOptions = Field(default_factory=PostgresOptions)
     mysql: MysqlOptions = Field(default_factory=MysqlOptions)
     table_sharding: bool = Field(False, description="one table per day: <table>_YYYYMMDD")
@@ -329,7 +329,20 @@ def map_error(exc: BaseException, target: Target, doing: str) -> SinkError:
 
 def _first_line(exc: BaseException, target: Target) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # libpq wraps the server's reason: "connection to server at … failed: FATAL:  <reason>".
+    if "FATAL:" in text:
+        text = text.split("FATAL:", 1)[1].strip()
     return scrub(text, target.password)[:400]
+
+
+_AUTH_MARKERS = (
+    "password authentication failed",
+    "no password supplied",
+    "is not permitted to log in",
+    "no pg_hba.conf entry",
+    "authentication failed",
+    "peer authentication",
+)
 
 
 def _pg_error(exc: BaseException, target: Target, doing: str) -> SinkError:
@@ -339,9 +352,9 @@ def _pg_error(exc: BaseException, target: Target, doing: str) -> SinkError:
     detail = _first_line(exc, target)
     state = str(getattr(exc, "sqlstate", "") or "")
     low = str(exc).lower()
-    if state in ("28P01", "28000") or "password authentication failed" in low or "no password supplied" in low:
-        return RetriableError(f"PostgreSQL at {where} refused the credentials ({detail}); fix user/password in connection_string")
-    if state == "3D000" or ("database" in low and "does not exist" in low):
+    if state in ("28P01", "28000") or any(m in low for m in _AUTH_MARKERS) or re.search(r'role ".*" does not exist', low):
+        return RetriableError(f"PostgreSQL at {where} refused the login ({detail}); fix user/password in connection_string")
+    if state == "3D000" or re.search(r'database ".*" does not exist', low):
         return RetriableError(f"PostgreSQL at {where}: the database does not exist ({detail}); create it or fix connection_string")
     if state == "42501" or "permission denied" in low:
         return RetriableError(

@@ -191,14 +191,18 @@ class RedisSource:
         moved under that token is returned instead of a second one being claimed."""
         token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
-        batch_id, raws = await self._claim(
+        pipe = self.redis.pipeline(transaction=False)
+        await self._claim(  # queued on the pipeline, sent with the LRANGE below
             keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
             args=[count, token, member, _now_ms() + self.lease_ms],
+            client=pipe,
         )
-        if not raws:
+        pipe.lrange(key.proc(token), 0, -1)
+        (batch_id, taken), raws = await pipe.execute()
+        if not taken:
             return None
         batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
-        done = await self.redis.hkeys(key.done(batch_id))
+        done = await self.redis.hkeys(key.done(batch_id)) if batch_id != token else []
         claim = Claim(key, token, batch_id, member, list(raws), {d.decode() if isinstance(d, bytes) else d for d in done})
         self.inflight[token] = claim
         return claim

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from pump.record import Record, time_from_unix
@@ -40,35 +40,58 @@ def kind_of(response_code: int) -> str:
     return REQUESTS
 
 
-_TIME_CACHE: dict[tuple[int, tzinfo | None], tuple[str, str, str]] = {}
+#: Seconds per cached block of time. Every modern zone offset is a multiple of 15 minutes, so
+#: within an aligned 15-minute block a zone's offset and local date are constant.
+_BLOCK = 900
+
+_BLOCKS: dict[tuple[int, tzinfo | None], tuple[str, int, str, str] | None] = {}
+
+
+def _zone_suffix(dt: datetime) -> str:
+    total = int((dt.utcoffset() or timedelta(0)).total_seconds())
+    if total == 0:
+        return "Z"
+    sign = "+" if total > 0 else "-"
+    hh, mm = divmod(abs(total) // 60, 60)
+    return f"{sign}{hh:02d}:{mm:02d}"
+
+
+def _block(block: int, zone: tzinfo | None) -> tuple[str, int, str, str] | None:
+    """(``YYYY-MM-DDTHH:``, first minute, zone suffix, ``YYYY.MM.DD``) of a 15-minute block, or
+    ``None`` when the zone's offset is odd (historic local mean time) or changes inside it."""
+    start = time_from_unix(block * _BLOCK, 0, zone)
+    end = time_from_unix(block * _BLOCK + _BLOCK - 1, 0, zone)
+    offset = start.utcoffset() or timedelta(0)
+    if offset != (end.utcoffset() or timedelta(0)) or offset.total_seconds() % _BLOCK:
+        return None
+    head = f"{start.year:04d}-{start.month:02d}-{start.day:02d}T{start.hour:02d}:"
+    return head, start.minute, _zone_suffix(start), f"{start.year:04d}.{start.month:02d}.{start.day:02d}"
 
 
 def _time_parts(sec: int, zone: tzinfo | None) -> tuple[str, str, str]:
     """(``YYYY-MM-DDTHH:MM:SS``, zone suffix, ``YYYY.MM.DD``) of a unix second in ``zone``.
 
-    Cached per second: records arrive thousands per second with the same one, and building a
-    datetime per record costs more than the rest of the document."""
-    key = (sec, zone)
-    parts = _TIME_CACHE.get(key)
-    if parts is None:
-        dt = time_from_unix(sec, 0, zone)
-        off = dt.utcoffset() or timedelta(0)
-        total = int(off.total_seconds())
-        if total == 0:
-            suffix = "Z"
-        else:
-            sign = "+" if total > 0 else "-"
-            hh, mm = divmod(abs(total) // 60, 60)
-            suffix = f"{sign}{hh:02d}:{mm:02d}"
-        parts = (
-            f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}",
-            suffix,
-            f"{dt.year:04d}.{dt.month:02d}.{dt.day:02d}",
-        )
-        if len(_TIME_CACHE) > 8192:
-            _TIME_CACHE.clear()
-        _TIME_CACHE[key] = parts
-    return parts
+    Records of a busy gateway are spread over time, so a per-second cache would miss on almost
+    every record, and building a datetime per record costs more than the rest of the document.
+    The date, hour and offset are cached per 15-minute block; minutes and seconds are arithmetic."""
+    block = sec // _BLOCK
+    key = (block, zone)
+    try:
+        parts = _BLOCKS[key]
+    except KeyError:
+        if len(_BLOCKS) > 4096:
+            _BLOCKS.clear()
+        parts = _BLOCKS[key] = _block(block, zone)
+    if parts is not None:
+        head, minute, suffix, day = parts
+        m, s = divmod(sec - block * _BLOCK, 60)
+        return f"{head}{minute + m:02d}:{s:02d}", suffix, day
+    dt = time_from_unix(sec, 0, zone)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}",
+        _zone_suffix(dt),
+        f"{dt.year:04d}.{dt.month:02d}.{dt.day:02d}",
+    )
 
 
 def timestamp_text(ns: int, zone: tzinfo | None) -> str:
