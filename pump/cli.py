@@ -13,7 +13,6 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from pump import __version__
 from pump.config.load import load
@@ -32,7 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-c", "--config", "--conf", default=DEFAULT_CONFIG, help=f"pump file, YAML or Tyk JSON (default {DEFAULT_CONFIG}, or $PUMP_CONFIG)")
+        sp.add_argument(
+            "-c",
+            "--config",
+            "--conf",
+            default=DEFAULT_CONFIG,
+            help=f"pump file, YAML or Tyk JSON (default {DEFAULT_CONFIG}, or $PUMP_CONFIG)",
+        )
 
     run = sub.add_parser("run", help="run the pump")
     with_config(run)

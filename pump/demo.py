@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pump.decode import msgpack as mp
 from pump.decode import protobuf as pb
@@ -30,10 +31,29 @@ APIS = [
 ]
 VERSIONS = ["Non Versioned", "v1", "v2"]
 METHODS = [("GET", 70), ("POST", 15), ("PUT", 7), ("DELETE", 5), ("PATCH", 3)]
-CODES = [(200, 700), (201, 60), (204, 30), (304, 20), (400, 40), (401, 30), (403, 20), (404, 50), (429, 20), (500, 15), (502, 8), (503, 5), (504, 2)]
-COUNTRIES = [("US", 5391959, 37.7749, -122.4194, "America/Los_Angeles", "San Francisco"), ("GB", 2643743, 51.5085, -0.1257, "Europe/London", "London"),
-             ("DE", 2950159, 52.5244, 13.4105, "Europe/Berlin", "Berlin"), ("JP", 1850147, 35.6895, 139.6917, "Asia/Tokyo", "Tokyo"),
-             ("BR", 3448439, -23.5475, -46.6361, "America/Sao_Paulo", "São Paulo"), ("", 0, 0.0, 0.0, "", "")]  # fmt: skip
+CODES = [
+    (200, 700),
+    (201, 60),
+    (204, 30),
+    (304, 20),
+    (400, 40),
+    (401, 30),
+    (403, 20),
+    (404, 50),
+    (429, 20),
+    (500, 15),
+    (502, 8),
+    (503, 5),
+    (504, 2),
+]
+COUNTRIES = [
+    ("US", 5391959, 37.7749, -122.4194, "America/Los_Angeles", "San Francisco"),
+    ("GB", 2643743, 51.5085, -0.1257, "Europe/London", "London"),
+    ("DE", 2950159, 52.5244, 13.4105, "Europe/Berlin", "Berlin"),
+    ("JP", 1850147, 35.6895, 139.6917, "Asia/Tokyo", "Tokyo"),
+    ("BR", 3448439, -23.5475, -46.6361, "America/Sao_Paulo", "São Paulo"),
+    ("", 0, 0.0, 0.0, "", ""),
+]
 AGENTS = ["curl/8.4.0", "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0", "okhttp/4.12.0", "python-httpx/0.27.0", "Go-http-client/1.1"]
 OAUTH_CLIENTS = ["", "", "", "mobile-app", "partner-portal"]
 
@@ -45,7 +65,10 @@ class Key:
     org: str
 
 
-def _weighted(rng: random.Random, items: list[tuple[object, int]]) -> object:
+T = TypeVar("T")
+
+
+def _weighted(rng: random.Random, items: list[tuple[T, int]]) -> T:
     return rng.choices([i for i, _ in items], weights=[w for _, w in items])[0]
 
 
@@ -73,8 +96,8 @@ class Traffic:
         rng = self.rng
         key = rng.choice(self.keys)
         api_id, api_name, templates = rng.choice(APIS)
-        method = str(_weighted(rng, METHODS))  # type: ignore[arg-type]
-        code = int(_weighted(rng, CODES))  # type: ignore[arg-type]
+        method = _weighted(rng, METHODS)
+        code = _weighted(rng, CODES)
         path = _path(rng, rng.choice(templates))
         ts = self.start + rng.random() * self.span if at is None else at
         sec = int(ts)
@@ -84,7 +107,7 @@ class Traffic:
         iso, geoname, lat, lon, tz, city = rng.choice(COUNTRIES)
         host = f"{api_name.split()[0].lower()}.example.com"
         detailed = rng.random() < self.detailed_share
-        body = '{"id": %d, "status": "ok"}' % rng.randint(1, 1000)
+        body = f'{{"id": {rng.randint(1, 1000)}, "status": "ok"}}'
         tm = time.gmtime(sec)
         graphql = api_name.endswith("GraphQL")
         rec = Record(
@@ -125,8 +148,17 @@ class Traffic:
             expire_at_ns=ns + 7 * 86400 * 1_000_000_000,
             original_path=path,
             listen_path="/" + api_name.split()[0].lower() + "/",
-            graphql_stats={"IsGraphQL": True, "OperationType": 1, "RootFields": ["forecast"], "Types": {"Forecast": ["temp"]},
-                           "Variables": "{}", "HasErrors": code >= 400, "Errors": None} if graphql else None,  # fmt: skip
+            graphql_stats={
+                "IsGraphQL": True,
+                "OperationType": 1,
+                "RootFields": ["forecast"],
+                "Types": {"Forecast": ["temp"]},
+                "Variables": "{}",
+                "HasErrors": code >= 400,
+                "Errors": None,
+            }
+            if graphql
+            else None,
         )
         return rec
 

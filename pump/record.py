@@ -419,7 +419,7 @@ def go_time_string(ns: int, zone: tzinfo | None = None) -> str:
         dt = time_from_unix(sec, 0, zone)
         sign, hh, mm = _offset(dt)
         name = dt.tzname() or ""
-        if not name or name.startswith(("+", "-")) or name.startswith("UTC") and name != "UTC":
+        if not name or name.startswith(("+", "-")) or (name.startswith("UTC") and name != "UTC"):
             name = f"{'+' if sign > 0 else '-'}{hh:02d}{mm:02d}" if (hh, mm) != (0, 0) else "UTC"
         parts = (
             f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}",

@@ -177,7 +177,7 @@ def apply_pump_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     """Create or override pumps from ``TYK_PMP_PUMPS_<NAME>_…`` (pump names cannot hold ``_``)."""
     from pump.sinks import SINKS, canonical_type
 
-    pumps = data.setdefault("pumps", {}) if isinstance(data.get("pumps"), dict) else data.setdefault("pumps", {})
+    pumps = data.setdefault("pumps", {})
     if not isinstance(pumps, dict):
         return
     by_upper = {str(k).upper(): k for k in pumps}
@@ -276,66 +276,71 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
 
     Raises :class:`ConfigError` listing every problem found.
     """
-    from pump.sinks import SINKS, TYK_TYPES, canonical_type, meta_model
-
     errors: list[str] = []
     config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         errors.extend(format_errors(exc, model=Config))
-    warnings = [f"{key}: accepted for Tyk compatibility but has no effect here ({why})" for key, why in NO_EFFECT.items() if data.get(key) not in (None, "", False, 0, {})]
-    raw_pumps = data.get("pumps") if isinstance(data.get("pumps"), dict) else {}
-    if "uptime" in (raw_pumps or {}):
-        errors.append("pumps.uptime: the name 'uptime' is reserved for uptime_pump_config; rename this pump")
-    if "undecodable" in (raw_pumps or {}):
-        errors.append("pumps.undecodable: the name 'undecodable' is reserved for the dead-letter list of bad payloads; rename this pump")
+    warnings = [
+        f"{key}: accepted for Tyk compatibility but has no effect here ({why})"
+        for key, why in NO_EFFECT.items()
+        if data.get(key) not in (None, "", False, 0, {})
+    ]
+    raw_pumps: dict[str, Any] = data.get("pumps") if isinstance(data.get("pumps"), dict) else {}  # type: ignore[assignment]
+    for reserved, why in (("uptime", "uptime_pump_config"), ("undecodable", "the dead-letter list of bad payloads")):
+        if reserved in raw_pumps:
+            errors.append(f"pumps.{reserved}: the name {reserved!r} is reserved for {why}; rename this pump")
     if config is not None and not config.pumps:
         errors.append("pumps: no pump is configured; add at least one, e.g. pumps: {csv: {type: csv, meta: {csv_dir: ./csv}}}")
-    for name, raw in (raw_pumps or {}).items():
-        if not isinstance(raw, dict):
-            continue
-        type_name = str(raw.get("type") or raw.get("name") or name)
-        canonical = canonical_type(type_name)
-        if canonical not in SINKS:
-            if canonical in TYK_TYPES:
-                errors.append(
-                    f"pumps.{name}.type: {type_name!r} is a Tyk Pump type that this pump does not implement; "
-                    f"supported types: {', '.join(sorted(SINKS))}"
-                )
-            else:
-                errors.append(f"pumps.{name}.type: unknown pump type {type_name!r}; expected one of: {', '.join(sorted(SINKS))}")
-            continue
-        try:
-            model = meta_model(canonical)
-        except ImportError as exc:
-            errors.append(f"pumps.{name}.type: {exc}")
-            continue
-        try:
-            meta = model.model_validate(raw.get("meta") or {})
-        except ValidationError as exc:
-            errors.extend(format_errors(exc, prefix=f"pumps.{name}.meta.", model=model))
-            continue
-        if config is not None:
-            entry = config.pumps[name]
-            entry.type = canonical
-            entry.meta = meta.model_dump()
-            if (entry.raw_request_decoded or entry.raw_response_decoded) and canonical in _NO_DECODE_TYPES:
-                errors.append(
-                    f"pumps.{name}.raw_request_decoded: not allowed for {canonical} pumps (Tyk refuses it too); "
-                    "they store the base64 payload"
-                )
-            for field in entry.ignore_fields:
-                from pump.record import JSON_GROUPS
-
-                if field not in JSON_GROUPS:
-                    warnings.append(f"pumps.{name}.ignore_fields: {field!r} is not a field of the record; ignored")
+    for name, raw in raw_pumps.items():
+        if isinstance(raw, dict):
+            _validate_pump(name, raw, config, errors, warnings)
     if config is not None:
         _check_uptime(config, errors, warnings)
     if errors:
         raise ConfigError(errors)
     assert config is not None
     return config, warnings
+
+
+def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors: list[str], warnings: list[str]) -> None:
+    """Check one pump's type and ``meta`` against its sink, and store the validated meta."""
+    from pump.record import JSON_GROUPS
+    from pump.sinks import SINKS, TYK_TYPES, canonical_type, meta_model
+
+    type_name = str(raw.get("type") or raw.get("name") or name)
+    canonical = canonical_type(type_name)
+    supported = ", ".join(sorted(SINKS))
+    if canonical not in SINKS:
+        if canonical in TYK_TYPES:
+            errors.append(
+                f"pumps.{name}.type: {type_name!r} is a Tyk Pump type that this pump does not implement; supported types: {supported}"
+            )
+        else:
+            errors.append(f"pumps.{name}.type: unknown pump type {type_name!r}; expected one of: {supported}")
+        return
+    try:
+        model = meta_model(canonical)
+        meta = model.model_validate(raw.get("meta") or {})
+    except ImportError as exc:
+        errors.append(f"pumps.{name}.type: {exc}")
+        return
+    except ValidationError as exc:
+        errors.extend(format_errors(exc, prefix=f"pumps.{name}.meta.", model=model))
+        return
+    if config is None:
+        return
+    entry = config.pumps[name]
+    entry.type = canonical
+    entry.meta = meta.model_dump()
+    if (entry.raw_request_decoded or entry.raw_response_decoded) and canonical in _NO_DECODE_TYPES:
+        errors.append(
+            f"pumps.{name}.raw_request_decoded: not allowed for {canonical} pumps (Tyk refuses it too); they store the base64 payload"
+        )
+    for field in entry.ignore_fields:
+        if field not in JSON_GROUPS:
+            warnings.append(f"pumps.{name}.ignore_fields: {field!r} is not a field of the record; ignored")
 
 
 _NO_DECODE_TYPES = {"mongo", "mongo-pump-selective", "mongo-pump-aggregate", "sql", "sql_aggregate"}
@@ -346,7 +351,9 @@ def _check_uptime(config: Config, errors: list[str], warnings: list[str]) -> Non
     if config.dont_purge_uptime_data or up is None:
         return
     if (up.uptime_type or "mongo") == "mongo" and not up.mongo_url:
-        warnings.append("uptime_pump_config.mongo_url: empty, so uptime data is left in Redis (set dont_purge_uptime_data: true to silence)")
+        warnings.append(
+            "uptime_pump_config.mongo_url: empty, so uptime data is left in Redis (set dont_purge_uptime_data: true to silence)"
+        )
     if up.uptime_type == "sql" and not up.connection_string and (up.type or "postgres") != "sqlite":
         errors.append("uptime_pump_config.connection_string: required when uptime_type is sql")
 

@@ -159,14 +159,14 @@ class PumpConfig(Model):
     type: str = ""
     name: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
-    filters: Filters = Field(default_factory=Filters)
+    filters: Filters = Field(default_factory=lambda: Filters())
     timeout: float = Field(0, ge=0, description="seconds per write; 0 = no limit")
     omit_detailed_recording: bool = False
     max_record_size: int = Field(0, ge=0)
     ignore_fields: list[str] = Field(default_factory=list)
     raw_request_decoded: bool = False
     raw_response_decoded: bool = False
-    delivery: DeliveryOverrides = Field(default_factory=DeliveryOverrides)
+    delivery: DeliveryOverrides = Field(default_factory=lambda: DeliveryOverrides())
 
     @model_validator(mode="before")
     @classmethod
@@ -214,7 +214,7 @@ class Config(Model):
     """The whole pump file."""
 
     analytics_storage_type: Literal["redis", ""] = "redis"
-    analytics_storage_config: StorageConfig = Field(default_factory=StorageConfig)
+    analytics_storage_config: StorageConfig = Field(default_factory=lambda: StorageConfig())
     purge_delay: float = Field(10, gt=0, description="seconds between drains; Tyk's 0 would never purge")
     purge_chunk: int = Field(0, ge=0)
     storage_expiration_time: int = Field(60, ge=0)
@@ -236,8 +236,8 @@ class Config(Model):
     raw_response_decoded: bool = False
     kv: dict[str, Any] | None = None
     # Ours.
-    delivery: DeliveryDefaults = Field(default_factory=DeliveryDefaults)
-    telemetry: Telemetry = Field(default_factory=Telemetry)
+    delivery: DeliveryDefaults = Field(default_factory=lambda: DeliveryDefaults())
+    telemetry: Telemetry = Field(default_factory=lambda: Telemetry())
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

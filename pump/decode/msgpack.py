@@ -35,7 +35,7 @@ def record_id(raw: bytes) -> str:
 
 def _str(v: Any, field: str) -> str:
     if v.__class__ is str:
-        return v  # type: ignore[no-any-return]
+        return v
     if v is None:
         return ""
     if isinstance(v, bytes):
@@ -45,7 +45,7 @@ def _str(v: Any, field: str) -> str:
 
 def _int(v: Any, field: str) -> int:
     if v.__class__ is int:
-        return v  # type: ignore[no-any-return]
+        return v
     if v is None:
         return 0
     if isinstance(v, float) and v.is_integer():
@@ -55,7 +55,7 @@ def _int(v: Any, field: str) -> int:
 
 def _float(v: Any, field: str) -> float:
     if v.__class__ is float:
-        return v  # type: ignore[no-any-return]
+        return v
     if v is None:
         return 0.0
     if isinstance(v, int) and not isinstance(v, bool):
@@ -73,7 +73,7 @@ def _bool(v: Any, field: str) -> bool:
 
 def _map(v: Any, field: str) -> dict[str, Any]:
     if v.__class__ is dict:
-        return v  # type: ignore[no-any-return]
+        return v
     if v is None:
         return {}
     raise DecodeError(f"field {field}: expected a map, got {type(v).__name__}")
@@ -88,7 +88,7 @@ def _time(v: Any, field: str) -> int:
         sec, nsec = v
         if sec.__class__ is int and nsec.__class__ is int and 0 <= nsec < 1_000_000_000:
             if _MIN_SEC <= sec <= _MAX_SEC:
-                return sec * 1_000_000_000 + nsec  # type: ignore[no-any-return]
+                return sec * 1_000_000_000 + nsec
             raise DecodeError(f"field {field}: time out of range ({sec}, {nsec})")
     if v is None:
         return _ZERO_NS
@@ -109,7 +109,7 @@ def _tags(v: Any) -> list[str] | None:
         for t in v:
             if t.__class__ is not str:
                 return [_str(t, "Tags") for t in v]
-        return v  # type: ignore[no-any-return]
+        return v
     if v is None:
         return None
     raise DecodeError(f"field Tags: expected a list of strings, got {type(v).__name__}")
@@ -120,7 +120,7 @@ def _names(v: Any) -> dict[str, str] | None:
         for k, x in v.items():
             if k.__class__ is not str or x.__class__ is not str:
                 return {_str(k, "Geo.City.Names"): _str(x, "Geo.City.Names") for k, x in v.items()}
-        return v  # type: ignore[no-any-return]
+        return v
     if v is None:
         return None
     raise DecodeError(f"field Geo.City.Names: expected a map, got {type(v).__name__}")

@@ -137,6 +137,7 @@ def parse(buf: bytes, schema: Schema) -> dict[str, Any]:
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if number == 0:
             raise DecodeError("field number 0")
         if wire == 0:

@@ -12,7 +12,7 @@ from pump.record import UptimeRecord, time_from_unix
 def decode_uptime(raw: bytes) -> UptimeRecord:
     """Decode one ``UptimeReportData`` payload."""
     m = _unpack(raw)
-    if m.__class__ is not dict or "URL" not in m and "TimeStamp" not in m:
+    if m.__class__ is not dict or ("URL" not in m and "TimeStamp" not in m):
         raise DecodeError("not an uptime record: expected a msgpack map with URL and TimeStamp")
     g = m.get
     r: UptimeRecord = UptimeRecord.__new__(UptimeRecord)

@@ -60,7 +60,11 @@ async def until_ok(
                 metrics.redis_up.set(0)
             delay = backoff(attempt, 0.2, max_wait)
             level = logging.WARNING if attempt in (1, 5) or attempt % 20 == 0 else logging.DEBUG
-            log.log(level, "Redis unavailable; retrying.", extra={"operation": what, "attempt": attempt, "error": str(exc), "retry_in": round(delay, 2)})
+            log.log(
+                level,
+                "Redis unavailable; retrying.",
+                extra={"operation": what, "attempt": attempt, "error": str(exc), "retry_in": round(delay, 2)},
+            )
             if on_retry is not None:
                 on_retry()
             await asyncio.sleep(delay)

@@ -211,7 +211,7 @@ class Fanout:
             if not self.acks.batches and all(w.idle for w in self.workers.values()):
                 healthy = [w for w in self.workers.values() if not w.failing]
                 names = [k.name for w in healthy for k in w.backlogs]
-                lengths = await until_ok(lambda: self.source.lengths(names), "llen", self.metrics) if names else []
+                lengths = await until_ok(lambda n=names: self.source.lengths(n), "llen", self.metrics) if names else []  # type: ignore[misc]
                 if not any(lengths):
                     return
                 for w in healthy:

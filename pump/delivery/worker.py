@@ -185,9 +185,9 @@ class PumpWorker:
     async def _next(self) -> Work | None:
         if self.queue:
             return self.queue.popleft()
-        if not self._stopping and not self.failing and self.fanout is not None and not self.fanout.stopping:
-            if await self.fanout.claim_backlog(self):
-                return self.queue.popleft() if self.queue else None
+        idle_and_healthy = not self._stopping and not self.failing and self.fanout is not None and not self.fanout.stopping
+        if idle_and_healthy and await self.fanout.claim_backlog(self):  # type: ignore[union-attr]
+            return self.queue.popleft() if self.queue else None
         self._wake.clear()
         if self._stopping:
             return None

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -93,7 +94,7 @@ def csv_text(records: Sequence[Record]) -> str:
     directly (the C csv writer costs more than the whole row otherwise); the others go through
     the csv module for standard quoting."""
     out: list[str] = []
-    slow: csv.Writer | None = None
+    slow: Any = None  # a csv writer, created on the first row that needs quoting
     buf: io.StringIO | None = None
     for r in records:
         row = csv_row(r)

@@ -257,7 +257,6 @@ class Plan:
     """One batch's aggregates and progress, kept across retries of the same batch id."""
 
     aggregates: dict[str, OrgAggregate]
-    buckets: dict[str, datetime]
     done: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -311,28 +310,25 @@ class MongoAggregateSink:
         except RetriableError:
             raise  # same id comes back: keep the aggregates
         except BaseException:
-            plan.aggregates = {}  # the id will not come back (split instead); keep buckets/done
+            plan.aggregates = {}  # the id will not come back (it is split instead); keep what is done
             raise
         self.plans.pop(batch.id, None)
 
     def _plan(self, batch_id: str, records: Sequence[Record]) -> Plan:
-        """The batch's plan: the cached one on a retry; otherwise fresh aggregates whose buckets
-        and finished orgs are inherited from the batch's own earlier plan or its ancestors' (a
-        sub-batch of a split must land in the documents its parent used, whatever the clock
-        says now)."""
+        """The batch's plan: the cached one on a retry (same buckets even though the clock has
+        moved since), else fresh aggregates. A sub-batch of a split batch inherits the
+        (org, collection) pairs its ancestors finished in this process, so they are not written
+        twice; the rest were never applied, so their buckets are free to follow the clock (which
+        is what lets self-healing put the halves of a too-large org into separate documents)."""
         plan = self.plans.get(batch_id)
         if plan is not None and plan.aggregates:
             self.plans.move_to_end(batch_id)
             return plan
-        aggregates = self._aggregate(records)
-        earlier = [self.plans[a] for a in lineage(batch_id) if a in self.plans]
         done: set[tuple[str, str]] = set()
-        for anc in reversed(earlier):  # the nearest (the batch itself) last, so its buckets win
-            done |= anc.done
-            for org, bucket in anc.buckets.items():
-                if org in aggregates:
-                    aggregates[org].timestamp = bucket
-        plan = Plan(aggregates, {org: agg.timestamp for org, agg in aggregates.items()}, done)
+        for earlier in lineage(batch_id):
+            if earlier in self.plans:
+                done |= self.plans[earlier].done
+        plan = Plan(self._aggregate(records), done)
         self.plans[batch_id] = plan
         while len(self.plans) > MAX_PLANS:
             self.plans.popitem(last=False)
@@ -397,9 +393,7 @@ class MongoAggregateSink:
         names = {org: collection_names(org, self.meta.use_mixed_collection) for org in plan.aggregates}
         pending = {org for org, cols in names.items() if any((org, c) not in plan.done for c in cols)}
         fresh = self._aggregate([r for r in records if r.org_id in pending])
-        for org, agg in fresh.items():
-            plan.aggregates[org] = agg
-            plan.buckets[org] = agg.timestamp
+        plan.aggregates.update(fresh)
 
     async def close(self) -> None:
         await self.target.close()

@@ -52,8 +52,8 @@ def connect(cfg: StorageConfig) -> Redis | RedisCluster:
     }
     addresses = cfg.addresses()
     if cfg.master_name:
-        sentinel = Sentinel(addresses, sentinel_kwargs={"password": cfg.sentinel_password or None}, **common)
-        return sentinel.master_for(cfg.master_name, db=cfg.database)
+        sentinel = Sentinel(addresses, sentinel_kwargs={"password": cfg.sentinel_password or None}, **common)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(cfg.master_name, db=cfg.database)  # type: ignore[no-any-return]
     if cfg.enable_cluster:
         nodes = [ClusterNode(h, p) for h, p in addresses]
         return RedisCluster(startup_nodes=nodes, max_connections=cfg.optimisation_max_active or 500, **common)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+
 from pump.source import scripts
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,11 @@ class RedisSource:
         deadline = _now_ms() + self.lease_ms
         claims = list(self.inflight.values())
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.instance_key, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self._token}), px=max(self.lease_ms, 2000))
+        pipe.set(
+            self.instance_key,
+            json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self._token}),
+            px=max(self.lease_ms, 2000),
+        )
         for c in claims:
             pipe.zadd(c.key.leases, {c.member: deadline}, xx=True, ch=True)
         results = await pipe.execute()
@@ -170,7 +175,9 @@ class RedisSource:
                 continue  # renewed, or acknowledged while the renewal was on its way
             if await self.redis.zscore(c.key.leases, c.member) is None and c.token in self.inflight:
                 lost += 1
-                log.warning("Lease lost: another instance returned this batch to its list.", extra={"batch_id": c.batch_id, "source": c.key.name})
+                log.warning(
+                    "Lease lost: another instance returned this batch to its list.", extra={"batch_id": c.batch_id, "source": c.key.name}
+                )
         return lost
 
     async def unregister(self) -> None:
@@ -195,7 +202,7 @@ class RedisSource:
         await self._claim(  # queued on the pipeline, sent with the LRANGE below
             keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
             args=[count, token, member, _now_ms() + self.lease_ms],
-            client=pipe,
+            client=pipe,  # type: ignore[arg-type]
         )
         pipe.lrange(key.proc(token), 0, -1)
         (batch_id, taken), raws = await pipe.execute()
@@ -248,7 +255,7 @@ class RedisSource:
         for key in keys:
             expired = await self.redis.zrangebyscore(key.leases, "-inf", now, start=0, num=limit)
             for raw in expired:
-                member = raw.decode() if isinstance(raw, bytes) else raw
+                member = raw.decode() if isinstance(raw, bytes) else str(raw)
                 if member in mine:
                     continue
                 n = await self._requeue_member(key, member, force=False)
@@ -265,8 +272,9 @@ class RedisSource:
         total = 0
         prefix = f"{self.instance_id}|"
         for key in keys:
-            async for raw, _score in self.redis.zscan_iter(key.leases, match=_glob_escape(prefix) + "*"):
-                member = raw.decode() if isinstance(raw, bytes) else raw
+            async for item in self.redis.zscan_iter(key.leases, match=_glob_escape(prefix) + "*"):
+                raw = item[0] if isinstance(item, tuple | list) else item
+                member = raw.decode() if isinstance(raw, bytes) else str(raw)
                 total += max(0, await self._requeue_member(key, member, force=True))
         if total:
             log.info("Returned batches left claimed by this instance's previous run.", extra={"records": total})

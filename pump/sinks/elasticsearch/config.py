@@ -85,7 +85,7 @@ class Meta(SinkMeta):
     decode_base64: bool = Field(False, description="with extended_stats, store raw request/response decoded")
     version: str = Field("", description="'' = detect; 3/5/6 send _type; 7/8/9/opensearch do not")
     disable_bulk: bool = Field(False, description="one _create request per document (slow; compatibility)")
-    bulk_config: BulkConfig = Field(default_factory=BulkConfig)  # type: ignore[arg-type]
+    bulk_config: BulkConfig = Field(default_factory=BulkConfig)
     auth_api_key_id: str = ""
     auth_api_key: str = ""
     auth_basic_username: str = ""

@@ -244,3 +244,29 @@ def test_go_string_replaces_each_invalid_byte() -> None:
     assert go_string(b"\xed\xa0\x80") == "\ufffd\ufffd\ufffd"  # a UTF-16 surrogate is not UTF-8
     assert go_string(b"\xf0\x9f\x98\x80!") == "😀!"
     assert go_string(b"\xc0\xaf") == "\ufffd\ufffd"  # overlong
+
+
+@pytest.mark.parametrize(
+    "zone_name",
+    ["UTC", "Europe/London", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe", "Europe/Amsterdam", "America/Sao_Paulo"],
+)
+def test_timestamp_and_day_match_datetime_across_dst_and_odd_offsets(zone_name: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from pump.record import go_rfc3339, time_from_unix
+
+    zone = ZoneInfo(zone_name)
+    starts = [
+        datetime(2024, 3, 30, tzinfo=UTC),  # EU spring forward
+        datetime(2024, 10, 26, tzinfo=UTC),  # EU fall back
+        datetime(2024, 4, 6, 12, tzinfo=UTC),  # Lord Howe (30-minute shift), southern autumn
+        datetime(1880, 6, 1, tzinfo=UTC),  # local mean time: offsets in seconds
+    ]
+    for start in starts:
+        base = int(start.timestamp())
+        for step in range(0, 3 * 86400, 97):
+            sec = base + step
+            ns = sec * 1_000_000_000 + 123_000
+            dt = time_from_unix(sec, 123_000, zone)
+            assert timestamp_text(ns, zone) == go_rfc3339(dt, ns), (zone_name, sec)
+            assert record_day(ns, zone) == dt.strftime("%Y.%m.%d"), (zone_name, sec)

@@ -87,17 +87,18 @@ def test_batch_plan_is_reused_on_retry() -> None:
     assert first.aggregates["o1"].timestamp == datetime(2024, 3, 1, 10, 17, tzinfo=UTC)
 
 
-def test_split_batches_inherit_buckets_and_finished_orgs() -> None:
+def test_split_batches_inherit_finished_orgs_not_buckets() -> None:
     s = sink(aggregation_time=7, use_mixed_collection=True)
     parent = s._plan("b1", [rec("o1", T), rec("o2", T + timedelta(minutes=2))])
     parent.done.add(("o1", "z_tyk_analyticz_aggregate_o1"))
     parent.aggregates = {}  # what a failed, split batch keeps
-    s._plan("other", [rec("o2", T + timedelta(minutes=40))])  # the clock has moved on
-    child = s._plan("b1.1", [rec("o2", T + timedelta(minutes=2))])
-    assert child.aggregates["o2"].timestamp == parent.buckets["o2"]
+    child = s._plan("b1.1", [rec("o2", T + timedelta(minutes=9))])
     assert ("o1", "z_tyk_analyticz_aggregate_o1") in child.done
-    grandchild = s._plan("b1.1.0", [rec("o2", T + timedelta(minutes=2))])
-    assert grandchild.aggregates["o2"].timestamp == parent.buckets["o2"]
+    assert child.aggregates["o2"].timestamp == datetime(2024, 3, 1, 10, 26, tzinfo=UTC)  # the clock's, not the parent's
+    child.done.add(("o2", "tyk_analytics_aggregates"))
+    grandchild = s._plan("b1.1.0", [rec("o2", T)])
+    assert grandchild.done == {("o1", "z_tyk_analyticz_aggregate_o1"), ("o2", "tyk_analytics_aggregates")}
+    assert s._plan("b2", [rec()]).done == set()  # unrelated batches inherit nothing
 
 
 def test_plans_are_bounded() -> None:
@@ -142,7 +143,7 @@ def test_self_healing_rebuilds_only_pending_orgs() -> None:
     s._rebuild_pending(plan, records)
     assert plan.aggregates["o1"] is old["o1"]
     assert plan.aggregates["o2"] is not old["o2"] and plan.aggregates["o3"] is not old["o3"]
-    assert plan.aggregates["o2"].timestamp == datetime(2024, 3, 1, 10, 17, tzinfo=UTC)  # minute bucket now
+    assert plan.aggregates["o2"].timestamp == datetime(2024, 3, 1, 10, 17, tzinfo=UTC)  # a minute bucket now
 
 
 @pytest.mark.parametrize(

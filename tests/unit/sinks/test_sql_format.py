@@ -217,7 +217,7 @@ def test_ignore_aggregations_drops_rows_of_named_dimensions_only() -> None:
     recs = [Record(org_id="o", api_id="a", api_key="k", response_code=500, tags=["t"], timestamp=datetime(2024, 1, 1, tzinfo=UTC))]
     tables = build_rows(recs)
     dims = lambda ts: sorted({r.dimension for rows in ts.values() for r in rows})  # noqa: E731
-    assert dims(tables) == ["", "apikeys", "apiid", "errors", "tags"]
+    assert dims(tables) == ["", "apiid", "apikeys", "errors", "tags"]
     assert dims(without_dimensions(tables, ["APIKeys", "tags"])) == ["", "apiid", "errors"]
     assert without_dimensions(tables, []) is tables
 
