@@ -171,9 +171,18 @@ def _reap_stale_runs(min_age: float = 600.0) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _prepare_data_dir(workdir: pathlib.Path, template: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path | None]:
-    """Copy the template to a fresh data directory; return it and the directory ``stop()`` must remove (if any)."""
+def _prepare_data_dir(
+    workdir: pathlib.Path, template: pathlib.Path, reuse: bool = False
+) -> tuple[pathlib.Path, pathlib.Path | None]:
+    """Copy the template to a fresh data directory; return it and the directory ``stop()`` must remove (if any).
+
+    With ``reuse``, a data directory left by an earlier ``persistent`` start in the same
+    ``workdir`` is used as it is, so a test can stop PostgreSQL and start it again on its data."""
     link = workdir / "postgres-data"
+    if reuse and link.exists():
+        data_dir = link.resolve()
+        scratch = data_dir.parent if data_dir.parent.parent == _SHARED_RUN_ROOT else None
+        return data_dir, scratch
     if link.is_symlink():
         link.unlink()
     elif link.exists():
@@ -200,17 +209,21 @@ def start_postgres(
     port: int | None = None,
     settings: dict[str, str] | None = None,
     timeout: float = 60.0,
+    persistent: bool = False,
 ) -> Server:
     """Start a private PostgreSQL cluster on 127.0.0.1 from a copy of the cached template.
 
     ``settings`` adds or overrides ``-c name=value`` server settings (e.g. ``max_connections``).
-    The URL is ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust authentication). Every start
-    begins with an empty cluster: data does not survive ``stop()`` (unlike Redis with appendonly).
+    The URL is ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust authentication). By default
+    every start begins with an empty cluster and data does not survive ``stop()``. With
+    ``persistent=True`` the data directory is kept at ``stop()`` and reused by the next persistent
+    start in the same ``workdir`` (outage tests: stop the server, start it again, same data); the
+    last start should be non-persistent, or the caller removes ``workdir``.
     """
     bin_dir = postgres_bin_dir()
     template = template_dir(bin_dir)
     port = port or free_port()
-    data_dir, owned_scratch = _prepare_data_dir(workdir, template)
+    data_dir, owned_scratch = _prepare_data_dir(workdir, template, reuse=persistent)
     log_path = workdir / "postgres.log"
 
     merged = {**_DEFAULT_SETTINGS, **(settings or {})}
@@ -226,6 +239,8 @@ def start_postgres(
         cmd += ["-c", f"{name}={value}"]
 
     def cleanup(_: Server) -> None:
+        if persistent:
+            return
         if owned_scratch is not None:
             shutil.rmtree(owned_scratch, ignore_errors=True)
             if (workdir / "postgres-data").is_symlink():
