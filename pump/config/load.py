@@ -46,6 +46,10 @@ GO_NAMES: dict[str, str] = {
     "skip_api_ids": "SKIPPEDAPIIDS",
     "skip_response_codes": "SKIPPEDRESPONSECODES",
     "listen_address": "ADDR",
+    "use_sniffing": "ENABLESNIFFING",
+    "extended_stats": "EXTENDEDSTATISTICS",
+    "auth_basic_username": "USERNAME",
+    "auth_basic_password": "PASSWORD",
 }
 
 #: Tyk keys accepted here but without effect, and why (logged once at start).

@@ -113,6 +113,11 @@ class Delivery(Model):
     max_age: float = Field(0, ge=0, description="seconds; 0 = no limit; else dead-letter records that failed for longer")
     backoff_initial: float = Field(0.5, gt=0, description="seconds before the first retry")
     backoff_max: float = Field(30, gt=0, description="cap of the exponential backoff, seconds")
+    when_full: Literal["park", "wait"] = Field(
+        "park",
+        description="a healthy pump whose queue is full: park its share in its Redis backlog (the other pumps go on) "
+        "or wait for room (every pump slows to its pace; no re-decoding of parked records)",
+    )
 
 
 class DeliveryOverrides(Model):
@@ -124,6 +129,7 @@ class DeliveryOverrides(Model):
     max_age: float | None = Field(None, ge=0)
     backoff_initial: float | None = Field(None, gt=0)
     backoff_max: float | None = Field(None, gt=0)
+    when_full: Literal["park", "wait"] | None = None
 
 
 class DeliveryDefaults(Delivery):

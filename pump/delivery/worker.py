@@ -82,6 +82,7 @@ class PumpWorker:
         self.fanout: Fanout | None = None
         self.backlogs = pump_backlogs(namespace, name)
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -99,14 +100,21 @@ class PumpWorker:
         if not records:
             await self.acks.finished(batch, self.name)
             return
-        full = self.queued_records + len(records) > self.policy.queue_records and self.queued_records + self.busy > 0
-        if self.failing_since is not None or full or self._stopping:
+        if self.policy.when_full == "wait":
+            while self._full(len(records)) and self.failing_since is None and not self._stopping:
+                self._room.clear()
+                await self._room.wait()
+        if self.failing_since is not None or self._full(len(records)) or self._stopping:
             await self.acks.park(batch, self.name)
             return
         self.queue.append(Work(batch, records))
         self.queued_records += len(records)
         self.metrics.queue_records.labels(self.name).set(self.queued_records)
         self._wake.set()
+
+    def _full(self, incoming: int) -> bool:
+        """No room for ``incoming`` more records (an empty, idle pump always takes one batch)."""
+        return self.queued_records + incoming > self.policy.queue_records and self.queued_records + self.busy > 0
 
     def poke(self) -> None:
         """Wake the worker to look at its backlog now instead of at its next poll."""
@@ -131,6 +139,7 @@ class PumpWorker:
         self._stopping = True
         self._stop.set()
         self._wake.set()
+        self._room.set()
         remaining = max(0.0, deadline - time.monotonic())
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=remaining)
@@ -155,7 +164,7 @@ class PumpWorker:
                 state.failed(f"{type(exc).__name__}: {exc}")
                 self._failed(state.last_error)
                 await self._park_queue()
-                if self.once and self._patience_over():
+                if self.once and self._patience_over(state):
                     raise ParkRequested from exc
                 await self._sleep(state.delay())
                 if self._stopping:
@@ -181,6 +190,7 @@ class PumpWorker:
                 self.busy -= 1
                 self.queued_records -= len(work.records)
                 self.metrics.queue_records.labels(self.name).set(self.queued_records)
+                self._room.set()
 
     async def _next(self) -> Work | None:
         if self.queue:
@@ -215,7 +225,7 @@ class PumpWorker:
                 if state.exhausted():
                     await self._dead_letter(work.batch, records, state.give_up_reason(), state.attempts)
                     continue
-                if self.once and self._patience_over():
+                if self.once and self._patience_over(state):
                     raise ParkRequested from exc
                 parts.append((part_id, records))
                 await self._park_queue()
@@ -233,6 +243,8 @@ class PumpWorker:
                     if state.exhausted():
                         await self._dead_letter(work.batch, retry, state.give_up_reason(), state.attempts)
                         continue
+                    if self.once and self._patience_over(state):
+                        raise ParkRequested from exc
                     parts.append((f"{part_id}.r{state.attempts}", retry))
                     await self._sleep(state.delay())
                     self.metrics.retries.labels(self.name).inc()
@@ -282,6 +294,7 @@ class PumpWorker:
 
     def _failed(self, error: str) -> None:
         self.last_error = error
+        self._room.set()  # a waiting intake must now park instead
         if self.failing_since is None:
             self.failing_since = time.monotonic()
             self.metrics.pump_failing.labels(self.name).set(1)
@@ -298,8 +311,9 @@ class PumpWorker:
             self.failing_since = None
             self.metrics.pump_failing.labels(self.name).set(0)
 
-    def _patience_over(self) -> bool:
-        return self.failing_since is not None and time.monotonic() - self.failing_since >= self.once_patience
+    def _patience_over(self, state: RetryState) -> bool:
+        """``--once`` does not wait forever for a pump: after this long its work is parked."""
+        return state.first_failure is not None and time.monotonic() - state.first_failure >= self.once_patience
 
     async def _park_queue(self) -> None:
         """While failing, queued batches wait in Redis rather than in this process's memory, and

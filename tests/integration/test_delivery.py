@@ -98,11 +98,20 @@ def test_sink_type() -> Iterator[None]:
     sys.modules.pop("tests_delivery_sink", None)
 
 
+LAST_REGISTRY: list[CollectorRegistry] = []
+
+
 async def run_once(tmp_path: Path, redis_url: str, pumps: dict[str, Any], **top: Any) -> int:
     config_path = write_config(tmp_path / "pump.conf", redis_url, pumps, **top)
     config, _ = load(config_path, {})
-    daemon = Daemon(config, once=True, registry=CollectorRegistry(), handle_signals=False, once_patience=2)
+    registry = CollectorRegistry()
+    LAST_REGISTRY[:] = [registry]
+    daemon = Daemon(config, once=True, registry=registry, handle_signals=False, once_patience=2)
     return await asyncio.wait_for(daemon.run(), timeout=120)
+
+
+def parked(pump: str) -> float:
+    return LAST_REGISTRY[0].get_sample_value("pump_records_parked_total", {"pump": pump}) or 0.0
 
 
 def dead_letters(redis_url: str, pump: str) -> list[Entry]:
@@ -200,3 +209,12 @@ async def test_replay_sends_dead_letters_back_to_that_pump_only(tmp_path: Path, 
     assert len(ScriptedSink.instances["p"].written) == 5
     assert ScriptedSink.instances["other"].written == Counter(), "a replay is for the pump that dead-lettered"
     assert dead_letters(redis_url, "p") == []
+
+
+async def test_when_full_wait_applies_backpressure_instead_of_parking(tmp_path: Path, redis_url: str) -> None:
+    push(redis_url, msgpack_payloads(numbered(3000)))
+    pumps = {"p": {"type": "test", "delivery": {"queue_records": 100, "when_full": "wait"}}, "q": {"type": "test", "delivery": {"queue_records": 100}}}
+    assert await run_once(tmp_path, redis_url, pumps, purge_chunk=100) == 0
+    assert len(ScriptedSink.instances["p"].written) == 3000 and len(ScriptedSink.instances["q"].written) == 3000
+    assert parked("p") == 0, "a waiting pump never parks"
+    assert parked("q") > 0, "the same load makes a parking pump park (so the test can tell them apart)"

@@ -137,12 +137,13 @@ class DocumentBuilder:
     # -- index ---------------------------------------------------------------------------------
 
     def index_for(self, r: Record) -> str:
+        return self._index(r, record_day(r.timestamp_ns, r.tz) if self.rolling else "")
+
+    def _index(self, r: Record, day: str) -> str:
         base = self.mcp_index_name if self.mcp_index_name and r.is_mcp else self.index_name
         if self.per_kind:
             base = f"{base}_{kind_of(r.response_code)}"
-        if self.rolling:
-            base = f"{base}-{record_day(r.timestamp_ns, r.tz)}"
-        return base
+        return f"{base}-{day}" if self.rolling else base
 
     def base_names(self) -> list[str]:
         """Every index name this pump can write to, without the date (for the template)."""
@@ -168,9 +169,19 @@ class DocumentBuilder:
 
     # -- document ------------------------------------------------------------------------------
 
+    def entry(self, r: Record) -> tuple[str, str, dict[str, Any]]:
+        """Index, id and document together, formatting the record's time once for both."""
+        sec, frac = divmod(r.timestamp_ns, 1_000_000_000)
+        head, suffix, day = _time_parts(sec, r.tz)
+        stamp = f"{head}.{frac:09d}".rstrip("0") + suffix if frac else head + suffix
+        return self._index(r, day), self.id_for(r), self._document(r, stamp)
+
     def document(self, r: Record) -> dict[str, Any]:
+        return self._document(r, timestamp_text(r.timestamp_ns, r.tz))
+
+    def _document(self, r: Record, stamp: str) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "@timestamp": timestamp_text(r.timestamp_ns, r.tz),
+            "@timestamp": stamp,
             "http_method": r.method,
             "request_uri": r.path,
             "request_uri_full": r.raw_path,

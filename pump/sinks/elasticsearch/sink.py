@@ -187,9 +187,8 @@ class ElasticsearchSink:
         doc_type = self.doc_type
         for pos, r in enumerate(records):
             try:
-                index = build.index_for(r)
-                doc_id = build.id_for(r)
-                yield Item(pos, index, doc_id, action_line(index, doc_id, doc_type), encode_document(build.document(r)))
+                index, doc_id, doc = build.entry(r)
+                yield Item(pos, index, doc_id, action_line(index, doc_id, doc_type), encode_document(doc))
             except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
                 tally.add(pos, REJECT, f"cannot encode the record as JSON: {type(exc).__name__}: {exc}")
 

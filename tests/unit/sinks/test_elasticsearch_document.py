@@ -270,3 +270,10 @@ def test_timestamp_and_day_match_datetime_across_dst_and_odd_offsets(zone_name: 
             dt = time_from_unix(sec, 123_000, zone)
             assert timestamp_text(ns, zone) == go_rfc3339(dt, ns), (zone_name, sec)
             assert record_day(ns, zone) == dt.strftime("%Y.%m.%d"), (zone_name, sec)
+
+
+@pytest.mark.parametrize("meta", [{}, {"rolling_index": True, "index_per_kind": True, "generate_id": True}, {"rolling_index": True}])
+def test_entry_equals_the_separate_parts(meta: dict[str, Any]) -> None:
+    b = builder(**meta)
+    for r in (make_record(), make_record(response_code=429, timestamp=T0 + timedelta(days=3, hours=11, seconds=7))):
+        assert b.entry(r) == (b.index_for(r), b.id_for(r), b.document(r))
