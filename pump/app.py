@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -55,6 +56,18 @@ def build_uptime_sink(cfg: Config) -> Sink | None:
     if kind == "mongo" and not up.mongo_url:
         return None
     return uptime_module(kind).build_uptime(cfg)  # type: ignore[no-any-return]
+
+
+def tune_gc() -> None:
+    """Keep Python's cycle collector out of the hot path.
+
+    Records, documents and rows hold no reference cycles, so reference counting frees them; the
+    cycle collector only walks the millions of objects of the batches in flight, again and again
+    (measured: ~15% of the pipeline's time). Freeze what start-up created and collect far less
+    often; anything cyclic is still collected, just later."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def dump_tasks() -> None:
@@ -141,6 +154,7 @@ class Daemon:
             await until_ok(source.register, "register", self.metrics)
             returned = await until_ok(lambda: source.adopt_own(self.all_keys()), "adopt", self.metrics)
             self.metrics.records_requeued.labels("restart").inc(returned)
+            tune_gc()
             for worker in self.workers.values():
                 for task in worker.start():
                     self.supervise(task)

@@ -121,9 +121,11 @@ def summary(out: Path, sql: bool) -> None:
     top = sorted(codes.items(), key=lambda kv: -kv[1])[:6]
     print("   status codes: " + ", ".join(f"{c}×{n}" for c, n in top))
     if sql:
-        from pump.sinks import sql_report  # type: ignore[attr-defined]
+        from pump.sinks.sql_report import summary as sql_summary
 
-        print(sql_report.summary(str(out / "analytics.db")))
+        print()
+        print(sql_summary(str(out / "analytics.db")))
+        print("   (GraphQL and network-only records are not aggregated, as in Tyk)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ SIZE_ERROR_MARKERS: tuple[str, ...] = (
     "Size must be between 0 and",
     "Request size is too large",
     "Resulting document after update is larger than",
+    "BSON document too large",  # pymongo refuses before sending (codes 10334/17419/17420)
 )
 
 Bucketer = Callable[[datetime], datetime]

@@ -97,7 +97,7 @@ def discard_aggregations(agg: OrgAggregate, names: Iterable[str]) -> OrgAggregat
     retried or written elsewhere) is untouched; unknown names are ignored — see
     :func:`unknown_aggregation_names`.
     """
-    emptied = {DISCARD_ALIASES[n]: {} for n in names if n in DISCARD_ALIASES}
+    emptied: dict[str, Any] = {DISCARD_ALIASES[n]: {} for n in names if n in DISCARD_ALIASES}
     return replace(agg, **emptied) if emptied else agg
 
 

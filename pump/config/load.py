@@ -358,8 +358,15 @@ def _check_uptime(config: Config, errors: list[str], warnings: list[str]) -> Non
         warnings.append(
             "uptime_pump_config.mongo_url: empty, so uptime data is left in Redis (set dont_purge_uptime_data: true to silence)"
         )
-    if up.uptime_type == "sql" and not up.connection_string and (up.type or "postgres") != "sqlite":
-        errors.append("uptime_pump_config.connection_string: required when uptime_type is sql")
+    if up.uptime_type == "sql":
+        try:
+            from pump.sinks.sql_uptime import uptime_meta
+
+            uptime_meta(config)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+        except ImportError as exc:
+            errors.append(f"uptime_pump_config.uptime_type: {exc}")
 
 
 def load(path: Path | str | None, environ: Mapping[str, str] | None = None) -> tuple[Config, list[str]]:

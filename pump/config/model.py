@@ -115,8 +115,9 @@ class Delivery(Model):
     backoff_max: float = Field(30, gt=0, description="cap of the exponential backoff, seconds")
     when_full: Literal["park", "wait"] = Field(
         "park",
-        description="a healthy pump whose queue is full: park its share in its Redis backlog (the other pumps go on) "
-        "or wait for room (every pump slows to its pace; no re-decoding of parked records)",
+        description="a healthy pump whose queue is full while another pump has room: park its share in its Redis "
+        "backlog so the others go on (park), or make everyone wait for it (wait). When no other pump has room it "
+        "always waits: parking would only cost a second decode",
     )
 
 

@@ -192,6 +192,15 @@ class Fanout:
             extra={"source": claim.key.name, "records": len(bad), "first_reason": bad[0][1][:200], "list": dlq},
         )
 
+    def others_have_room(self, batch: Batch, pump: str) -> bool:
+        """Would waiting for ``pump`` hold up another pump that owes ``batch``? Yes if one of them
+        is healthy and not backed up (under half its queue): it would soon run out of work."""
+        return any(
+            name != pump and not w.failing and w.queued_records <= w.policy.queue_records // 2
+            for name, w in self.workers.items()
+            if name in batch.pending
+        )
+
     async def claim_backlog(self, worker: PumpWorker) -> bool:
         """Give an idle pump the next batch from its own backlog; False if it has none."""
         for key in worker.backlogs:

@@ -100,11 +100,10 @@ class PumpWorker:
         if not records:
             await self.acks.finished(batch, self.name)
             return
-        if self.policy.when_full == "wait":
-            while self._full(len(records)) and self.failing_since is None and not self._stopping:
-                self._room.clear()
-                await self._room.wait()
-        if self.failing_since is not None or self._full(len(records)) or self._stopping:
+        while self.is_full(len(records)) and self.failing_since is None and not self._stopping and self._should_wait(batch):
+            self._room.clear()
+            await self._room.wait()
+        if self.failing_since is not None or self.is_full(len(records)) or self._stopping:
             await self.acks.park(batch, self.name)
             return
         self.queue.append(Work(batch, records))
@@ -112,7 +111,15 @@ class PumpWorker:
         self.metrics.queue_records.labels(self.name).set(self.queued_records)
         self._wake.set()
 
-    def _full(self, incoming: int) -> bool:
+    def _should_wait(self, batch: Batch) -> bool:
+        """A healthy but full pump waits for room (backpressure on the claim loop) unless waiting
+        would hold up another pump of this batch that has room: only then is its share parked.
+        Parking costs Redis round trips and a second decode, so it is not done for nothing."""
+        if self.policy.when_full == "wait" or self.fanout is None:
+            return True
+        return not self.fanout.others_have_room(batch, self.name)
+
+    def is_full(self, incoming: int) -> bool:
         """No room for ``incoming`` more records (an empty, idle pump always takes one batch)."""
         return self.queued_records + incoming > self.policy.queue_records and self.queued_records + self.busy > 0
 

@@ -37,7 +37,7 @@ UPTIME_SINKS: dict[str, str] = {
 #: Which optional dependency a sink module needs, for the error when it is missing.
 EXTRAS: dict[str, str] = {
     "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
-    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch",
+    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "uptime mongo": "mongo", "uptime sql": "postgres",
 }  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error

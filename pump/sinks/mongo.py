@@ -32,6 +32,7 @@ from pump.sinks.mongo_common import (
     MongoTarget,
     chunk_by_size,
     estimated_size,
+    gc_paused,
     skipped_by_raw_pumps,
     strip_raw_payloads,
     to_document,
@@ -75,6 +76,10 @@ class MongoSink:
             raise RejectedRecords(outcome.rejected, outcome.retry)
 
     def _documents(self, records: Sequence[Record]) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+        with gc_paused():
+            return self._build(records)
+
+    def _build(self, records: Sequence[Record]) -> tuple[list[dict[str, Any]], list[int], list[int]]:
         docs: list[dict[str, Any]] = []
         positions: list[int] = []
         sizes: list[int] = []

@@ -25,6 +25,7 @@ only the orgs not yet written — Tyk re-runs the whole batch and counts the oth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -57,6 +58,7 @@ from pump.sinks.mongo_common import (
     NOT_IMPLEMENTED,
     BaseMongoMeta,
     MongoTarget,
+    gc_paused,
     is_size_error,
     map_error,
     sanitize,
@@ -172,11 +174,13 @@ class AggregateWriter:
         self.ledger_size = ledger_size
         self.where = where
         self.projection: dict[str, int] | None = {"lists": 0, LEDGER_FIELD: 0}
+        self._known: dict[tuple[str, str, Any], None] = {}
 
     async def write(self, collection: Any, agg: OrgAggregate, batch_id: str) -> WriteResult:
         ids = lineage(batch_id)
         query = upsert_filter(agg)
-        change = go_typed(as_change(agg))
+        with gc_paused():
+            change = go_typed(as_change(agg))
         change["$set"][LAST_FIELD] = batch_id
         change["$push"] = {LEDGER_FIELD: {"$each": [batch_id], "$slice": -self.ledger_size}}
         try:
@@ -201,27 +205,37 @@ class AggregateWriter:
         return WriteResult(doc, applied=applied, refreshed=True)
 
     async def _step1(self, collection: Any, query: dict[str, Any], change: dict[str, Any], ids: list[str]) -> tuple[dict[str, Any], bool]:
-        """Apply the increments unless a document of this bucket already recorded the batch.
+        """Apply the increments unless the bucket's document already recorded the batch.
 
         Not a single guarded upsert: when the guard fails because the batch *is* recorded, an
-        upsert would insert a second document for the bucket. So: update the existing document;
-        if none matched, look; create it only if there is none (a concurrent creator makes the
-        next round match).
+        upsert would insert a second document for the bucket. So an upsert is only sent after a
+        read found no document; a document this process has written before is updated directly
+        (one round trip, the common case). A concurrent creator makes the next round match.
         """
         guarded = {**query, LEDGER_FIELD: {"$nin": ids}}
+        key = (collection.name, query["orgid"], query["timestamp"])
         for _ in range(5):
-            doc = await self._find_and_modify(collection, guarded, change, upsert=False)
-            if doc is not None:
-                return doc, True
+            if key in self._known:
+                doc = await self._find_and_modify(collection, guarded, change, upsert=False)
+                if doc is not None:
+                    return doc, True
             existing = await collection.find_one(query, projection={"lists": 0})
             if existing is None:
                 doc = await self._find_and_modify(collection, guarded, change, upsert=True)
                 if doc is not None:
+                    self._remember(key)
                     return doc, True
                 continue
+            self._remember(key)
             if set(existing.get(LEDGER_FIELD) or ()) & set(ids):
                 return existing, False
         raise RetriableError(f"aggregate document {query} kept changing under concurrent writers; will retry")
+
+    def _remember(self, key: tuple[str, str, Any]) -> None:
+        """Documents known to exist (bounded: only the newest buckets matter)."""
+        self._known[key] = None
+        if len(self._known) > 4096:
+            self._known.pop(next(iter(self._known)))
 
     async def _find_and_modify(self, collection: Any, query: dict[str, Any], update: dict[str, Any], upsert: bool) -> Any:
         from pymongo import ReturnDocument
@@ -244,7 +258,8 @@ class AggregateWriter:
                 raise
 
     async def _step2(self, collection: Any, doc: dict[str, Any], ids: list[str]) -> None:
-        update = go_typed(as_time_update(doc))
+        with gc_paused():
+            update = go_typed(as_time_update(doc))
         guard = {"_id": doc["_id"], LAST_FIELD: {"$in": ids}}
         try:
             await collection.update_one(guard, update)
@@ -307,8 +322,8 @@ class MongoAggregateSink:
                             f"{exc}; enable_aggregate_self_healing (or a lower aggregation_time) lets new documents take the data"
                         ) from exc
                     self._rebuild_pending(plan, batch.records)
-        except RetriableError:
-            raise  # same id comes back: keep the aggregates
+        except (RetriableError, asyncio.CancelledError):
+            raise  # the same id comes back (a cancelled write is a timeout): keep the aggregates
         except BaseException:
             plan.aggregates = {}  # the id will not come back (it is split instead); keep what is done
             raise
@@ -335,6 +350,10 @@ class MongoAggregateSink:
         return plan
 
     def _aggregate(self, records: Sequence[Record]) -> dict[str, OrgAggregate]:
+        with gc_paused():
+            return self._aggregate_records(records)
+
+    def _aggregate_records(self, records: Sequence[Record]) -> dict[str, OrgAggregate]:
         aggregates = aggregate_records(
             records,
             self.clock,
@@ -346,14 +365,28 @@ class MongoAggregateSink:
         return aggregates
 
     async def _apply(self, plan: Plan, batch_id: str) -> None:
-        for org, agg in plan.aggregates.items():
-            for name in collection_names(org, self.meta.use_mixed_collection):
-                if (org, name) in plan.done:
-                    continue
-                await self.target.prepare(name, AGGREGATE_INDEXES)
-                result = await self.writer.write(self.target.collection(name), agg, batch_id)
-                plan.done.add((org, name))
-                self._after_write(org, name, result)
+        """Write every org's aggregate; orgs in parallel (their documents are independent), each
+        org's collections in Tyk's order. The first failure is raised once the others finished,
+        so everything that could be written is recorded in ``plan.done``."""
+        results = await asyncio.gather(
+            *(self._apply_org(plan, org, agg, batch_id) for org, agg in plan.aggregates.items()),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if isinstance(failure, asyncio.CancelledError):
+                raise failure
+        if failures:  # a size problem first: self-healing can fix it, the others are retried anyway
+            raise next((f for f in failures if isinstance(f, AggregateTooLarge)), failures[0])
+
+    async def _apply_org(self, plan: Plan, org: str, agg: OrgAggregate, batch_id: str) -> None:
+        for name in collection_names(org, self.meta.use_mixed_collection):
+            if (org, name) in plan.done:
+                continue
+            await self.target.prepare(name, AGGREGATE_INDEXES)
+            result = await self.writer.write(self.target.collection(name), agg, batch_id)
+            plan.done.add((org, name))
+            self._after_write(org, name, result)
 
     def _after_write(self, org: str, collection: str, result: WriteResult) -> None:
         if result.step2_error:

@@ -34,6 +34,7 @@ from pump.sinks.mongo_common import (
     MongoTarget,
     SizedMongoMeta,
     estimated_size,
+    gc_paused,
     skipped_by_raw_pumps,
     to_document,
 )
@@ -89,6 +90,10 @@ class MongoSelectiveSink:
         return await insert_in_runs(self.target, name, run.docs, run.positions, run.sizes, self.meta.batch_bytes)
 
     def _group(self, records: Sequence[Record]) -> tuple[dict[str, _OrgRun], dict[int, str]]:
+        with gc_paused():
+            return self._group_records(records)
+
+    def _group_records(self, records: Sequence[Record]) -> tuple[dict[str, _OrgRun], dict[int, str]]:
         per_org: dict[str, _OrgRun] = {}
         too_large: dict[int, str] = {}
         limit = self.meta.document_bytes

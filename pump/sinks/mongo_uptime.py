@@ -19,7 +19,7 @@ from pump.config.model import Config
 from pump.errors import RejectedRecords
 from pump.sinks.base import Sink, SinkBatch
 from pump.sinks.mongo import insert_in_runs
-from pump.sinks.mongo_common import RAW_INDEXES, CollectionMeta, MongoTarget, uptime_document
+from pump.sinks.mongo_common import RAW_INDEXES, CollectionMeta, MongoTarget, gc_paused, uptime_document
 
 #: The uptime pump's name in logs and metrics (``pump.app.UPTIME_PUMP``).
 NAME = "uptime"
@@ -53,7 +53,8 @@ class MongoUptimeSink:
         await self.target.prepare(self.meta.collection_name, RAW_INDEXES, self.meta.cap_bytes if self.meta.collection_cap_enable else 0)
 
     async def write(self, batch: SinkBatch) -> None:
-        docs: list[dict[str, Any]] = [uptime_document(u) for u in batch.records]
+        with gc_paused():
+            docs: list[dict[str, Any]] = [uptime_document(u) for u in batch.records]
         if not docs:
             return
         positions = list(range(len(docs)))

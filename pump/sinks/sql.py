@@ -4,9 +4,10 @@ Columns carry Tyk's names (tyk-pump.md §2.1: gorm ``column`` tags, else JSON ta
 structs prefixed), plus ``id``: the record's stable id as primary key, so a redelivered batch
 writes nothing twice. MCP records are skipped, as in Tyk.
 
-PostgreSQL: the batch is formatted as COPY text in one pass, COPYed into a temporary staging
-table and moved with ``INSERT … SELECT … ON CONFLICT (id) DO NOTHING``, all in one transaction —
-bulk-load speed with idempotent writes. SQLite: ``executemany`` of the same insert, in one
+PostgreSQL: the batch is formatted as COPY text in one pass and COPYed straight into the table in
+one transaction. If an id is already there (a redelivered batch), that transaction rolls back and
+the batch goes through a temporary staging table and ``INSERT … SELECT … ON CONFLICT (id) DO
+NOTHING`` instead — bulk-load speed in the common case, idempotent writes always. SQLite: ``executemany`` of the same insert, in one
 transaction. See ``docs/sinks/sql.md`` for types and choices (NUL, time zone, tags).
 """
 
@@ -21,6 +22,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 import orjson
+
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
 from pump.record import LOCAL_ZONE, Record, time_from_unix
@@ -32,9 +34,12 @@ from pump.sinks.sql_common import (
     SqlMeta,
     TableSpec,
     Target,
+    checked_table,
     chunks,
     clean,
     concurrency_of,
+    copy_field,
+    copy_is_plain,
     is_schema_error,
     map_error,
     pg_connect_kwargs,
@@ -150,6 +155,19 @@ def row_values(r: Record) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+_FLOATS: dict[float, str] = {}
+
+
+def float_text(value: float) -> str:
+    """``repr`` of a coordinate, cached: records repeat the same few city coordinates, and a
+    dict lookup costs a fifth of a float repr."""
+    text = repr(value)
+    if len(_FLOATS) > 4096:
+        _FLOATS.clear()
+    _FLOATS[value] = text
+    return text
+
+
 def copy_line(r: Record) -> str:
     """One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
 
@@ -160,7 +178,8 @@ def copy_line(r: Record) -> str:
         f"{r.user_agent}\t{r.day}\t{r.month}\t{r.year}\t{r.hour}\t{r.response_code}\t{r.api_key}\t"
         f"{ts_text(r.timestamp_ns)}\t{r.api_version}\t{r.api_name}\t{r.api_id}\t{r.org_id}\t{r.oauth_id}\t"
         f"{r.request_time}\t{r.raw_request}\t{r.raw_response}\t{r.ip_address}\t{r.geo_country_iso_code}\t"
-        f"{r.geo_city_geoname_id}\t{r.geo_location_latitude!r}\t{r.geo_location_longitude!r}\t"
+        f"{r.geo_city_geoname_id}\t{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
+        f"{_FLOATS.get(r.geo_location_longitude) or float_text(r.geo_location_longitude)}\t"
         f"{r.geo_location_time_zone}\t{r.network_open_connections}\t{r.network_closed_connections}\t"
         f"{r.network_bytes_in}\t{r.network_bytes_out}\t{r.latency_total}\t{r.latency_upstream}\t"
         f"{r.latency_gateway}\t{tags_json(r.tags) if r.tags else '[]'}\t{r.alias}\t{'t' if r.track_path else 'f'}\t"
@@ -168,26 +187,9 @@ def copy_line(r: Record) -> str:
     )
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
-
-
-def _copy_field(value: Any) -> str:
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return str(value)
-
-
 def copy_line_slow(r: Record) -> str:
     """The escaped COPY line of a record whose text needs escaping (or NUL replacement)."""
-    return "\t".join(_copy_field(v) for v in row_values(r)) + "\n"
-
-
-def _clean_line(line: str) -> bool:
-    return line.count("\t") == _TABS and "\\" not in line and "\r" not in line and "\x00" not in line and line.count("\n") == 1
+    return "\t".join(copy_field(v) for v in row_values(r)) + "\n"
 
 
 def copy_text(records: Sequence[Record]) -> str:
@@ -195,10 +197,9 @@ def copy_text(records: Sequence[Record]) -> str:
     holds a special character are lines checked one by one and the odd ones re-rendered."""
     lines = [copy_line(r) for r in records]
     text = "".join(lines)
-    n = len(lines)
-    if text.count("\t") == n * _TABS and text.count("\n") == n and "\\" not in text and "\r" not in text and "\x00" not in text:
+    if copy_is_plain(text, len(lines), _TABS):
         return text
-    return "".join(line if _clean_line(line) else copy_line_slow(r) for line, r in zip(lines, records, strict=True))
+    return "".join(line if copy_is_plain(line, 1, _TABS) else copy_line_slow(r) for line, r in zip(lines, records, strict=True))
 
 
 def sqlite_row(r: Record) -> tuple[Any, ...]:
@@ -320,38 +321,67 @@ class SqlSink:
             raise
 
     async def _write_pg(self, groups: dict[str, list[Record]]) -> None:
-        from psycopg import sql
+        """COPY the batch straight into its table(s); if any id is already there (a redelivered
+        batch, or two writers of the same batch), roll back and write through the staging table
+        with ``ON CONFLICT (id) DO NOTHING`` instead. Either way one transaction per batch.
+
+        The direct COPY is the common case and costs the database about a third less than
+        staging every batch; the result is the same rows."""
+        import psycopg
 
         assert self.pool is not None
         for table in groups:
             await self.schema.ensure_pg(self.pool, table)
         # Formatting is CPU work done before a connection is taken, so the transaction is short.
         size = self.meta.rows_per_statement * 10
-        payloads = {table: [utf8(copy_text(part)) for part in chunks(recs, size)] for table, recs in groups.items()}
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
-        stage = sql.Identifier(STAGE_TABLE)
-        copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)
-        inserted = staged = 0
+        payloads = {table: [utf8(copy_text(part)) for part in chunks(recs, size)] for table, recs in sorted(groups.items())}
+        total = sum(len(v) for v in groups.values())
+        doing = f"write to {', '.join(sorted(groups))}"
         async with self.pool.connection() as conn:
             try:
-                async with conn.transaction():
-                    await self._ensure_stage(conn)
-                    for table, parts in sorted(payloads.items()):
-                        async with conn.cursor() as cur:
-                            async with cur.copy(copy_stmt) as copy:
-                                for data in parts:
-                                    await copy.write(data)
-                            await cur.execute(
-                                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (id) DO NOTHING").format(
-                                    sql.Identifier(table), cols, cols, stage
-                                )
-                            )
-                            inserted += max(cur.rowcount, 0)
-                            await cur.execute(sql.SQL("TRUNCATE {}").format(stage))
-                        staged += len(groups[table])
+                try:
+                    async with conn.transaction():
+                        for table, parts in payloads.items():
+                            await self._copy(conn, table, parts)
+                    inserted = total
+                except psycopg.errors.UniqueViolation:
+                    inserted = await self._write_staged(conn, payloads)
             except Exception as exc:
-                raise map_error(exc, self.target, f"write to {', '.join(sorted(groups))}") from None
-        self._count(inserted, staged)
+                raise map_error(exc, self.target, doing) from None
+        self._count(inserted, total)
+
+    async def _copy(self, conn: Any, table: str, parts: list[bytes]) -> None:
+        from psycopg import sql
+
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(checked_table(table)), cols)
+        async with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for data in parts:
+                await copy.write(data)
+
+    async def _write_staged(self, conn: Any, payloads: dict[str, list[bytes]]) -> int:
+        """COPY into the connection's staging table, then ``INSERT … SELECT … ON CONFLICT (id)
+        DO NOTHING`` per table; returns the rows actually inserted."""
+        from psycopg import sql
+
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
+        stage = sql.Identifier(STAGE_TABLE)
+        inserted = 0
+        async with conn.transaction():
+            await self._ensure_stage(conn)
+            for table, parts in payloads.items():
+                async with conn.cursor() as cur:
+                    async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
+                        for data in parts:
+                            await copy.write(data)
+                    await cur.execute(
+                        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (id) DO NOTHING").format(
+                            sql.Identifier(checked_table(table)), cols, cols, stage
+                        )
+                    )
+                    inserted += max(cur.rowcount, 0)
+                    await cur.execute(sql.SQL("TRUNCATE {}").format(stage))
+        return inserted
 
     async def _ensure_stage(self, conn: Any) -> None:
         """A temporary table per connection, same columns, no indexes, emptied at commit."""

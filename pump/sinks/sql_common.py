@@ -308,6 +308,33 @@ def utf8(text: str) -> bytes:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": REPLACEMENT})
+
+
+def copy_field(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format: backslash, tab, newline and CR escaped, NUL
+    replaced (PostgreSQL text cannot hold it), booleans as ``t``/``f``, floats exact (repr)."""
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)  # ints; aware datetimes as "YYYY-MM-DD HH:MM:SS[.ffffff]+HH:MM"
+
+
+def copy_is_plain(text: str, lines: int, tabs_per_line: int) -> bool:
+    """True if ``text`` (``lines`` lines of joined fields) needs no escaping: a few C-speed scans
+    over the whole batch instead of a check per value."""
+    return (
+        text.count("\t") == lines * tabs_per_line
+        and text.count("\n") == lines
+        and "\\" not in text
+        and "\r" not in text
+        and "\x00" not in text
+    )
+
+
 # --------------------------------------------------------------------------- errors
 
 _PG_RETRY_CLASSES = ("08", "53", "57", "58", "40", "55", "XX", "HV", "F0")
@@ -362,7 +389,9 @@ def _pg_error(exc: BaseException, target: Target, doing: str) -> SinkError:
             "CREATE on the schema and SELECT/INSERT/UPDATE/DELETE on its tables"
         )
     if state in ("42P01", "42703"):
-        return RetriableError(f"PostgreSQL at {where}: table or column missing while trying to {doing} ({detail}); it is recreated on the next attempt")
+        return RetriableError(
+            f"PostgreSQL at {where}: table or column missing while trying to {doing} ({detail}); it is recreated on the next attempt"
+        )
     if state.startswith(_PG_DATA_CLASSES):
         return BatchDataError(f"PostgreSQL at {where} refused the data while trying to {doing}: {detail}")
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError | TimeoutError) and not state:
@@ -385,7 +414,9 @@ def _sqlite_error(exc: sqlite3.Error, target: Target, doing: str) -> SinkError:
     if "readonly" in low or "read-only" in low:
         return RetriableError(f"SQLite {where} is read-only ({detail}); check the file's permissions")
     if "no such table" in low or "no such column" in low or "has no column" in low:
-        return RetriableError(f"SQLite {where}: table or column missing while trying to {doing} ({detail}); it is recreated on the next attempt")
+        return RetriableError(
+            f"SQLite {where}: table or column missing while trying to {doing} ({detail}); it is recreated on the next attempt"
+        )
     return RetriableError(f"SQLite {where} failed to {doing}: {detail}")
 
 
@@ -469,9 +500,7 @@ class SqliteDb:
         if self._conn is None:
             if not self.target.uri and self.target.dsn != ":memory:":
                 Path(self.target.dsn).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.target.dsn, timeout=30, isolation_level=None, check_same_thread=False, uri=self.target.uri
-            )
+            conn = sqlite3.connect(self.target.dsn, timeout=30, isolation_level=None, check_same_thread=False, uri=self.target.uri)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -544,6 +573,15 @@ class TableSpec:
 
 _SHARD = re.compile(r"^[0-9]{8}$")
 
+#: information_schema ``data_type`` values that accept what the pump writes for each kind.
+_COMPATIBLE: dict[str, frozenset[str]] = {
+    "text": frozenset({"text", "character varying", "character"}),
+    "bigint": frozenset({"bigint", "integer", "smallint", "numeric", "double precision", "real"}),
+    "double": frozenset({"double precision", "real", "numeric"}),
+    "bool": frozenset({"boolean"}),
+    "timestamptz": frozenset({"timestamp with time zone", "timestamp without time zone"}),
+}
+
 
 class Schema:
     """Creates and migrates the tables of one :class:`TableSpec`, remembering what exists.
@@ -593,10 +631,11 @@ class Schema:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('pump-sql-ddl'))")
             cur = await conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
                 (table,),
             )
-            existing = {row[0] for row in await cur.fetchall()}
+            types = dict(await cur.fetchall())
+            existing = set(types)
             if not existing:
                 cols = sql.SQL(", ").join(
                     sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(TYPES[kind][0])) for name, kind in self.spec.columns
@@ -607,10 +646,13 @@ class Schema:
                         await conn.execute(self._pg_index_sql(table, suffix, columns, concurrently=False))
                 log.info("Created table.", extra={"table": table, "database": self.target.description})
                 return []
+            self._warn_on_types(table, types)
             for name, kind in self.spec.columns:
                 if name not in existing:
                     await conn.execute(
-                        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(ident, sql.Identifier(name), sql.SQL(TYPES[kind][0]))
+                        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                            ident, sql.Identifier(name), sql.SQL(TYPES[kind][0])
+                        )
                     )
                     log.info("Added a missing column.", extra={"table": table, "column": name})
             if "id" not in existing:
@@ -621,11 +663,19 @@ class Schema:
                 )
             if self.omit_indexes:
                 return []
-            cur = await conn.execute(
-                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s", (table,)
-            )
+            cur = await conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s", (table,))
             have = {row[0] for row in await cur.fetchall()}
             return [(s, c) for s, c in self.spec.indexes if f"{table}_{s}" not in have]
+
+    def _warn_on_types(self, table: str, types: dict[str, str]) -> None:
+        """An existing table (e.g. created by another tool) whose column types differ from what
+        this pump writes may refuse rows: say so once, at start, naming the columns."""
+        odd = {name: types[name] for name, kind in self.spec.columns if name in types and types[name].lower() not in _COMPATIBLE[kind]}
+        if odd:
+            log.warning(
+                "Existing table has columns of unexpected types; writes may be refused.",
+                extra={"table": table, "columns": ", ".join(f"{n} {t}" for n, t in sorted(odd.items()))},
+            )
 
     @staticmethod
     def _pg_index_sql(table: str, suffix: str, columns: tuple[str, ...], concurrently: bool) -> Any:
@@ -761,6 +811,9 @@ class Ledger:
         self.retention = timedelta(days=retention_days)
         self._last_prune = 0.0
 
+    def mark_pruned(self) -> None:
+        self._last_prune = time.monotonic()
+
     def due_for_prune(self) -> bool:
         if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
             self._last_prune = time.monotonic()
@@ -800,9 +853,7 @@ class Ledger:
         return related
 
     async def prune_pg(self, conn: Any) -> int:
-        cur = await conn.execute(
-            f"DELETE FROM {LEDGER_TABLE} WHERE pump = %s AND applied_at < now() - %s", (self.pump, self.retention)
-        )
+        cur = await conn.execute(f"DELETE FROM {LEDGER_TABLE} WHERE pump = %s AND applied_at < now() - %s", (self.pump, self.retention))
         return int(cur.rowcount or 0)
 
     # -- SQLite ------------------------------------------------------------------------------

@@ -61,7 +61,10 @@ def _fetch_sqlite(target: Target, limit: int) -> tuple[list[str], dict[str, list
         tables = _tables([r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")])
         if not tables:
             return [], {}
-        return tables, {k: conn.execute(q, (limit,)).fetchall() if k != "total" else conn.execute(q).fetchall() for k, q in _queries(tables, limit, "?").items()}
+        return tables, {
+            k: conn.execute(q, (limit,)).fetchall() if k != "total" else conn.execute(q).fetchall()
+            for k, q in _queries(tables, limit, "?").items()
+        }
     except sqlite3.Error as exc:
         raise map_error(exc, target, "read the aggregates") from None
     finally:
@@ -81,7 +84,7 @@ def _fetch_pg(target: Target, limit: int) -> tuple[list[str], dict[str, list[tup
                 return [], {}
             out = {}
             for key, q in _queries(tables, limit, "%s").items():
-                out[key] = conn.execute(q.encode(), (limit,) if key != "total" else None).fetchall()  # type: ignore[call-overload]
+                out[key] = conn.execute(q.encode(), (limit,) if key != "total" else None).fetchall()
             return tables, out
     except psycopg.Error as exc:
         raise map_error(exc, target, "read the aggregates") from None

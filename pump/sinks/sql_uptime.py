@@ -129,12 +129,33 @@ def uptime_rows(agg: UptimeAggregate) -> list[AggregateRow]:
             codes[_CODE_POS[column]] = count
         rows.append(
             AggregateRow(
-                row_id(unix, agg.org_id, dimension, value), agg.org_id, dimension, value, unix,
-                c.hits, c.success, c.error_total, c.request_time, c.total_request_time, c.identifier,
-                c.human_identifier, c.last_time, c.open_connections, c.closed_connections, c.bytes_in,
-                c.bytes_out, c.max_upstream_latency, c.min_upstream_latency, c.total_upstream_latency,
-                c.upstream_latency, c.max_latency, c.min_latency, c.total_latency, c.latency, *codes,
-            )  # fmt: skip
+                row_id(unix, agg.org_id, dimension, value),
+                agg.org_id,
+                dimension,
+                value,
+                unix,
+                c.hits,
+                c.success,
+                c.error_total,
+                c.request_time,
+                c.total_request_time,
+                c.identifier,
+                c.human_identifier,
+                c.last_time,
+                c.open_connections,
+                c.closed_connections,
+                c.bytes_in,
+                c.bytes_out,
+                c.max_upstream_latency,
+                c.min_upstream_latency,
+                c.total_upstream_latency,
+                c.upstream_latency,
+                c.max_latency,
+                c.min_latency,
+                c.total_latency,
+                c.latency,
+                *codes,
+            )
         )
     return rows
 
@@ -172,7 +193,17 @@ def uptime_rows_of(meta: SqlMeta) -> RowsOf:
     return rows_of
 
 
-_SQL_KEYS = ("type", "connection_string", "postgres", "mysql", "table_sharding", "log_level", "batch_size", "migrate_sharded_tables", "omit_index_creation")
+_SQL_KEYS = (
+    "type",
+    "connection_string",
+    "postgres",
+    "mysql",
+    "table_sharding",
+    "log_level",
+    "batch_size",
+    "migrate_sharded_tables",
+    "omit_index_creation",
+)
 
 
 def uptime_meta(config: Config) -> SqlMeta:

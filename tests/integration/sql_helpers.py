@@ -46,28 +46,22 @@ class Db:
         return {"type": self.backend, "connection_string": self.target}
 
     def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self.backend == "postgres":
-            with psycopg.connect(self.target) as conn:
-                return conn.execute(query.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
-        conn = sqlite3.connect(self.target)
-        try:
-            return conn.execute(query, params).fetchall()
-        finally:
-            conn.close()
+        return [tuple(r.values()) for r in self.dicts(query, params)]
 
     def dicts(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows as {column: value}; ``?`` placeholders work on both backends."""
         if self.backend == "postgres":
-            with psycopg.connect(self.target) as conn:
-                cur = conn.execute(query.replace("?", "%s"), params)  # type: ignore[arg-type]
+            with psycopg.connect(self.target) as pg:
+                cur = pg.execute(query.replace("?", "%s").encode(), params)
                 names = [d.name for d in cur.description or []]
                 return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        conn = sqlite3.connect(self.target)
+        lite = sqlite3.connect(self.target)
         try:
-            cur = conn.execute(query, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            lcur = lite.execute(query, params)
+            lnames = [d[0] for d in lcur.description]
+            return [dict(zip(lnames, row, strict=True)) for row in lcur.fetchall()]
         finally:
-            conn.close()
+            lite.close()
 
     def count(self, table: str) -> int:
         return int(self.rows(f'SELECT COUNT(*) FROM "{table}"')[0][0])

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 class Meta(SinkMeta):
     behaviour: str = "ok"
     outages: int = 0
+    delay: float = 0.0
 
 
 class ScriptedSink:
@@ -53,6 +54,8 @@ class ScriptedSink:
 
     async def write(self, batch: SinkBatch) -> None:
         self.calls.append(len(batch.records))
+        if self.meta.delay:
+            await asyncio.sleep(self.meta.delay)
         if self.failures_left > 0:
             self.failures_left -= 1
             raise RetriableError("server down (test)")
@@ -211,10 +214,26 @@ async def test_replay_sends_dead_letters_back_to_that_pump_only(tmp_path: Path, 
     assert dead_letters(redis_url, "p") == []
 
 
-async def test_when_full_wait_applies_backpressure_instead_of_parking(tmp_path: Path, redis_url: str) -> None:
+@pytest.mark.parametrize("when_full", ["park", "wait"])
+async def test_a_slow_pump_parks_or_makes_everyone_wait(tmp_path: Path, redis_url: str, when_full: str) -> None:
     push(redis_url, msgpack_payloads(numbered(3000)))
-    pumps = {"p": {"type": "test", "delivery": {"queue_records": 100, "when_full": "wait"}}, "q": {"type": "test", "delivery": {"queue_records": 100}}}
+    pumps = {
+        "fast": {"type": "test", "delivery": {"queue_records": 300}},
+        "slow": {"type": "test", "meta": {"delay": 0.05}, "delivery": {"queue_records": 300, "when_full": when_full}},
+    }
     assert await run_once(tmp_path, redis_url, pumps, purge_chunk=100) == 0
-    assert len(ScriptedSink.instances["p"].written) == 3000 and len(ScriptedSink.instances["q"].written) == 3000
-    assert parked("p") == 0, "a waiting pump never parks"
-    assert parked("q") > 0, "the same load makes a parking pump park (so the test can tell them apart)"
+    assert len(ScriptedSink.instances["fast"].written) == 3000 and len(ScriptedSink.instances["slow"].written) == 3000
+    assert parked("fast") == 0, "a pump that keeps up never parks"
+    if when_full == "park":
+        assert parked("slow") > 0, "the slow pump's share waits in Redis so the fast pump is not held up"
+    else:
+        assert parked("slow") == 0, "everyone waits for the slow pump instead"
+
+
+async def test_a_lone_full_pump_waits_instead_of_parking(tmp_path: Path, redis_url: str) -> None:
+    """Parking helps only another pump; alone, it would just cost a second decode."""
+    push(redis_url, msgpack_payloads(numbered(2000)))
+    pumps = {"slow": {"type": "test", "meta": {"delay": 0.02}, "delivery": {"queue_records": 300}}}
+    assert await run_once(tmp_path, redis_url, pumps, purge_chunk=100) == 0
+    assert len(ScriptedSink.instances["slow"].written) == 2000
+    assert parked("slow") == 0

@@ -79,7 +79,7 @@ def canonical(collection: Any) -> list[dict[str, Any]]:
 def with_ids(records: list[Record]) -> list[Record]:
     """Give in-process records the kind of id the decoder gives (a 128-bit hash per payload)."""
     for i, r in enumerate(records):
-        r.record_id = hashlib.md5(f"{r.path}|{i}".encode()).hexdigest()
+        r.record_id = hashlib.md5(f"{r.path}|{i}".encode("utf-8", "surrogatepass")).hexdigest()
     return records
 
 
@@ -109,7 +109,9 @@ async def test_mongo_stores_tyk_documents(db_url: str, db: Any, open_sinks: list
     # Byte-identical payloads are the same record (same id): three fixture cases encode alike.
     unique = {to_document(r)["_id"]: to_document(r) for r in kept}
     assert len(unique) < len(kept)
-    expected = json.loads(bson.json_util.dumps([bson.decode(bson.encode(d)) for d in unique.values()], json_options=bson.json_util.CANONICAL_JSON_OPTIONS))
+    expected = json.loads(
+        bson.json_util.dumps([bson.decode(bson.encode(d)) for d in unique.values()], json_options=bson.json_util.CANONICAL_JSON_OPTIONS)
+    )
     assert canonical(db.tyk_analytics) == sorted(expected, key=lambda d: d["_id"]["$oid"])
     stored = db.tyk_analytics.find_one({"path": "/users/42"})
     assert stored["rawpath"] == "/users/42" and stored["geo"]["country"]["isocode"] == "GB"
@@ -242,5 +244,30 @@ async def test_uptime_documents_and_redelivery(db_url: str, db: Any, open_sinks:
     docs = list(db.tyk_uptime_analytics.find())
     assert len(docs) == len(records)
     first = db.tyk_uptime_analytics.find_one({"url": cases[0]["go_json"]["url"], "responsecode": cases[0]["go_json"]["response_code"]})
-    assert set(first) == {"_id", "url", "requesttime", "responsecode", "tcperror", "servererror", "day", "month", "year", "hour", "minute", "timestamp", "expireAt", "apiid", "orgid"}
+    assert set(first) == {
+        "_id",
+        "url",
+        "requesttime",
+        "responsecode",
+        "tcperror",
+        "servererror",
+        "day",
+        "month",
+        "year",
+        "hour",
+        "minute",
+        "timestamp",
+        "expireAt",
+        "apiid",
+        "orgid",
+    }
     assert "logBrowserIndex" in db.tyk_uptime_analytics.index_information()
+
+
+async def test_strings_that_are_not_utf8_are_stored_with_replacements(db_url: str, db: Any, open_sinks: list[Any]) -> None:
+    """BSON strings must be UTF-8: the driver refuses lone surrogates, the sink cleans and resends."""
+    bad = b"/caf\xe9/x".decode("utf-8", "surrogateescape")
+    sink = await mongo_sink(open_sinks, db_url)
+    await sink.write(SinkBatch("u", with_ids([make_record(path=bad, tags=["t" + bad]), make_record()])))
+    assert db.tyk_analytics.count_documents({}) == 2
+    assert db.tyk_analytics.find_one({"path": {"$ne": "/users/42"}})["tags"] == ["t/caf\ufffd/x"]

@@ -13,9 +13,12 @@ import pytest
 
 from pump.decode.msgpack import decode_record
 from tests.helpers import ROOT, push, run_once, write_config
-from tests.integration.sql_helpers import Db, db, pg_dsn  # noqa: F401
+from tests.integration import sql_helpers
+from tests.integration.sql_helpers import Db
 
 pytestmark = pytest.mark.integration
+db = sql_helpers.db  # fixture (PostgreSQL and SQLite)
+pg_dsn = sql_helpers.pg_dsn  # fixture used by db
 
 FIXTURE = json.loads((ROOT / "tests/fixtures/tyk/aggregates.json").read_text())
 CASES = [c for c in FIXTURE["cases"] if "panic" not in c]

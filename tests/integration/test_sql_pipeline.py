@@ -17,9 +17,12 @@ from pump.record import Record
 from pump.sinks.sql_report import summary
 from pump.source.redis_list import UPTIME_LIST
 from tests.helpers import BASE_LIST, ROOT, msgpack_payloads, numbered, push, run_once, write_config
-from tests.integration.sql_helpers import Db, crashed_write, db, pg_dsn  # noqa: F401
+from tests.integration import sql_helpers
+from tests.integration.sql_helpers import Db, crashed_write
 
 pytestmark = pytest.mark.integration
+db = sql_helpers.db  # fixture (PostgreSQL and SQLite)
+pg_dsn = sql_helpers.pg_dsn  # fixture used by db
 
 T2019 = datetime(2019, 1, 1, tzinfo=UTC)
 BUCKET_2019 = 1546300800
@@ -292,7 +295,9 @@ def test_uptime_sql_pump_matches_tyk_rows(tmp_path: Path, redis_url: str, db: Db
     push(redis_url, payloads, key=UPTIME_LIST)
     proc = run_once(config)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    url = db.dicts("SELECT * FROM tyk_uptime_analytics WHERE dimension = 'url' AND dimension_value = ?", ("http://upstream.internal:8080/health",))[0]
+    url = db.dicts(
+        "SELECT * FROM tyk_uptime_analytics WHERE dimension = 'url' AND dimension_value = ?", ("http://upstream.internal:8080/health",)
+    )[0]
     assert (url["counter_hits"], url["code_200"], url["code_503"], url["counter_total_request_time"]) == (4, 2, 2, 3084)
     assert url["counter_request_time"] == 771.0
 
@@ -301,9 +306,15 @@ def test_uptime_sql_pump_matches_tyk_rows(tmp_path: Path, redis_url: str, db: Db
 
 
 def test_summary_reports_top_apis_and_error_codes(tmp_path: Path, redis_url: str, db: Db) -> None:
-    records = [Record(org_id="o", api_id="users", api_name="Users API", response_code=c, latency_total=10, timestamp=T2019 + timedelta(seconds=i))
-               for i, c in enumerate([200] * 6 + [404] * 3 + [500])]  # fmt: skip
-    records += [Record(org_id="o", api_id="orders", api_name="Orders API", response_code=200, timestamp=T2019 + timedelta(seconds=20 + i)) for i in range(2)]
+    codes = [200] * 6 + [404] * 3 + [500]
+    records = [
+        Record(org_id="o", api_id="users", api_name="Users API", response_code=c, latency_total=10, timestamp=T2019 + timedelta(seconds=i))
+        for i, c in enumerate(codes)
+    ]
+    records += [
+        Record(org_id="o", api_id="orders", api_name="Orders API", response_code=200, timestamp=T2019 + timedelta(seconds=20 + i))
+        for i in range(2)
+    ]
     run(tmp_path, redis_url, db, records)
     text = summary(db.target)
     lines = text.splitlines()
@@ -311,5 +322,5 @@ def test_summary_reports_top_apis_and_error_codes(tmp_path: Path, redis_url: str
     apis = [line for line in lines if "API (" in line]
     assert apis[0].split() == ["Users", "API", "(users)", "10", "4", "10.0", "ms"]
     assert apis[1].split()[:4] == ["Orders", "API", "(orders)", "2"]
-    codes = lines[lines.index("Top error codes") + 2 :]
-    assert [c.split() for c in codes] == [["404", "3"], ["500", "1"]]
+    code_lines = lines[lines.index("Top error codes") + 2 :]
+    assert [c.split() for c in code_lines] == [["404", "3"], ["500", "1"]]

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import subprocess
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,10 +24,12 @@ from pump.sinks import sql_aggregate as agg
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql_common import target_of
 from tests import servers
-from tests.helpers import numbered
-from tests.integration.sql_helpers import database_url, pg_dsn  # noqa: F401
+from tests.helpers import ROOT, numbered
+from tests.integration import sql_helpers
+from tests.integration.sql_helpers import database_url
 
 pytestmark = pytest.mark.integration
+pg_dsn = sql_helpers.pg_dsn  # fixture
 
 T = datetime(2024, 3, 10, 14, 5, tzinfo=UTC)
 
@@ -41,12 +46,12 @@ def agg_sink(dsn: str, name: str = "agg", rows_of: agg.RowsOf | None = None, **m
 
 def fetch(dsn: str, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
-        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query.encode(), params).fetchall()
 
 
 def execute(dsn: str, query: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(query)  # type: ignore[arg-type]
+        conn.execute(query.encode())
 
 
 def free_port() -> int:
@@ -61,7 +66,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def roles(postgres_server: servers.Server, pg_dsn: str) -> str:  # noqa: F811
+def roles(postgres_server: servers.Server, pg_dsn: str) -> str:
     with psycopg.connect(postgres_server.url, autocommit=True) as conn:
         for role, option in (("pump_nologin", "NOLOGIN"), ("pump_weak", "LOGIN")):
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
@@ -101,19 +106,19 @@ async def test_start_errors_are_clear_retriable_and_hide_the_password(roles: str
     assert message.startswith("PostgreSQL at postgresql://")
 
 
-async def test_lost_connection_is_retriable_and_the_next_write_reconnects(pg_dsn: str) -> None:  # noqa: F811
+async def test_lost_connection_is_retriable_and_the_next_write_reconnects(pg_dsn: str) -> None:
     sink = raw_sink(pg_dsn)
     await sink.start()
     await sink.write(SinkBatch("a", numbered(10)))
     fetch(pg_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pump' AND pid <> pg_backend_pid()")
-    with pytest.raises(RetriableError, match="not reachable|failed to write"):
+    with pytest.raises(RetriableError, match=r"not reachable|failed to write"):
         await sink.write(SinkBatch("b", numbered(20)))
     await sink.write(SinkBatch("b", numbered(20)))  # the delivery layer retries: a fresh connection
     await sink.close()
     assert fetch(pg_dsn, "SELECT COUNT(*) FROM tyk_analytics") == [(20,)]
 
 
-async def test_dropped_table_is_recreated_on_retry(pg_dsn: str) -> None:  # noqa: F811
+async def test_dropped_table_is_recreated_on_retry(pg_dsn: str) -> None:
     sink = raw_sink(pg_dsn)
     await sink.start()
     execute(pg_dsn, "DROP TABLE tyk_analytics")
@@ -124,7 +129,7 @@ async def test_dropped_table_is_recreated_on_retry(pg_dsn: str) -> None:  # noqa
     assert fetch(pg_dsn, "SELECT COUNT(*) FROM tyk_analytics") == [(5,)]
 
 
-async def test_value_out_of_range_is_a_data_error(pg_dsn: str) -> None:  # noqa: F811
+async def test_value_out_of_range_is_a_data_error(pg_dsn: str) -> None:
     sink = raw_sink(pg_dsn)
     await sink.start()
     with pytest.raises(BatchDataError, match="out of range"):
@@ -136,21 +141,21 @@ async def test_value_out_of_range_is_a_data_error(pg_dsn: str) -> None:  # noqa:
 # --------------------------------------------------------------------------- raw
 
 
-async def test_raw_same_batch_twice_writes_each_row_once(pg_dsn: str) -> None:  # noqa: F811
+async def test_raw_same_batch_twice_writes_each_row_once(pg_dsn: str) -> None:
     sink = raw_sink(pg_dsn, postgres={"prefer_simple_protocol": True})
     await sink.start()
     records = numbered(2500)
     await sink.write(SinkBatch("x", records))
-    first = fetch(pg_dsn, "SELECT id, path, timestamp, \"expireAt\", tags FROM tyk_analytics ORDER BY id")
+    first = fetch(pg_dsn, 'SELECT id, path, timestamp, "expireAt", tags FROM tyk_analytics ORDER BY id')
     await sink.write(SinkBatch("x", records))
     await sink.write(SinkBatch("x.1", records[1250:]))
     await sink.close()
-    assert fetch(pg_dsn, "SELECT id, path, timestamp, \"expireAt\", tags FROM tyk_analytics ORDER BY id") == first
+    assert fetch(pg_dsn, 'SELECT id, path, timestamp, "expireAt", tags FROM tyk_analytics ORDER BY id') == first
     assert len(first) == 2500
     assert sink.duplicates == 2500 + 1250
 
 
-async def test_raw_columns_and_types(pg_dsn: str) -> None:  # noqa: F811
+async def test_raw_columns_and_types(pg_dsn: str) -> None:
     sink = raw_sink(pg_dsn)
     await sink.start()
     r = Record(
@@ -168,7 +173,7 @@ async def test_raw_columns_and_types(pg_dsn: str) -> None:  # noqa: F811
     with psycopg.connect(pg_dsn) as conn:
         cur = conn.execute("SELECT * FROM tyk_analytics")
         row = dict(zip([d.name for d in cur.description or []], cur.fetchone() or (), strict=True))
-        types = dict(conn.execute(
+        types: dict[str, str] = dict(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'tyk_analytics'"
         ).fetchall())  # fmt: skip
     assert list(row) == list(raw.COLUMN_NAMES)
@@ -182,7 +187,7 @@ async def test_raw_columns_and_types(pg_dsn: str) -> None:  # noqa: F811
     assert types["geo_location_latitude"] == "double precision"
 
 
-async def test_mcp_records_are_skipped_graph_records_kept(pg_dsn: str) -> None:  # noqa: F811
+async def test_mcp_records_are_skipped_graph_records_kept(pg_dsn: str) -> None:
     sink = raw_sink(pg_dsn)
     await sink.start()
     records = numbered(3)
@@ -193,7 +198,7 @@ async def test_mcp_records_are_skipped_graph_records_kept(pg_dsn: str) -> None: 
     assert fetch(pg_dsn, "SELECT path FROM tyk_analytics ORDER BY path") == [("/items/1",), ("/items/2",)]
 
 
-async def test_undecodable_bytes_and_nul_become_replacement_characters(pg_dsn: str) -> None:  # noqa: F811
+async def test_undecodable_bytes_and_nul_become_replacement_characters(pg_dsn: str) -> None:
     bad = "/caf\udce9/x\x00y"  # how the decoder keeps a non-UTF-8 byte (surrogateescape), plus a NUL
     sink = raw_sink(pg_dsn)
     a = agg_sink(pg_dsn, track_all_paths=True)
@@ -208,7 +213,7 @@ async def test_undecodable_bytes_and_nul_become_replacement_characters(pg_dsn: s
 # --------------------------------------------------------------------------- schema
 
 
-async def test_table_created_by_tyk_is_migrated(pg_dsn: str) -> None:  # noqa: F811
+async def test_table_created_by_tyk_is_migrated(pg_dsn: str) -> None:
     execute(pg_dsn, "CREATE TABLE tyk_analytics (method TEXT, path TEXT, responsecode BIGINT, timestamp TIMESTAMPTZ, orgid TEXT)")
     execute(pg_dsn, "INSERT INTO tyk_analytics VALUES ('GET', '/old', 200, now(), 'o')")
     sink = raw_sink(pg_dsn)
@@ -221,11 +226,13 @@ async def test_table_created_by_tyk_is_migrated(pg_dsn: str) -> None:  # noqa: F
     columns = {r[0] for r in fetch(pg_dsn, "SELECT column_name FROM information_schema.columns WHERE table_name = 'tyk_analytics'")}
     assert columns == set(raw.COLUMN_NAMES)
     indexes = {r[0] for r in fetch(pg_dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'tyk_analytics'")}
-    assert indexes == {"tyk_analytics_idx_id"} | {f"tyk_analytics_idx_{c}" for c in ("responsecode", "apikey", "timestamp", "apiid", "orgid", "oauthid")}
+    assert indexes == {"tyk_analytics_idx_id"} | {
+        f"tyk_analytics_idx_{c}" for c in ("responsecode", "apikey", "timestamp", "apiid", "orgid", "oauthid")
+    }
     assert fetch(pg_dsn, "SELECT COUNT(*), COUNT(id) FROM tyk_analytics") == [(5, 4)]
 
 
-async def test_migrate_sharded_tables_adds_columns_to_every_shard(pg_dsn: str) -> None:  # noqa: F811
+async def test_migrate_sharded_tables_adds_columns_to_every_shard(pg_dsn: str) -> None:
     execute(pg_dsn, "CREATE TABLE tyk_aggregated_20190101 (id TEXT PRIMARY KEY, org_id TEXT, counter_hits BIGINT)")
     execute(pg_dsn, "CREATE TABLE tyk_aggregated_20190102 (id TEXT PRIMARY KEY, org_id TEXT)")
 
@@ -242,7 +249,7 @@ async def test_migrate_sharded_tables_adds_columns_to_every_shard(pg_dsn: str) -
     assert columns("tyk_aggregated_20190101") == columns("tyk_aggregated_20190102") == len(SQL_COLUMNS)
 
 
-async def test_omit_index_creation(pg_dsn: str) -> None:  # noqa: F811
+async def test_omit_index_creation(pg_dsn: str) -> None:
     for s in (raw_sink(pg_dsn, omit_index_creation=True), agg_sink(pg_dsn, omit_index_creation=True)):
         await s.start()
         await s.close()
@@ -261,7 +268,7 @@ def records(n: int) -> list[Record]:
     return [Record(org_id="o", api_id=f"api{i % 3}", response_code=200 if i % 4 else 500, latency_total=i, timestamp=T) for i in range(n)]
 
 
-async def test_same_batch_id_twice_counts_once(pg_dsn: str) -> None:  # noqa: F811
+async def test_same_batch_id_twice_counts_once(pg_dsn: str) -> None:
     sink = agg_sink(pg_dsn)
     await sink.start()
     batch = SinkBatch("b", records(40))
@@ -273,7 +280,7 @@ async def test_same_batch_id_twice_counts_once(pg_dsn: str) -> None:  # noqa: F8
     assert (sink.applied, sink.skipped, hits(pg_dsn)) == (1, 1, 40)
 
 
-async def test_split_halves_and_redelivered_whole_batch_count_each_record_once(pg_dsn: str) -> None:  # noqa: F811
+async def test_split_halves_and_redelivered_whole_batch_count_each_record_once(pg_dsn: str) -> None:
     recs = records(40)
     sink = agg_sink(pg_dsn)
     await sink.start()
@@ -289,7 +296,7 @@ async def test_split_halves_and_redelivered_whole_batch_count_each_record_once(p
     assert {r[0] for r in fetch(pg_dsn, "SELECT batch_id FROM pump_applied_batches")} == {"b.0", "b"}
 
 
-async def test_concurrent_writers_of_one_batch_apply_it_once(pg_dsn: str) -> None:  # noqa: F811
+async def test_concurrent_writers_of_one_batch_apply_it_once(pg_dsn: str) -> None:
     sinks = [agg_sink(pg_dsn) for _ in range(4)]
     for s in sinks:
         await s.start()
@@ -301,7 +308,7 @@ async def test_concurrent_writers_of_one_batch_apply_it_once(pg_dsn: str) -> Non
     assert hits(pg_dsn) == 200
 
 
-async def test_ledger_is_per_pump_and_pruned(pg_dsn: str) -> None:  # noqa: F811
+async def test_ledger_is_per_pump_and_pruned(pg_dsn: str) -> None:
     a, b = agg_sink(pg_dsn, name="a"), agg_sink(pg_dsn, name="b", table_sharding=True)
     for s in (a, b):
         await s.start()
@@ -314,7 +321,7 @@ async def test_ledger_is_per_pump_and_pruned(pg_dsn: str) -> None:  # noqa: F811
     assert fetch(pg_dsn, "SELECT pump FROM pump_applied_batches") == [("b",)]
 
 
-async def test_dimension_values_too_long_to_index_are_skipped(pg_dsn: str) -> None:  # noqa: F811
+async def test_dimension_values_too_long_to_index_are_skipped(pg_dsn: str) -> None:
     rng = random.Random(7)
     long_path = "/" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(5000))
     sink = agg_sink(pg_dsn, track_all_paths=True)
@@ -351,7 +358,7 @@ def random_rows(rng: random.Random, ids: list[str]) -> list[AggregateRow]:
     return rows
 
 
-async def test_upsert_arithmetic_equals_the_reference_merge(pg_dsn: str) -> None:  # noqa: F811
+async def test_upsert_arithmetic_equals_the_reference_merge(pg_dsn: str) -> None:
     rng = random.Random(1234)
     ids = [f"id{i:03d}" for i in range(60)]
     batches = [random_rows(rng, rng.sample(ids, 40)) for _ in range(6)]
@@ -383,3 +390,52 @@ async def test_upsert_arithmetic_equals_the_reference_merge(pg_dsn: str) -> None
 
 def test_database_url_helper() -> None:
     assert database_url("postgresql://postgres@127.0.0.1:5/postgres", "x") == "postgresql://postgres@127.0.0.1:5/x"
+
+
+# --------------------------------------------------------------------------- outage at start
+
+
+def test_database_down_at_start_is_waited_for_then_written(tmp_path: Path, redis_url: str) -> None:
+    """The pump starts while PostgreSQL is down: it logs the one-line reason, retries, and writes
+    everything once the server is up — no record lost, nothing written twice."""
+    from tests.helpers import msgpack_payloads, pump_cmd, push, write_config
+    from tests.servers.postgres import start_postgres
+
+    port = free_port()
+    dsn = f"postgresql://postgres:supersecret@127.0.0.1:{port}/postgres"
+    push(redis_url, msgpack_payloads(numbered(500)))
+    config = write_config(
+        tmp_path / "pump.json",
+        redis_url,
+        {"sql": {"type": "sql", "meta": {"type": "postgres", "connection_string": dsn}},
+         "agg": {"type": "sql_aggregate", "meta": {"type": "postgres", "connection_string": dsn}}},
+        delivery={"backoff_initial": 0.2, "backoff_max": 1},
+    )  # fmt: skip
+    proc = subprocess.Popen(pump_cmd("run", "--once", "--config", str(config)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        time.sleep(2.5)
+        assert proc.poll() is None  # still waiting for the database
+        (tmp_path / "pg").mkdir()
+        server = start_postgres(tmp_path / "pg", port=port)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-3000:]
+        assert "is not reachable" in err and "supersecret" not in err
+        assert fetch(server.url, "SELECT COUNT(*) FROM tyk_analytics") == [(500,)]
+        assert fetch(server.url, "SELECT counter_hits FROM tyk_aggregated WHERE dimension = ''") == [(500,)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if server is not None:
+            server.stop()
+
+
+async def test_existing_columns_of_unexpected_types_are_named_at_start(pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    execute(pg_dsn, "CREATE TABLE tyk_analytics (id TEXT PRIMARY KEY, tags TEXT[], trackpath BIGINT, path VARCHAR(255))")
+    sink = raw_sink(pg_dsn, omit_index_creation=True)
+    with caplog.at_level("WARNING"):
+        await sink.start()
+    await sink.close()
+    warned = [r for r in caplog.records if r.getMessage().startswith("Existing table has columns of unexpected types")]
+    assert [getattr(r, "columns", "") for r in warned] == ["tags ARRAY, trackpath bigint"]
