@@ -15,8 +15,8 @@ import pytest
 
 os.environ.setdefault("TZ", "UTC")  # Tyk buckets and prints times in the pump's zone; tests pin it
 
-from tests import servers  # noqa: E402
-from tests.helpers import client  # noqa: E402
+from tests import servers
+from tests.helpers import client
 
 
 @pytest.fixture(scope="session")

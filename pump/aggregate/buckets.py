@@ -73,7 +73,7 @@ class BucketClock:
     newest document of the mixed collection (``last=``) and :meth:`reset` it when self-healing.
     """
 
-    __slots__ = ("aggregation_time", "_last")
+    __slots__ = ("_last", "aggregation_time")
 
     def __init__(self, aggregation_time: int = HOURLY, last: datetime | None = None) -> None:
         self.aggregation_time = aggregation_time

@@ -207,7 +207,7 @@ class OrgAggregate:
     org_id: str
     timestamp: datetime
     expire_at: datetime = ZERO_TIME
-    time_id: TimeID = TimeID(1, 1, 1, 0)
+    time_id: TimeID = TimeID(1, 1, 1, 0)  # noqa: RUF009 - an immutable NamedTuple
     last_time: datetime = ZERO_TIME
     apiid: dict[str, Counter] = field(default_factory=dict)
     errors: dict[str, Counter] = field(default_factory=dict)

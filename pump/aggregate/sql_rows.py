@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from pump.aggregate.buckets import sql_bucketer
 from pump.aggregate.engine import aggregate_records
-from pump.aggregate.model import OrgAggregate, iter_dimensions
+from pump.aggregate.model import Counter, OrgAggregate, iter_dimensions
 from pump.record import Record
 
 AGGREGATE_TABLE = "tyk_aggregated"
@@ -218,44 +218,43 @@ def row_id(bucket_unix: int, org_id: str, dimension: str, value: str) -> str:
 def aggregate_rows(agg: OrgAggregate) -> list[AggregateRow]:
     """One row per dimension value of one org aggregate, total last (unsorted)."""
     unix = unix_seconds(agg.timestamp)
-    org = agg.org_id
-    rows: list[AggregateRow] = []
-    n_codes = len(CODE_COLUMNS)
-    for dimension, value, c in iter_dimensions(agg):
-        codes = [0] * n_codes
-        for column, count in status_code_columns(c.error_map).items():
-            codes[_CODE_POS[column]] = count
-        rows.append(
-            AggregateRow(
-                row_id(unix, org, dimension, value),
-                org,
-                dimension,
-                value,
-                unix,
-                c.hits,
-                c.success,
-                c.error_total,
-                c.request_time,
-                c.total_request_time,
-                c.identifier,
-                c.human_identifier,
-                c.last_time,
-                c.open_connections,
-                c.closed_connections,
-                c.bytes_in,
-                c.bytes_out,
-                c.max_upstream_latency,
-                c.min_upstream_latency,
-                c.total_upstream_latency,
-                c.upstream_latency,
-                c.max_latency,
-                c.min_latency,
-                c.total_latency,
-                c.latency,
-                *codes,
-            )
-        )
-    return rows
+    return [counter_row(unix, agg.org_id, dimension, value, c) for dimension, value, c in iter_dimensions(agg)]
+
+
+def counter_row(unix: int, org: str, dimension: str, value: str, c: Counter) -> AggregateRow:
+    """One row: a dimension value's counter, with its status codes spread over the code columns
+    (also used for the uptime table, which has the same layout)."""
+    codes = [0] * len(CODE_COLUMNS)
+    for column, count in status_code_columns(c.error_map).items():
+        codes[_CODE_POS[column]] = count
+    return AggregateRow(
+        row_id(unix, org, dimension, value),
+        org,
+        dimension,
+        value,
+        unix,
+        c.hits,
+        c.success,
+        c.error_total,
+        c.request_time,
+        c.total_request_time,
+        c.identifier,
+        c.human_identifier,
+        c.last_time,
+        c.open_connections,
+        c.closed_connections,
+        c.bytes_in,
+        c.bytes_out,
+        c.max_upstream_latency,
+        c.min_upstream_latency,
+        c.total_upstream_latency,
+        c.upstream_latency,
+        c.max_latency,
+        c.min_latency,
+        c.total_latency,
+        c.latency,
+        *codes,
+    )
 
 
 _RULE_INDEX: tuple[tuple[int, Merge, int, int], ...] = tuple(

@@ -14,10 +14,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+def drop_nulls(data: Any) -> Any:
+    """Tyk JSON files often carry ``"filters": null``, ``"postgres": null``…; Go reads ``null``
+    as the field's zero value, so a null here means "the default"."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if v is not None}
+    return data
+
+
 class Model(BaseModel):
-    """Base for every config section: unknown keys are errors, values are validated on assignment."""
+    """Base for every config section: unknown keys are errors, values are validated on assignment,
+    and ``null`` means the default (:func:`drop_nulls`)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        return drop_nulls(data)
 
 
 class IamAuth(Model):
@@ -175,14 +189,6 @@ class PumpConfig(Model):
     raw_response_decoded: bool = False
     delivery: DeliveryOverrides = Field(default_factory=lambda: DeliveryOverrides())
 
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_to_defaults(cls, data: Any) -> Any:
-        # Tyk configs often carry "filters": null / "meta": null; Go reads those as empty.
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
-
 
 class UptimeConfig(Model):
     """``uptime_pump_config``: Tyk's Mongo and SQL settings merged, plus ``uptime_type``."""
@@ -260,13 +266,6 @@ class Config(Model):
     @classmethod
     def _empty_format(cls, v: Any) -> Any:
         return "text" if v == "" else v
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_to_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
 
     def claim_size(self) -> int:
         """Records per claim: ``delivery.claim_size``, else ``purge_chunk``, else 5000 (always bounded)."""

@@ -16,18 +16,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from pump.config.model import drop_nulls
 
 if TYPE_CHECKING:
     from pump.config.model import Config, PumpConfig
 
 
 class SinkMeta(BaseModel):
-    """Base of every sink's ``meta`` block: unknown keys are errors, like everywhere else."""
+    """Base of every sink's ``meta`` block: unknown keys are errors, like everywhere else, and a
+    Tyk ``null`` means the default."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     meta_env_prefix: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_to_defaults(cls, data: Any) -> Any:
+        return drop_nulls(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,10 +107,7 @@ class MongoSink:
         await self.target.close()
 
     async def check(self) -> None:
-        try:
-            await self.target.connect()
-        finally:
-            await self.target.close()
+        await self.target.check()
 
 
 async def insert_in_runs(

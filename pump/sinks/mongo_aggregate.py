@@ -432,10 +432,7 @@ class MongoAggregateSink:
         await self.target.close()
 
     async def check(self) -> None:
-        try:
-            await self.target.connect()
-        finally:
-            await self.target.close()
+        await self.target.check()
 
 
 def build(ctx: SinkContext, meta: Meta) -> MongoAggregateSink:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bson import Int64, ObjectId
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from pump.errors import BatchDataError, RetriableError, SinkError
 from pump.record import Record, UptimeRecord
@@ -105,14 +105,6 @@ class BaseMongoMeta(SinkMeta):
     mongo_session_consistency: str = Field("", description="strong (default), monotonic or eventual: read preference")
     driver: str = Field("", description="Tyk's Go driver choice (mongo-go or mgo); accepted, no effect here")
     mongo_direct_connection: bool = Field(False, description="talk only to the given host, no replica-set discovery")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_to_defaults(cls, data: Any) -> Any:
-        # Tyk configs carry "ignore_tag_prefix_list": null and the like; Go reads them as empty.
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
 
     @field_validator("mongo_url")
     @classmethod
@@ -534,6 +526,13 @@ class MongoTarget:
         self._existing = None
         if client is not None:
             await client.close()
+
+    async def check(self) -> None:
+        """Connect and ping, then disconnect (``pump validate --check``)."""
+        try:
+            await self.connect()
+        finally:
+            await self.close()
 
     def collection(self, name: str) -> Any:
         return self.db[name]

@@ -121,10 +121,7 @@ class MongoSelectiveSink:
         await self.target.close()
 
     async def check(self) -> None:
-        try:
-            await self.target.connect()
-        finally:
-            await self.target.close()
+        await self.target.check()
 
 
 def build(ctx: SinkContext, meta: Meta) -> MongoSelectiveSink:

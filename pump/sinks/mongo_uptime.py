@@ -67,10 +67,7 @@ class MongoUptimeSink:
         await self.target.close()
 
     async def check(self) -> None:
-        try:
-            await self.target.connect()
-        finally:
-            await self.target.close()
+        await self.target.check()
 
 
 def build_uptime(config: Config) -> Sink:

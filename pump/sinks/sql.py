@@ -18,7 +18,7 @@ import logging
 import sqlite3
 import weakref
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 import orjson
@@ -28,9 +28,7 @@ from pump.errors import SinkError
 from pump.record import LOCAL_ZONE, Record, time_from_unix
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql_common import (
-    PgPool,
-    Schema,
-    SqliteDb,
+    Backend,
     SqlMeta,
     TableSpec,
     Target,
@@ -42,11 +40,9 @@ from pump.sinks.sql_common import (
     copy_is_plain,
     is_schema_error,
     map_error,
-    pg_connect_kwargs,
     quote,
     shard_table,
     sqlite_transaction,
-    startup_tables,
     target_of,
     ts_text,
     utf8,
@@ -251,13 +247,8 @@ class SqlSink:
         self.name = name
         self.meta = meta
         self.target = target
-        self.schema = Schema(RAW_SPEC, target, meta.omit_index_creation)
-        self.pool: PgPool | None = None
-        self.db: SqliteDb | None = None
-        if target.is_postgres:
-            self.pool = PgPool(target, pg_connect_kwargs(meta, target.dsn), concurrency)
-        else:
-            self.db = SqliteDb(target)
+        self.backend = Backend(meta, target, RAW_SPEC, concurrency)
+        self.schema, self.pool, self.db = self.backend.schema, self.backend.pool, self.backend.db
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self.written = 0
         self.duplicates = 0
@@ -266,43 +257,14 @@ class SqlSink:
 
     async def start(self) -> None:
         """Connect, create or migrate the table (today's shard when sharding), as Tyk does at start."""
-        now = datetime.now(LOCAL_ZONE)
-        tables = startup_tables(RAW_TABLE, self.meta.table_sharding, now)
-        if self.pool is not None:
-            if self.meta.table_sharding and self.meta.migrate_sharded_tables:
-                tables = sorted(set(tables) | set(await self.schema.pg_shards(self.pool)))
-            for table in tables:
-                await self.schema.ensure_pg(self.pool, table)
-        else:
-            assert self.db is not None
-
-            def prepare(conn: sqlite3.Connection) -> None:
-                names = list(tables)
-                if self.meta.table_sharding and self.meta.migrate_sharded_tables:
-                    names = sorted(set(names) | set(self.schema.sqlite_shards(conn)))
-                for table in names:
-                    self.schema.ensure_sqlite(conn, table)
-
-            await self.db.run(prepare, "create the raw table")
+        await self.backend.prepare(RAW_TABLE)
         log.info("SQL pump ready.", extra={"pump": self.name, "database": self.target.description, "sharding": self.meta.table_sharding})
 
     async def close(self) -> None:
-        await self.schema.close()
-        if self.pool is not None:
-            await self.pool.close()
-        if self.db is not None:
-            await self.db.close()
+        await self.backend.close()
 
     async def check(self) -> None:
-        if self.pool is not None:
-            async with self.pool.connection() as conn:
-                try:
-                    await conn.execute("SELECT 1")
-                except Exception as exc:
-                    raise map_error(exc, self.target, "run SELECT 1") from None
-        else:
-            assert self.db is not None
-            await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone(), "open the database")
+        await self.backend.check()
 
     # -- writing -----------------------------------------------------------------------------
 

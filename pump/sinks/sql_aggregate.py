@@ -20,10 +20,9 @@ import logging
 import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from pump.aggregate.mongo_update import DISCARD_ALIASES
 from pump.aggregate.sql_rows import (
@@ -37,15 +36,12 @@ from pump.aggregate.sql_rows import (
     update_rules,
 )
 from pump.errors import SinkError
-from pump.record import LOCAL_ZONE
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql_common import (
     LEDGER_RETENTION_DAYS,
     TYPES,
+    Backend,
     Ledger,
-    PgPool,
-    Schema,
-    SqliteDb,
     SqlMeta,
     TableSpec,
     Target,
@@ -59,10 +55,8 @@ from pump.sinks.sql_common import (
     is_schema_error,
     map_error,
     pending_parts,
-    pg_connect_kwargs,
     quote,
     sqlite_transaction,
-    startup_tables,
     target_of,
     utf8,
 )
@@ -96,11 +90,6 @@ class Meta(SqlMeta):
     store_analytics_per_minute: bool = Field(False, description="one row per minute instead of per hour")
     ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not written, e.g. [apikeys, tags]")
     ledger_retention_days: int = Field(LEDGER_RETENTION_DAYS, ge=1, description="days applied batch ids are kept (ours)")
-
-    @field_validator("ignore_tag_prefix_list", "ignore_aggregations", mode="before")
-    @classmethod
-    def _none_is_empty(cls, v: Any) -> Any:
-        return [] if v is None else v
 
     def unknown_aggregations(self) -> list[str]:
         """Names in ``ignore_aggregations`` that are no dimension (Tyk warns and goes on; so do we)."""
@@ -215,14 +204,9 @@ class AggregateSink:
         self.target = target
         self.spec = spec
         self.rows_of = rows_of
-        self.schema = Schema(spec, target, meta.omit_index_creation)
         self.ledger = Ledger(name, retention_days)
-        self.pool: PgPool | None = None
-        self.db: SqliteDb | None = None
-        if target.is_postgres:
-            self.pool = PgPool(target, pg_connect_kwargs(meta, target.dsn), concurrency)
-        else:
-            self.db = SqliteDb(target)
+        self.backend = Backend(meta, target, spec, concurrency)
+        self.schema, self.pool, self.db = self.backend.schema, self.backend.pool, self.backend.db
         self._statements: dict[str, str] = {}
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self.applied = 0
@@ -231,54 +215,18 @@ class AggregateSink:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        now = datetime.now(LOCAL_ZONE)
-        tables = startup_tables(self.spec.prefix, self.meta.table_sharding, now)
-        if self.pool is not None:
-            async with self.pool.connection() as conn:
-                try:
-                    await self.ledger.create_pg(conn)
-                except Exception as exc:
-                    raise map_error(exc, self.target, "create the ledger table") from None
-            if self.meta.table_sharding and self.meta.migrate_sharded_tables:
-                tables = sorted(set(tables) | set(await self.schema.pg_shards(self.pool)))
-            for table in tables:
-                await self.schema.ensure_pg(self.pool, table)
-            await self._prune()
-        else:
-            assert self.db is not None
-
-            def prepare(conn: sqlite3.Connection) -> None:
-                self.ledger.create_sqlite(conn)
-                names = list(tables)
-                if self.meta.table_sharding and self.meta.migrate_sharded_tables:
-                    names = sorted(set(names) | set(self.schema.sqlite_shards(conn)))
-                for table in names:
-                    self.schema.ensure_sqlite(conn, table)
-
-            await self.db.run(prepare, "create the tables")
-            await self._prune()
+        await self.backend.prepare(self.spec.prefix, pg_setup=self.ledger.create_pg, sqlite_setup=self.ledger.create_sqlite)
+        await self._prune()
         log.info(
             "SQL aggregate pump ready.",
             extra={"pump": self.name, "database": self.target.description, "table": self.spec.prefix, "sharding": self.meta.table_sharding},
         )
 
     async def close(self) -> None:
-        await self.schema.close()
-        if self.pool is not None:
-            await self.pool.close()
-        if self.db is not None:
-            await self.db.close()
+        await self.backend.close()
 
     async def check(self) -> None:
-        if self.pool is not None:
-            async with self.pool.connection() as conn:
-                try:
-                    await conn.execute("SELECT 1")
-                except Exception as exc:
-                    raise map_error(exc, self.target, "run SELECT 1") from None
-        else:
-            assert self.db is not None
-            await self.db.run(lambda conn: conn.execute("SELECT 1").fetchone(), "open the database")
+        await self.backend.check()
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -29,9 +29,8 @@ from pump.aggregate.model import Counter
 from pump.aggregate.sql_rows import (
     CODE_COLUMNS,
     AggregateRow,
+    counter_row,
     merge_row,
-    row_id,
-    status_code_columns,
     unix_seconds,
 )
 from pump.config.model import Config
@@ -122,42 +121,7 @@ def aggregate_uptime(records: Sequence[UptimeRecord]) -> dict[str, UptimeAggrega
 def uptime_rows(agg: UptimeAggregate) -> list[AggregateRow]:
     """Rows of one uptime aggregate, in the ``tyk_aggregated`` column layout."""
     unix = unix_seconds(agg.timestamp)
-    rows = []
-    for dimension, value, c in agg.dimensions():
-        codes = [0] * len(CODE_COLUMNS)
-        for column, count in status_code_columns(c.error_map).items():
-            codes[_CODE_POS[column]] = count
-        rows.append(
-            AggregateRow(
-                row_id(unix, agg.org_id, dimension, value),
-                agg.org_id,
-                dimension,
-                value,
-                unix,
-                c.hits,
-                c.success,
-                c.error_total,
-                c.request_time,
-                c.total_request_time,
-                c.identifier,
-                c.human_identifier,
-                c.last_time,
-                c.open_connections,
-                c.closed_connections,
-                c.bytes_in,
-                c.bytes_out,
-                c.max_upstream_latency,
-                c.min_upstream_latency,
-                c.total_upstream_latency,
-                c.upstream_latency,
-                c.max_latency,
-                c.min_latency,
-                c.total_latency,
-                c.latency,
-                *codes,
-            )
-        )
-    return rows
+    return [counter_row(unix, agg.org_id, dimension, value, c) for dimension, value, c in agg.dimensions()]
 
 
 def day_runs(records: Sequence[UptimeRecord], sharding: bool) -> Iterator[tuple[str, Sequence[UptimeRecord]]]:

@@ -13,7 +13,7 @@ import types
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -39,7 +39,7 @@ class Meta(SinkMeta):
 class ScriptedSink:
     """Records what it was given; fails as ``behaviour`` says."""
 
-    instances: dict[str, ScriptedSink] = {}
+    instances: ClassVar[dict[str, ScriptedSink]] = {}
 
     def __init__(self, name: str, meta: Meta) -> None:
         self.name = name
@@ -155,7 +155,10 @@ async def test_partial_rejection_dead_letters_named_records_and_retries_only_the
     records[7].path = "/flaky/7"
     records[8].path = "/flaky/8"
     push(redis_url, msgpack_payloads(records))
-    assert await run_once(tmp_path, redis_url, {"p": {"type": "test", "meta": {"behaviour": "partial"}}}, delivery={"backoff_initial": 0.05}) == 0
+    assert (
+        await run_once(tmp_path, redis_url, {"p": {"type": "test", "meta": {"behaviour": "partial"}}}, delivery={"backoff_initial": 0.05})
+        == 0
+    )
     sink = ScriptedSink.instances["p"]
     assert sink.calls == [20, 2], "the retry carries only the two records that failed transiently"
     assert {p for p in sink.written if not p.startswith("seen:")} == {r.path for r in records if "poison" not in r.path}

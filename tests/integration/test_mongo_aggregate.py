@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,35 +26,13 @@ from pump.record import Record
 from pump.sinks.base import SinkBatch
 from pump.sinks.mongo_aggregate import LAST_FIELD, LEDGER_FIELD, AggregateWriter, Meta, MongoAggregateSink
 from tests import servers
-from tests.integration.test_mongo_raw import database_url
+from tests.integration.mongo_helpers import database_url
 from tests.unit.aggregate.mongo_sim import FakeCollection, apply_update, write_aggregate
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tyk"
 T = datetime(2023, 4, 4, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db_url(mongo_server: servers.Server) -> str:
-    return database_url(mongo_server.url, f"agg_{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Any]:
-    client: MongoClient[Any] = MongoClient(db_url, tz_aware=True)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
-
-
-@pytest.fixture
-async def open_sinks() -> AsyncIterator[list[Any]]:
-    created: list[Any] = []
-    yield created
-    for s in created:
-        await s.close()
 
 
 async def agg_sink(open_sinks: list[Any], url: str, **meta: Any) -> MongoAggregateSink:

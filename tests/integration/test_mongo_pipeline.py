@@ -5,19 +5,14 @@ from the Mongo-wire server and compared with what Tyk computes for the same reco
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
 
 from pump.aggregate.mongo_update import MIXED_COLLECTION
-from tests import servers
 from tests.helpers import ROOT, push, run_once, run_pump, write_config
 from tests.integration.test_mongo_aggregate import norm
-from tests.integration.test_mongo_raw import database_url
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +31,6 @@ COUNTER_NAMES = {
 DIMENSIONS = {"APIKeys": "apikeys", "Errors": "errors", "Versions": "versions", "APIID": "apiid", "OauthIDs": "oauthids", "Geo": "geo",
               "Tags": "tags", "Endpoints": "endpoints", "ApiEndpoint": "apiendpoints"}  # fmt: skip
 NESTED = {"KeyEndpoint": "keyendpoints", "OauthEndpoint": "oauthendpoints"}
-
-
-@pytest.fixture
-def db_url(mongo_server: servers.Server) -> str:
-    return database_url(mongo_server.url, f"pipe_{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Any]:
-    client: MongoClient[Any] = MongoClient(db_url, tz_aware=True)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
 
 
 def dashboard_config(path: Path, redis_url: str, mongo_url: str) -> Path:

@@ -8,17 +8,13 @@ import hashlib
 import json
 import logging
 import socket
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import bson
 import bson.json_util
 import pytest
 from bson.raw_bson import RawBSONDocument
-from pymongo import MongoClient
 
 from pump.config.model import Config
 from pump.decode.msgpack import decode_record
@@ -32,41 +28,11 @@ from pump.sinks.mongo_common import TOO_LARGE_RAW_RESPONSE, to_document
 from pump.sinks.mongo_selective import Meta as SelectiveMeta
 from pump.sinks.mongo_selective import MongoSelectiveSink
 from pump.sinks.mongo_uptime import build_uptime
-from tests import servers
 from tests.helpers import make_record, numbered
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tyk"
-
-
-def database_url(server_url: str, name: str) -> str:
-    """The server's URL with its database replaced by ``name`` (options kept)."""
-    parts = urlsplit(server_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-@pytest.fixture
-def db_url(mongo_server: servers.Server) -> str:
-    return database_url(mongo_server.url, f"raw_{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Any]:
-    client: MongoClient[Any] = MongoClient(db_url, tz_aware=True)
-    database = client.get_default_database()
-    yield database
-    client.drop_database(database.name)
-    client.close()
-
-
-@pytest.fixture
-async def open_sinks() -> AsyncIterator[list[Any]]:
-    """Sinks created by a test; closed at the end even if it fails (FerretDB waits for clients)."""
-    created: list[Any] = []
-    yield created
-    for s in created:
-        await s.close()
 
 
 def canonical(collection: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,18 @@ from pathlib import Path
 import pytest
 
 from pump.delivery.deadletter import Entry
-from tests.helpers import BASE_LIST, client, list_lengths, msgpack_payloads, numbered, protobuf_payloads, pump_keys, push, run_once, write_config
+from tests.helpers import (
+    BASE_LIST,
+    client,
+    list_lengths,
+    msgpack_payloads,
+    numbered,
+    protobuf_payloads,
+    pump_keys,
+    push,
+    run_once,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 

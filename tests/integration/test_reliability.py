@@ -19,7 +19,19 @@ import pytest
 
 from pump.delivery.deadletter import Entry
 from tests import servers
-from tests.helpers import BASE_LIST, ROOT, client, list_lengths, msgpack_payloads, numbered, pump_cmd, pump_keys, push, run_once, write_config
+from tests.helpers import (
+    BASE_LIST,
+    ROOT,
+    client,
+    list_lengths,
+    msgpack_payloads,
+    numbered,
+    pump_cmd,
+    pump_keys,
+    push,
+    run_once,
+    write_config,
+)
 from tests.integration.test_pipeline import csv_rows
 
 pytestmark = pytest.mark.integration
@@ -139,7 +151,12 @@ def test_redis_crash_and_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
             assert proc.poll() is None, "the pump keeps running while Redis is gone"
             srv = servers.start("redis", work, appendonly=True, port=srv.port)
             wait_for(lambda: len(paths_in(out)) == 30000, 120, "every record after Redis came back", proc)
-            wait_for(lambda: not list_lengths(srv.url) and not [k for k in pump_keys(srv.url) if ":instance:" not in k], 60, "Redis to be drained", proc)
+            wait_for(
+                lambda: not list_lengths(srv.url) and not [k for k in pump_keys(srv.url) if ":instance:" not in k],
+                60,
+                "Redis to be drained",
+                proc,
+            )
         finally:
             code = stop(proc)
         assert code == 0

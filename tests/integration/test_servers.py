@@ -237,7 +237,9 @@ def test_elastic_bulk_item_errors(server_factory: list[servers.Server], tmp_path
             ]
             body = "".join(json.dumps(line) + "\n" for line in lines)
             response = http.post(
-                "/_bulk", params={"refresh": "wait_for"}, content=body,
+                "/_bulk",
+                params={"refresh": "wait_for"},
+                content=body,
                 headers={"Content-Type": "application/x-ndjson"},
             )
             assert response.status_code == 200, response.text

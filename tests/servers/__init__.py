@@ -329,7 +329,7 @@ def launch(
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=preexec,  # noqa: PLW1509 - only calls prctl()
+            preexec_fn=preexec,
         )
     server = Server(
         name=name,
@@ -375,8 +375,7 @@ def wait_ready(
         if code is not None:
             server.stop()
             raise ServerError(
-                f"{server.name} exited with code {code} during start-up "
-                f"(log {server.log_path}):\n{log_tail(server.log_path)}"
+                f"{server.name} exited with code {code} during start-up (log {server.log_path}):\n{log_tail(server.log_path)}"
             )
         if time.monotonic() >= deadline:
             server.stop()

@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=SERVER_NAMES, help="server to start")
     parser.add_argument("--workdir", type=pathlib.Path, help="directory for data and logs (default: a temp dir)")
     parser.add_argument("--port", type=int, help="TCP port (default: a free one)")
-    parser.add_argument(
-        "--appendonly", action="store_true", help="redis only: fsync every write to an AOF in the workdir"
-    )
+    parser.add_argument("--appendonly", action="store_true", help="redis only: fsync every write to an AOF in the workdir")
     args = parser.parse_args(argv)
 
     # Turn SIGTERM into the same orderly path as Ctrl-C.

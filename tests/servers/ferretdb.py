@@ -107,9 +107,7 @@ def start_mongo(
     import pymongo  # imported late: only needed once a server is running
 
     def ping() -> bool:
-        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-            url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
-        )
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
         try:
             return bool(client.admin.command("ping").get("ok"))
         finally:

@@ -135,8 +135,7 @@ def build(kind: _NodeKind) -> _Build:
             shutil.copy2(kind.source_dir / "pom.xml", directory / "pom.xml")
             partial = directory / "cp.txt.partial"
             run_checked(
-                [mvn, "-q", "-B", "-f", str(directory / "pom.xml"), "dependency:build-classpath",
-                 f"-Dmdep.outputFile={partial}"],
+                [mvn, "-q", "-B", "-f", str(directory / "pom.xml"), "dependency:build-classpath", f"-Dmdep.outputFile={partial}"],
                 what=f"mvn dependency:build-classpath ({kind.cache_name})",
                 timeout=1800,
             )
@@ -148,14 +147,20 @@ def build(kind: _NodeKind) -> _Build:
             classes = directory / "classes"
             shutil.rmtree(classes, ignore_errors=True)
             run_checked(
-                [_tool("javac"), "-nowarn", "-cp", os.pathsep.join(entries), "-d", str(classes),
-                 str(kind.source_dir / f"{kind.main_class}.java")],
+                [
+                    _tool("javac"),
+                    "-nowarn",
+                    "-cp",
+                    os.pathsep.join(entries),
+                    "-d",
+                    str(classes),
+                    str(kind.source_dir / f"{kind.main_class}.java"),
+                ],
                 what=f"javac {kind.main_class}",
                 timeout=300,
             )
             partial_jar = directory / "node.jar.partial"
-            run_checked([_tool("jar"), "--create", "--file", str(partial_jar), "-C", str(classes), "."],
-                        what="jar", timeout=120)
+            run_checked([_tool("jar"), "--create", "--file", str(partial_jar), "-C", str(classes), "."], what="jar", timeout=120)
             os.replace(partial_jar, node_jar)
             shutil.rmtree(classes, ignore_errors=True)
     return _Build(directory, os.pathsep.join([str(node_jar), *entries]))
@@ -292,4 +297,3 @@ def start_elastic7(
 ) -> Server:
     """Start a single Elasticsearch 7.10.2 node (no x-pack) on 127.0.0.1 (files in ``workdir/elasticsearch7``)."""
     return _start_node(ELASTICSEARCH7, workdir, port=port, heap=heap, timeout=timeout, jvm_args=jvm_args)
-

@@ -171,9 +171,7 @@ def _reap_stale_runs(min_age: float = 600.0) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _prepare_data_dir(
-    workdir: pathlib.Path, template: pathlib.Path, reuse: bool = False
-) -> tuple[pathlib.Path, pathlib.Path | None]:
+def _prepare_data_dir(workdir: pathlib.Path, template: pathlib.Path, reuse: bool = False) -> tuple[pathlib.Path, pathlib.Path | None]:
     """Copy the template to a fresh data directory; return it and the directory ``stop()`` must remove (if any).
 
     With ``reuse``, a data directory left by an earlier ``persistent`` start in the same
@@ -230,10 +228,14 @@ def start_postgres(
     cmd = [
         *_as_postgres(pdeathsig="INT"),
         str(bin_dir / "postgres"),
-        "-D", str(data_dir),
-        "-h", "127.0.0.1",
-        "-p", str(port),
-        "-k", "",
+        "-D",
+        str(data_dir),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        "",
     ]
     for name, value in merged.items():
         cmd += ["-c", f"{name}={value}"]

@@ -52,12 +52,18 @@ def start_redis(
     log_path = workdir / "redis.log"
     cmd = [
         binary,
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--save", "",
-        "--daemonize", "no",
-        "--logfile", "",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        "",
     ]
     if appendonly:
         cmd += ["--appendonly", "yes", "--appendfsync", "always"]
@@ -82,9 +88,7 @@ def start_redis(
 
     def ping() -> bool:
         # No retries: redis-py 8 otherwise retries a timeout 3 times with backoff (~15 s per call).
-        client = redis_client.Redis(
-            host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
-        )
+        client = redis_client.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
         try:
             return bool(client.ping())
         finally:

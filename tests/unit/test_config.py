@@ -54,7 +54,9 @@ def test_tyk_json_pump_conf_loads_unchanged(tmp_path: Path) -> None:
     assert any("storage_expiration_time" in w for w in warnings)
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIG_DIR.iterdir() if p.suffix in (".yaml", ".yml", ".json", ".conf")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in CONFIG_DIR.iterdir() if p.suffix in (".yaml", ".yml", ".json", ".conf")), ids=lambda p: p.name
+)
 def test_every_shipped_example_validates(path: Path) -> None:
     assert main(["validate", "--config", str(path)]) == 0
 

@@ -28,7 +28,7 @@ def test_retry_state_limits() -> None:
     limited = RetryState(Delivery(max_attempts=3))
     for _ in range(3):
         limited.failed("down")
-    assert limited.exhausted() and "gave up after 3 attempt(s): down" == limited.give_up_reason()
+    assert limited.exhausted() and limited.give_up_reason() == "gave up after 3 attempt(s): down"
 
 
 def test_health_routes() -> None:

@@ -9,7 +9,14 @@ from pump.record import ZERO_TIME
 from pump.transforms import build_view
 from tests.helpers import make_record
 
-CASE_16 = [("api111", 400, "321"), ("api123", 200, "123"), ("api123", 500, "123"), ("api123", 200, "321"), ("api111", 404, "321"), ("api111", 500, "321")]
+CASE_16 = [
+    ("api111", 400, "321"),
+    ("api123", 200, "123"),
+    ("api123", 500, "123"),
+    ("api123", 200, "321"),
+    ("api111", 404, "321"),
+    ("api111", 500, "321"),
+]
 
 
 def view(config: Config | None = None, **pump: object):  # type: ignore[no-untyped-def]

@@ -60,8 +60,17 @@ def test_records() -> None:
     assert len(cases) >= 15
     assert len({c["name"] for c in cases}) == len(cases)
     for case in cases:
-        for key in ("name", "description", "msgpack_hex", "protobuf_hex", "go_json",
-                    "go_json_text", "go_json_from_protobuf", "csv_row", "csv_line"):
+        for key in (
+            "name",
+            "description",
+            "msgpack_hex",
+            "protobuf_hex",
+            "go_json",
+            "go_json_text",
+            "go_json_from_protobuf",
+            "csv_row",
+            "csv_line",
+        ):
             assert key in case, (case.get("name"), key)
         name = case["name"]
         assert isinstance(case["description"], str) and case["description"], name
@@ -98,8 +107,18 @@ def test_aggregates() -> None:
     cases = data["cases"]
     assert len({c["name"] for c in cases}) == len(cases)
     for case in cases:
-        for key in ("name", "description", "track_all_paths", "ignore_tag_prefix_list",
-                    "db_identifier", "aggregation_time", "records", "aggregate", "mongo", "sql_rows"):
+        for key in (
+            "name",
+            "description",
+            "track_all_paths",
+            "ignore_tag_prefix_list",
+            "db_identifier",
+            "aggregation_time",
+            "records",
+            "aggregate",
+            "mongo",
+            "sql_rows",
+        ):
             assert key in case, (case.get("name"), key)
         name = case["name"]
         assert isinstance(case["track_all_paths"], bool), name

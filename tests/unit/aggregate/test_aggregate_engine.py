@@ -21,7 +21,7 @@ def rec(**fields: Any) -> Record:
     return Record(**fields)
 
 
-def one(records: list[Record], **kw: Any):  # noqa: ANN201 - OrgAggregate
+def one(records: list[Record], **kw: Any):
     aggs = aggregate_records(records, hour_floor, **kw)
     assert len(aggs) == 1
     return next(iter(aggs.values()))
@@ -329,9 +329,7 @@ def test_sql_row_carries_every_counter_field() -> None:
     agg = one([rec(api_id="a", api_name="A", request_time=7, latency_total=9, latency_upstream=4, response_code=503)])
     row = row_as_dict(next(r for r in aggregate_rows(agg) if r.dimension == "apiid"))
     counter = agg.apiid["a"]
-    assert {SQL_NAMES[f]: row[SQL_NAMES[f]] for f in COUNTER_FIELDS} == {
-        SQL_NAMES[f]: getattr(counter, f) for f in COUNTER_FIELDS
-    }
+    assert {SQL_NAMES[f]: row[SQL_NAMES[f]] for f in COUNTER_FIELDS} == {SQL_NAMES[f]: getattr(counter, f) for f in COUNTER_FIELDS}
     assert row["code_503"] == 1 and row["org_id"] == "org1" and row["dimension_value"] == "a"
 
 

@@ -15,7 +15,10 @@ from tests.helpers import make_record
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ('POST / HTTP/1.1\r\nHost: example.com\r\n\r\n{\t"key": "value",\n\t"num": 123}', 'POST / HTTP/1.1 Host: example.com {"key":"value","num":123}'),
+        (
+            'POST / HTTP/1.1\r\nHost: example.com\r\n\r\n{\t"key": "value",\n\t"num": 123}',
+            'POST / HTTP/1.1 Host: example.com {"key":"value","num":123}',
+        ),
         ("POST / HTTP/1.1\r\nHost: example.com\r\n\r\nHello\r\nWorld\t!", "POST / HTTP/1.1 Host: example.com  Hello World!"),
         ("", ""),
         ("R0VUIC8=", "R0VUIC8="),
