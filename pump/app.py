@@ -70,6 +70,20 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+async def finish(task: asyncio.Task[Any], grace: float) -> None:
+    """Let ``task`` end within ``grace`` seconds, then cancel it; never wait for it forever.
+
+    A cancellation can be lost (a library may turn it into its own timeout error, which a retry
+    loop then absorbs), so a shutdown that simply awaited a cancelled task could hang for good."""
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if done:
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:
+        log.warning("A task did not stop; leaving it behind.", extra={"task": task.get_name()})
+
+
 def dump_tasks() -> None:
     """SIGUSR1: log where every task of the loop is waiting (for a pump that seems stuck)."""
     import io
@@ -99,6 +113,7 @@ class Daemon:
         self.metrics = Metrics(registry)
         self.stop_reason = ""
         self._stop = asyncio.Event()
+        self._halt = asyncio.Event()  # set once shutdown begins: background loops end between rounds
         self._forced = False
         self.workers: dict[str, PumpWorker] = {}
         self.fanout: Fanout | None = None
@@ -176,7 +191,8 @@ class Daemon:
                 await self._stop.wait()
             return await self._shutdown(claim_loop, housekeeping)
         finally:
-            await redis.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(redis.aclose(), timeout=5)
             if self.health is not None:
                 await self.health.close()
 
@@ -278,8 +294,11 @@ class Daemon:
         assert self.source is not None and self.fanout is not None
         period = min(self.config.delivery.lease_seconds / 3, 5.0)
         last_reap = 0.0
-        while True:
-            await asyncio.sleep(period)
+        while not self._halt.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._halt.wait(), timeout=period)
+            if self._halt.is_set():
+                return
             try:
                 await self.source.heartbeat()
                 if time.monotonic() - last_reap >= self.config.delivery.lease_seconds / 2:
@@ -323,23 +342,17 @@ class Daemon:
     async def _shutdown(self, claim_loop: asyncio.Task[None], housekeeping: asyncio.Task[None]) -> int:
         assert self.fanout is not None and self.source is not None
         self.fanout.stop()
+        self._halt.set()
         # Let the loop finish the claim it has on the wire rather than cancel it: a cancelled
         # claim may have moved a batch in Redis that this process would then never hand back.
-        try:
-            await asyncio.wait_for(asyncio.shield(claim_loop), timeout=30)
-        except (TimeoutError, Exception):
-            claim_loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await claim_loop
+        await finish(claim_loop, grace=30)
         timeout = 0 if self._forced else self.config.telemetry.shutdown_timeout
         deadline = time.monotonic() + timeout
         await asyncio.gather(*(w.stop(deadline) for w in self.workers.values()))
         returned = await self.fanout.acks.release_all()
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await housekeeping
+        await finish(housekeeping, grace=10)
         with contextlib.suppress(Exception):
-            await self.source.unregister()
+            await asyncio.wait_for(self.source.unregister(), timeout=5)
         delivered = {n: w.delivered for n, w in self.workers.items()}
         dead = sum(w.gave_up_records for w in self.workers.values())
         failing = [n for n, w in self.workers.items() if w.failing]

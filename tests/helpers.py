@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -140,3 +141,30 @@ def list_lengths(url: str) -> dict[str, int]:
         return {k.decode(): int(r.llen(k)) for k in r.keys(f"{BASE_LIST}*") if r.type(k) == b"list"}
     finally:
         r.close()
+
+
+def random_aggregate_rows(rng: random.Random, ids: list[str], dimension: str = "apiid") -> list[Any]:
+    """Random ``tyk_aggregated`` rows (0 hits included) for checking a database's upsert against
+    the reference merge (``pump.aggregate.sql_rows.merge_row``)."""
+    from pump.aggregate.sql_rows import SQL_COLUMNS, AggregateRow
+
+    rows = []
+    for rid in ids:
+        h = rng.choice([0, 0, 1, 2, 7, 1000])
+        tl, tu, tr = rng.randint(0, 10**6), rng.randint(0, 10**6), rng.random() * 1e5
+        values: dict[str, Any] = {c: rng.randint(0, 50) for c in SQL_COLUMNS if c.startswith("code_")}
+        values.update(
+            id=rid, org_id="o", dimension=dimension, dimension_value=rid, timestamp=1546300800,
+            counter_hits=h, counter_success=rng.randint(0, h), counter_error=rng.randint(0, h),
+            counter_request_time=tr / h if h else 0.0, counter_total_request_time=tr,
+            counter_identifier=rid, counter_human_identifier=f"name {rng.randint(0, 9)}",
+            counter_last_time=T0 + timedelta(seconds=rng.randint(0, 10**6), microseconds=rng.randint(0, 999999)),
+            counter_open_connections=rng.randint(0, 9), counter_closed_connections=rng.randint(0, 9),
+            counter_bytes_in=rng.randint(0, 10**9), counter_bytes_out=rng.randint(0, 10**9),
+            counter_max_upstream_latency=rng.randint(0, 10**5), counter_min_upstream_latency=rng.randint(0, 10**5),
+            counter_total_upstream_latency=tu, counter_upstream_latency=tu / h if h else 0.0,
+            counter_max_latency=rng.randint(0, 10**5), counter_min_latency=rng.randint(0, 10**5),
+            counter_total_latency=tl, counter_latency=tl / h if h else 0.0,
+        )  # fmt: skip
+        rows.append(AggregateRow(**values))
+    return rows

@@ -164,9 +164,7 @@ def _add_network(agg: OrgAggregate, rec: Record, ts: datetime) -> None:
         counter.last_time = ts
 
 
-def _add_hit(
-    agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...]
-) -> None:
+def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...]) -> None:
     """One real request: the total, then every dimension the record has a value for.
 
     The dimension targets are collected first and merged in one inline loop: a function call per
@@ -218,9 +216,7 @@ def _add_hit(
 _Target = tuple[dict[str, Counter], str, str, str]
 
 
-def _targets(
-    agg: OrgAggregate, rec: Record, track: bool, code_key: str | None, skip_prefixes: tuple[str, ...]
-) -> list[_Target]:
+def _targets(agg: OrgAggregate, rec: Record, track: bool, code_key: str | None, skip_prefixes: tuple[str, ...]) -> list[_Target]:
     """``(table, key, identifier, human_identifier)`` for every dimension this record counts in.
 
     Identifiers are re-set on every hit, so the latest API name / key alias wins, as in Tyk.
@@ -264,9 +260,7 @@ def _targets(
     return out
 
 
-def _add_to_total(
-    total: Counter, rt: int, lt: int, lu: int, success: int, error: int, code_key: str | None
-) -> None:
+def _add_to_total(total: Counter, rt: int, lt: int, lu: int, success: int, error: int, code_key: str | None) -> None:
     total.hits += 1
     total.success += success
     total.total_request_time += rt

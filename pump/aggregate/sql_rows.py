@@ -333,9 +333,7 @@ def build_rows(
     tables: dict[str, dict[str, AggregateRow]] = {}
     for table, run in day_runs(batch, sharding):
         merged = tables.setdefault(table, {})
-        aggregates = aggregate_records(
-            run, bucket_of, track_all_paths=track_all_paths, ignore_tag_prefixes=ignore_tag_prefixes
-        )
+        aggregates = aggregate_records(run, bucket_of, track_all_paths=track_all_paths, ignore_tag_prefixes=ignore_tag_prefixes)
         for agg in aggregates.values():
             for row in aggregate_rows(agg):
                 old = merged.get(row.id)

@@ -49,6 +49,10 @@ class ParkRequested(Exception):
     """Internal: in ``--once`` mode a failing pump parks its work instead of retrying forever."""
 
 
+class Abandoned(Exception):
+    """Internal: stopping while a write is retrying; the batch goes back to Redis unfinished."""
+
+
 class PumpWorker:
     def __init__(
         self,
@@ -152,11 +156,12 @@ class PumpWorker:
             _, pending = await asyncio.wait(self._tasks, timeout=remaining)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:  # bounded: a lost cancellation must not hang the shutdown
+                await asyncio.wait(pending, timeout=5)
         try:
-            await self.sink.close()
+            await asyncio.wait_for(self.sink.close(), timeout=10)
         except Exception as exc:  # closing must not hide the shutdown summary
-            log.warning("Pump did not close cleanly.", extra={"pump": self.name, "error": str(exc)})
+            log.warning("Pump did not close cleanly.", extra={"pump": self.name, "error": str(exc) or type(exc).__name__})
 
     async def _ensure_started(self) -> bool:
         """Connect the sink, retrying with backoff: a server that is down at start is an outage
@@ -193,6 +198,8 @@ class PumpWorker:
                 await self.acks.finished(work.batch, self.name)
             except ParkRequested:
                 await self.acks.park(work.batch, self.name)
+            except Abandoned:
+                return  # unfinished: released to its list by the shutdown
             finally:
                 self.busy -= 1
                 self.queued_records -= len(work.records)
@@ -227,37 +234,23 @@ class PumpWorker:
                 await self._write(part_id, records, work.batch)
                 state = RetryState(self.policy)
             except RetriableError as exc:
-                state.failed(str(exc))
                 self._count_failure(records, exc)
-                if state.exhausted():
-                    await self._dead_letter(work.batch, records, state.give_up_reason(), state.attempts)
-                    continue
-                if self.once and self._patience_over(state):
-                    raise ParkRequested from exc
-                parts.append((part_id, records))
-                await self._park_queue()
-                await self._sleep(state.delay())
-                self.metrics.retries.labels(self.name).inc()
+                parts += await self._retry_or_give_up(work, state, part_id, records, str(exc), exc, failing=True)
             except RejectedRecords as exc:
                 self._count_failure(records, exc)
-                bad = [records[i] for i in sorted(exc.rejected) if 0 <= i < len(records)]
-                for i in sorted(exc.rejected):
-                    if 0 <= i < len(records):
-                        await self._dead_letter(work.batch, [records[i]], exc.rejected[i], state.attempts + 1)
-                retry = [records[i] for i in exc.retry if 0 <= i < len(records)]
-                if retry:
-                    state.failed(f"{len(retry)} record(s) to retry")
-                    if state.exhausted():
-                        await self._dead_letter(work.batch, retry, state.give_up_reason(), state.attempts)
-                        continue
-                    if self.once and self._patience_over(state):
-                        raise ParkRequested from exc
-                    parts.append((f"{part_id}.r{state.attempts}", retry))
-                    await self._sleep(state.delay())
-                    self.metrics.retries.labels(self.name).inc()
-                written = len(records) - len(bad) - len(retry)
+                valid = range(len(records))
+                rejected = [i for i in sorted(exc.rejected) if i in valid]
+                for i in rejected:
+                    await self._dead_letter(work.batch, [records[i]], exc.rejected[i], state.attempts + 1)
+                retry = [records[i] for i in exc.retry if i in valid]
+                written = len(records) - len(rejected) - len(retry)
                 if written > 0:
                     self._count_success(written)
+                if retry:
+                    retry_id = f"{part_id}.r{state.attempts + 1}"
+                    parts += await self._retry_or_give_up(
+                        work, state, retry_id, retry, f"{len(retry)} record(s) to retry", exc, failing=False
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -273,6 +266,26 @@ class PumpWorker:
                 )
                 parts.append((f"{part_id}.1", records[mid:]))
                 parts.append((f"{part_id}.0", records[:mid]))
+
+    async def _retry_or_give_up(
+        self, work: Work, state: RetryState, part_id: str, records: Sequence[Any], error: str, exc: Exception, failing: bool
+    ) -> list[tuple[str, Sequence[Any]]]:
+        """A transient failure of ``records``: dead-letter them if the retry policy is spent, else
+        wait (full-jitter backoff) and hand them back for another attempt. While the whole pump
+        is failing, its queued batches are parked meanwhile."""
+        state.failed(error)
+        if state.exhausted():
+            await self._dead_letter(work.batch, records, state.give_up_reason(), state.attempts)
+            return []
+        if self.once and self._patience_over(state):
+            raise ParkRequested from exc
+        if failing:
+            await self._park_queue()
+        await self._sleep(state.delay())
+        if self._stopping:
+            raise Abandoned from exc
+        self.metrics.retries.labels(self.name).inc()
+        return [(part_id, records)]
 
     async def _write(self, part_id: str, records: Sequence[Any], batch: Batch) -> None:
         started = time.monotonic()

@@ -117,6 +117,7 @@ class RedisSource:
         self._token = secrets.token_hex(4)
         self._claim = redis.register_script(scripts.CLAIM)
         self._ack = redis.register_script(scripts.ACK)
+        self._mark_done = redis.register_script(scripts.MARK_DONE)
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._park = redis.register_script(scripts.PARK)
         self._append_once = redis.register_script(scripts.APPEND_ONCE)
@@ -217,10 +218,7 @@ class RedisSource:
     async def mark_done(self, claim: Claim, pump: str) -> None:
         """Record durably that ``pump`` has finished this batch (skipped if it comes back)."""
         claim.done.add(pump)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(claim.key.done(claim.batch_id), pump, "1")
-        pipe.expire(claim.key.done(claim.batch_id), 7 * 86400)
-        await pipe.execute()
+        await self._mark_done(keys=[claim.key.proc(claim.token), claim.key.done(claim.batch_id)], args=[pump])
 
     async def ack(self, claim: Claim) -> None:
         """Every pump has the batch: delete it from Redis for good."""

@@ -69,6 +69,18 @@ redis.call('HSET', KEYS[4], ARGV[2], batch_id)
 return {batch_id, taken}
 """
 
+# KEYS: proc, done     ARGV: pump
+# Records that a pump finished the batch, but only while the batch still exists: a mark that
+# arrives after the batch was acknowledged must not recreate its progress hash.
+MARK_DONE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], '1')
+redis.call('EXPIRE', KEYS[2], 604800)
+return 1
+"""
+
 # KEYS: leases, batches, proc, done     ARGV: lease member, token
 ACK = """
 redis.call('UNLINK', KEYS[3], KEYS[4])

@@ -140,3 +140,16 @@ async def test_heartbeat_renews_leases(src: RedisSource, redis_url: str) -> None
     client(redis_url).zadd(KEY.leases, {claim.member: 5})
     assert await src.heartbeat() == 0
     assert client(redis_url).zscore(KEY.leases, claim.member) > 1e12
+
+
+async def test_a_late_progress_mark_does_not_outlive_the_batch(src: RedisSource, redis_url: str) -> None:
+    """Two pumps finish at once: the ack may land before the other pump's mark; the mark must
+    then not recreate the batch's progress hash."""
+    fill(redis_url, 3)
+    claim = await src.claim(KEY, 3)
+    assert claim is not None
+    await src.mark_done(claim, "a")
+    assert client(redis_url).hkeys(KEY.done(claim.batch_id)) == [b"a"]
+    await src.ack(claim)
+    await src.mark_done(claim, "b")  # arrives after the ack
+    assert not client(redis_url).exists(KEY.done(claim.batch_id))

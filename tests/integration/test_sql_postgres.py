@@ -24,7 +24,7 @@ from pump.sinks import sql_aggregate as agg
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql_common import target_of
 from tests import servers
-from tests.helpers import ROOT, numbered
+from tests.helpers import ROOT, numbered, random_aggregate_rows
 from tests.integration import sql_helpers
 from tests.integration.sql_helpers import database_url
 
@@ -335,33 +335,10 @@ async def test_dimension_values_too_long_to_index_are_skipped(pg_dsn: str) -> No
 # --------------------------------------------------------------------------- the arithmetic
 
 
-def random_rows(rng: random.Random, ids: list[str]) -> list[AggregateRow]:
-    rows = []
-    for rid in ids:
-        h = rng.choice([0, 0, 1, 2, 7, 1000])
-        tl, tu, tr = rng.randint(0, 10**6), rng.randint(0, 10**6), rng.random() * 1e5
-        values: dict[str, Any] = {c: rng.randint(0, 50) for c in SQL_COLUMNS if c.startswith("code_")}
-        values.update(
-            id=rid, org_id="o", dimension="apiid", dimension_value=rid, timestamp=1546300800,
-            counter_hits=h, counter_success=rng.randint(0, h), counter_error=rng.randint(0, h),
-            counter_request_time=tr / h if h else 0.0, counter_total_request_time=tr,
-            counter_identifier=rid, counter_human_identifier=f"name {rng.randint(0, 9)}",
-            counter_last_time=T + timedelta(seconds=rng.randint(0, 10**6), microseconds=rng.randint(0, 999999)),
-            counter_open_connections=rng.randint(0, 9), counter_closed_connections=rng.randint(0, 9),
-            counter_bytes_in=rng.randint(0, 10**9), counter_bytes_out=rng.randint(0, 10**9),
-            counter_max_upstream_latency=rng.randint(0, 10**5), counter_min_upstream_latency=rng.randint(0, 10**5),
-            counter_total_upstream_latency=tu, counter_upstream_latency=tu / h if h else 0.0,
-            counter_max_latency=rng.randint(0, 10**5), counter_min_latency=rng.randint(0, 10**5),
-            counter_total_latency=tl, counter_latency=tl / h if h else 0.0,
-        )  # fmt: skip
-        rows.append(AggregateRow(**values))
-    return rows
-
-
 async def test_upsert_arithmetic_equals_the_reference_merge(pg_dsn: str) -> None:
     rng = random.Random(1234)
     ids = [f"id{i:03d}" for i in range(60)]
-    batches = [random_rows(rng, rng.sample(ids, 40)) for _ in range(6)]
+    batches = [random_aggregate_rows(rng, rng.sample(ids, 40)) for _ in range(6)]
     expected: dict[str, AggregateRow] = {}
     for rows in batches:
         for row in rows:

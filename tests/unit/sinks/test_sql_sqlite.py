@@ -24,7 +24,7 @@ from pump.sinks.base import SinkBatch
 from pump.sinks.sql_common import dt_text, target_of
 from pump.sinks.sql_report import summary
 from pump.sinks.sql_uptime import UPTIME_SPEC, aggregate_uptime, build_uptime_rows, uptime_rows_of
-from tests.helpers import ROOT, numbered
+from tests.helpers import ROOT, numbered, random_aggregate_rows
 
 T = datetime(2024, 3, 10, 14, 5, tzinfo=UTC)
 
@@ -163,32 +163,10 @@ async def test_prune_forgets_old_batch_ids(tmp_path: Path) -> None:
     assert rows(db, "SELECT batch_id FROM pump_applied_batches") == [("new",)]
 
 
-def random_rows(rng: random.Random, ids: list[str]) -> list[AggregateRow]:
-    out = []
-    for rid in ids:
-        h = rng.choice([0, 0, 1, 3, 1000])
-        tl, tu, tr = rng.randint(0, 10**6), rng.randint(0, 10**6), rng.random() * 1e5
-        values: dict[str, Any] = {c: rng.randint(0, 50) for c in SQL_COLUMNS if c.startswith("code_")}
-        values.update(
-            id=rid, org_id="o", dimension="tags", dimension_value=rid, timestamp=1546300800,
-            counter_hits=h, counter_success=rng.randint(0, h), counter_error=rng.randint(0, h),
-            counter_request_time=tr / h if h else 0.0, counter_total_request_time=tr,
-            counter_identifier=rid, counter_human_identifier="h", counter_last_time=T + timedelta(seconds=rng.randint(0, 10**5)),
-            counter_open_connections=rng.randint(0, 9), counter_closed_connections=rng.randint(0, 9),
-            counter_bytes_in=rng.randint(0, 10**9), counter_bytes_out=rng.randint(0, 10**9),
-            counter_max_upstream_latency=rng.randint(0, 10**5), counter_min_upstream_latency=rng.randint(0, 10**5),
-            counter_total_upstream_latency=tu, counter_upstream_latency=tu / h if h else 0.0,
-            counter_max_latency=rng.randint(0, 10**5), counter_min_latency=rng.randint(0, 10**5),
-            counter_total_latency=tl, counter_latency=tl / h if h else 0.0,
-        )  # fmt: skip
-        out.append(AggregateRow(**values))
-    return out
-
-
 async def test_upsert_arithmetic_equals_the_reference_merge(tmp_path: Path) -> None:
     rng = random.Random(99)
     ids = [f"id{i:03d}" for i in range(50)]
-    batches = [sorted(random_rows(rng, rng.sample(ids, 30)), key=lambda r: r.id) for _ in range(6)]
+    batches = [sorted(random_aggregate_rows(rng, rng.sample(ids, 30), "tags"), key=lambda r: r.id) for _ in range(6)]
     expected: dict[str, AggregateRow] = {}
     for batch in batches:
         for row in batch:
