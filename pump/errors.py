@@ -3,7 +3,6 @@
 ```
 PumpError
 ├── ConfigError          .errors: list[str]; `pump validate` prints each and exits 78
-├── SourceError          Redis unreachable or a script failed; the loop backs off, never exits
 ├── DecodeError          one payload that is not a Tyk record; it is dead-lettered and counted
 └── SinkError            .pump (set by the delivery layer)
     ├── RetriableError   timeouts, refused connections, 429/5xx: retry the same batch with backoff
@@ -12,6 +11,9 @@ PumpError
     └── RejectedRecords  the server said exactly which records it refused for good (and which
                          may be retried); the rest of the batch is delivered
 ```
+
+Redis being unreachable is not an error class of ours: every Redis operation is idempotent and
+waited out with backoff (``pump.delivery.ack.until_ok``); the batch stays claimed meanwhile.
 
 Any other exception escaping a sink's ``write`` is treated like ``BatchDataError``: a bug that
 trips over one record must not block every record behind it, and bisecting ends with only the
@@ -33,10 +35,6 @@ class ConfigError(PumpError):
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
         super().__init__("; ".join(errors))
-
-
-class SourceError(PumpError):
-    """Claiming from or acknowledging to Redis failed; the batch stays where it was."""
 
 
 class DecodeError(PumpError):

@@ -27,7 +27,6 @@ from pump.aggregate.model import Counter, OrgAggregate, iter_dimensions
 from pump.record import Record
 
 AGGREGATE_TABLE = "tyk_aggregated"
-CONFLICT_TARGET: tuple[str, ...] = ("id",)
 #: Columns of the ``<table>_idx_dimension`` index, in index order.
 INDEX_COLUMNS: tuple[str, ...] = ("dimension", "timestamp", "org_id", "dimension_value")
 

@@ -27,7 +27,7 @@ from pump.errors import DecodeError
 from pump.record import GO_ZERO_UNIX, LOCAL_ZONE, Record
 
 # field kinds
-STR, I64, I32, U32, BOOL, DBL, MSG, REP_STR, MAP_SS, MAP_SM, TS = range(11)
+STR, I64, I32, U32, BOOL, DBL, MSG, REP_STR, MAP_SS, MAP_SM = range(10)
 
 Schema = dict[int, tuple[str, int, Any]]
 

@@ -8,7 +8,6 @@ cause is fixed. Keys: ``<namespace>:deadletter:<pump>`` and ``<namespace>:deadle
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,10 +62,6 @@ class Entry:
             record_id=doc.get("record_id", ""),
             time=doc.get("time", ""),
         )
-
-
-def encode_all(entries: Iterable[Entry]) -> list[bytes]:
-    return [e.encode() for e in entries]
 
 
 # --- `pump deadletter list | replay | purge` -----------------------------------------------------
