@@ -9,6 +9,11 @@ The scripts' docstring describes the keys.
 
 This module knows nothing about sinks: it hands out :class:`Claim` objects and is told when a
 pump has finished one.
+
+Every pipeline is used as ``async with``: redis-py keeps a pipeline's connection when a command
+fails before its own cleanup runs (the ``SCRIPT EXISTS`` check a pipeline with a Lua script sends
+first), and a pipeline dropped in that state is reported by asyncio as "Unclosed Pipeline
+client" with its socket leaked. Leaving the block always resets it and returns the connection.
 """
 
 from __future__ import annotations
@@ -161,15 +166,15 @@ class RedisSource:
         (reaped by another instance because this one stalled past its lease)."""
         deadline = _now_ms() + self.lease_ms
         claims = list(self.inflight.values())
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(
-            self.instance_key,
-            json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self._token}),
-            px=max(self.lease_ms, 2000),
-        )
-        for c in claims:
-            pipe.zadd(c.key.leases, {c.member: deadline}, xx=True, ch=True)
-        results = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                self.instance_key,
+                json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self._token}),
+                px=max(self.lease_ms, 2000),
+            )
+            for c in claims:
+                pipe.zadd(c.key.leases, {c.member: deadline}, xx=True, ch=True)
+            results = await pipe.execute()
         lost = 0
         for c, changed in zip(claims, results[1:], strict=True):
             if changed or c.token not in self.inflight:
@@ -199,14 +204,14 @@ class RedisSource:
         moved under that token is returned instead of a second one being claimed."""
         token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
-        pipe = self.redis.pipeline(transaction=False)
-        await self._claim(  # queued on the pipeline, sent with the LRANGE below
-            keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
-            args=[count, token, member, _now_ms() + self.lease_ms],
-            client=pipe,  # type: ignore[arg-type]
-        )
-        pipe.lrange(key.proc(token), 0, -1)
-        (batch_id, taken), raws = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
+            await self._claim(  # queued on the pipeline, sent with the LRANGE below
+                keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
+                args=[count, token, member, _now_ms() + self.lease_ms],
+                client=pipe,  # type: ignore[arg-type]
+            )
+            pipe.lrange(key.proc(token), 0, -1)
+            (batch_id, taken), raws = await pipe.execute()
         if not taken:
             return None
         batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
@@ -299,10 +304,10 @@ class RedisSource:
         return int(await self._append_once(keys=[key, guard], args=entries))
 
     async def lengths(self, names: list[str]) -> list[int]:
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.llen(name)
-        return [int(n) for n in await pipe.execute()]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(name)
+            return [int(n) for n in await pipe.execute()]
 
     def oldest_age(self) -> float:
         """Seconds since the oldest batch still in flight was claimed (0 when none)."""
