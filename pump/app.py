@@ -6,29 +6,55 @@ pump workers → the claim loop and housekeeping (lease renewal, reaping abandon
 gauges). ``pump run --once`` runs the same code until the lists and the healthy pumps' backlogs
 are empty, then stops.
 
-Stop (SIGTERM/SIGINT, or the end of ``--once``): stop claiming, let the pumps finish what they
-hold within ``telemetry.shutdown_timeout``, return every unfinished batch to the head of its list,
-and log one summary line. A second signal cuts the wait short.
+Stop (SIGTERM/SIGINT, or the end of ``--once``) works in every state:
+
+* during start-up (Redis unreachable, registering): the wait is abandoned at once, nothing has
+  been claimed, exit 0;
+* running: stop claiming (a claim waiting for Redis gives up), let the pumps finish what they
+  hold within ``telemetry.shutdown_timeout``, return every unfinished batch to the head of its
+  list (for a few seconds at most if Redis is down: the leases bring them back anyway), log one
+  summary line, exit 0;
+* a second signal, whatever is going on: stop waiting — cancel in-flight writes, return the
+  batches, exit 1.
+
+Every wait of that sequence is bounded (``pump.delivery.tasks``), and :func:`serve` does not let
+a thread stuck in a sink's blocking call hold the process after the loop has finished.
+
+Probes. ``/health`` is liveness: 200 while the claim loop runs — including while it waits for
+Redis or for a slow pump, which a restart would not fix — and 503 ``starting`` until it has
+started (Redis not reached yet), 503 ``crashed`` if an internal task died. It is served by the
+event loop itself, so a blocked loop does not answer at all, which a probe counts as a failure.
+``/ready`` is 503 while starting, while draining, while Redis is unavailable (with its error:
+the same fact as ``pump_redis_up``) and while a pump has been failing for longer than
+``telemetry.ready_failing_after``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
+import os
 import signal
+import sys
+import threading
 import time
-from typing import Any
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from pump import __version__
 from pump.config.model import Config
-from pump.delivery.ack import Acknowledger, until_ok
+from pump.delivery.ack import REDIS_TRANSIENT, Acknowledger, until_ok
 from pump.delivery.deadletter import UNDECODABLE, deadletter_key
 from pump.delivery.fanout import Fanout
+from pump.delivery.tasks import CANCEL_GRACE, finish, wait_tasks
 from pump.delivery.worker import PumpWorker
+from pump.errors import EX_CONFIG, EX_TEMPFAIL, CommandError
 from pump.sinks import build as build_sink
 from pump.sinks import uptime_module
 from pump.sinks.base import Sink, SinkContext
@@ -39,23 +65,30 @@ from pump.telemetry.metrics import Metrics
 from pump.transforms import build_view
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 #: The uptime pump's name (it has no entry under ``pumps``; Tyk configures it apart too).
 UPTIME_PUMP = "uptime"
 
 
-def build_uptime_sink(cfg: Config) -> Sink | None:
-    """The sink for host-checker records, from ``uptime_pump_config``, or None.
+def uptime_kind(cfg: Config) -> str | None:
+    """``mongo`` or ``sql`` when host-checker records are drained to an uptime sink, else None.
 
-    Without one the uptime list is left alone: draining it nowhere would lose it."""
+    Without a sink the uptime list is left alone: draining it nowhere would lose it."""
     up = cfg.uptime_pump_config
     if cfg.dont_purge_uptime_data or up is None:
         return None
     kind = up.uptime_type or "mongo"
     if kind == "mongo" and not up.mongo_url:
         return None
-    return uptime_module(kind).build_uptime(cfg)  # type: ignore[no-any-return]
+    return kind
+
+
+def build_uptime_sink(cfg: Config) -> Sink | None:
+    """The sink for host-checker records, from ``uptime_pump_config``, or None (:func:`uptime_kind`)."""
+    kind = uptime_kind(cfg)
+    return None if kind is None else uptime_module(kind).build_uptime(cfg)
 
 
 def tune_gc() -> None:
@@ -70,18 +103,57 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def finish(task: asyncio.Task[Any], grace: float) -> None:
-    """Let ``task`` end within ``grace`` seconds, then cancel it; never wait for it forever.
+def listen_error(exc: OSError, what: str, where: str, key: str) -> CommandError:
+    """The one-line error for a listener that cannot be opened."""
+    if exc.errno == errno.EADDRINUSE:
+        return CommandError(
+            f"cannot serve {what} on {where}: the address is already in use (is another pump running?); "
+            f"stop it or set {key} to a free port",
+            EX_TEMPFAIL,
+        )
+    return CommandError(f"cannot serve {what} on {where}: {exc.strerror or exc}; fix {key}", EX_CONFIG)
 
-    A cancellation can be lost (a library may turn it into its own timeout error, which a retry
-    loop then absorbs), so a shutdown that simply awaited a cancelled task could hang for good."""
-    done, _ = await asyncio.wait({task}, timeout=grace)
-    if done:
-        return
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=5)
-    if not done:
-        log.warning("A task did not stop; leaving it behind.", extra={"task": task.get_name()})
+
+def serve(config: Config, once: bool = False) -> int:
+    """Run a :class:`Daemon` in a fresh event loop and return its exit code (``pump run``).
+
+    Unlike ``asyncio.run``, what is left when the daemon has stopped cannot keep the process
+    alive: leftover tasks get a bounded time to unwind, and the I/O threads (``to_thread``) are
+    not joined — a thread stuck in a sink's blocking call (a hung NFS write, a full pipe) would
+    otherwise hold the exit forever, since Python joins them at interpreter shutdown. Then the
+    process ends without waiting for them, after flushing the logs."""
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="pump-io")
+    loop.set_default_executor(executor)
+    try:
+        code = loop.run_until_complete(Daemon(config, once=once).run())
+        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.wait(leftovers, timeout=CANCEL_GRACE))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.close()
+    stuck = _stuck_threads(grace=1.0)
+    if stuck:
+        log.warning("Exiting without waiting for blocked I/O threads (a sink call that never returned).", extra={"threads": len(stuck)})
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def _stuck_threads(grace: float) -> list[threading.Thread]:
+    """Non-daemon threads still running after ``grace`` seconds (idle pool threads exit at once)."""
+    deadline = time.monotonic() + grace
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    for t in others:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    return [t for t in others if t.is_alive()]
 
 
 def dump_tasks() -> None:
@@ -114,11 +186,12 @@ class Daemon:
         self.stop_reason = ""
         self._stop = asyncio.Event()
         self._halt = asyncio.Event()  # set once shutdown begins: background loops end between rounds
-        self._forced = False
+        self._force = asyncio.Event()  # a second stop request: stop waiting for anything
         self.workers: dict[str, PumpWorker] = {}
         self.fanout: Fanout | None = None
         self.source: RedisSource | None = None
         self.health: HealthServer | None = None
+        self.claim_loop: asyncio.Task[None] | None = None
         self.started_at = time.monotonic()
         self.crashed = False
 
@@ -139,62 +212,109 @@ class Daemon:
     # -- public ----------------------------------------------------------------------------------
 
     def request_stop(self, reason: str = "request") -> None:
+        """First call: stop gracefully. Second call: stop waiting for anything (see module docstring)."""
         if self._stop.is_set():
-            self._forced = True
-            log.warning("Second stop request: not waiting for in-flight writes.", extra={"reason": reason})
+            if not self._force.is_set():
+                log.warning("Second stop request: not waiting for in-flight writes.", extra={"reason": reason})
+            self._force.set()
         self.stop_reason = self.stop_reason or reason
         self._stop.set()
         if self.fanout is not None:
             self.fanout.stop()
 
     async def run(self) -> int:
-        """Run until stopped (or, with ``once``, until drained). Returns the process exit code."""
+        """Run until stopped (or, with ``once``, until drained). Returns the process exit code;
+        raises :class:`CommandError` when it cannot start (the health port is taken…)."""
         cfg = self.config
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
             loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
-        await self._start_telemetry()
-        redis = connect(cfg.analytics_storage_config)
-        self.source = source = RedisSource(redis, cfg.delivery.namespace, cfg.delivery.instance_id, cfg.delivery.lease_seconds)
         try:
-            info = await until_ok(lambda: redis.info("server"), "connect", self.metrics)
-            log.info(
-                "Connected to Redis.",
-                extra={"redis": describe(cfg.analytics_storage_config), "version": info.get("redis_version", "?")},
-            )
-            self._build(source)
-            assert self.fanout is not None
-            await until_ok(source.register, "register", self.metrics)
-            returned = await until_ok(lambda: source.adopt_own(self.all_keys()), "adopt", self.metrics)
-            self.metrics.records_requeued.labels("restart").inc(returned)
-            tune_gc()
-            for worker in self.workers.values():
-                for task in worker.start():
-                    self.supervise(task)
-            log.info(
-                "Pump started.",
-                extra={
-                    "version": __version__,
-                    "instance_id": cfg.delivery.instance_id,
-                    "pumps": ",".join(self.workers),
-                    "claim_size": cfg.claim_size(),
-                    "mode": "once" if self.once else "daemon",
-                },
-            )
-            housekeeping = self.supervise(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-            claim_loop = self.supervise(asyncio.create_task(self.fanout.run(), name="claim-loop"))
-            if self.once:
-                await self._run_once(claim_loop)
-            else:
-                await self._stop.wait()
-            return await self._shutdown(claim_loop, housekeeping)
+            await self._start_telemetry()
+            redis = connect(cfg.analytics_storage_config)
+            try:
+                self.source = RedisSource(redis, cfg.delivery.namespace, cfg.delivery.instance_id, cfg.delivery.lease_seconds)
+                if not await self._start():
+                    return self._stopped_during_start_up()
+                assert self.fanout is not None
+                housekeeping = self.supervise(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+                self.claim_loop = claim_loop = self.supervise(asyncio.create_task(self.fanout.run(), name="claim-loop"))
+                if self.once:
+                    await self._run_once(claim_loop)
+                else:
+                    await self._stop.wait()
+                return await self._shutdown(claim_loop, housekeeping)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(redis.aclose(), timeout=1 if self._force.is_set() else 5)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(redis.aclose(), timeout=5)
             if self.health is not None:
                 await self.health.close()
+            if self.handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                    loop.remove_signal_handler(sig)
+
+    async def _start(self) -> bool:
+        """Reach Redis, register, return what a previous run left claimed, start the pumps.
+        False if a stop was requested first (each Redis wait is abandoned at once then)."""
+        cfg = self.config
+        source = self.source
+        assert source is not None
+        info = await self._unless_stopped(until_ok(lambda: source.redis.info("server"), "connect", self.metrics))
+        if info is None:
+            return False
+        log.info(
+            "Connected to Redis.",
+            extra={"redis": describe(cfg.analytics_storage_config), "version": info.get("redis_version", "?")},
+        )
+        self._build(source)
+        try:
+            registered = await self._unless_stopped(until_ok(source.register, "register", self.metrics))
+        except RuntimeError as exc:  # another live process uses this instance id
+            raise CommandError(f"{exc}.", EX_TEMPFAIL) from None
+        if registered is None:
+            return False
+        returned = await self._unless_stopped(until_ok(lambda: source.adopt_own(self.all_keys()), "adopt", self.metrics))
+        if returned is None:
+            return False
+        self.metrics.records_requeued.labels("restart").inc(returned)
+        tune_gc()
+        for worker in self.workers.values():
+            for task in worker.start():
+                self.supervise(task)
+        log.info(
+            "Pump started.",
+            extra={
+                "version": __version__,
+                "instance_id": cfg.delivery.instance_id,
+                "pumps": ",".join(self.workers),
+                "claim_size": cfg.claim_size(),
+                "mode": "once" if self.once else "daemon",
+            },
+        )
+        return True
+
+    async def _unless_stopped(self, aw: Awaitable[T]) -> T | None:
+        """``await aw``, unless a stop is requested first: then cancel it and return None."""
+        task = asyncio.ensure_future(aw)
+        if await wait_tasks([task], None, self._stop):
+            task.cancel()
+            await wait_tasks([task], CANCEL_GRACE)
+            return None
+        return task.result()
+
+    def _stopped_during_start_up(self) -> int:
+        cfg = self.config
+        waiting_for_redis = not self.metrics.redis_ever_up
+        log.info(
+            f"Stopped on {self.stop_reason or 'request'} "
+            + ("while waiting for Redis" if waiting_for_redis else "during start-up")
+            + "; nothing was claimed.",
+            extra={"redis": describe(cfg.analytics_storage_config), "error": self.metrics.redis_error or "-"},
+        )
+        return 0
 
     def all_keys(self) -> list[SourceKey]:
         keys = list(self.fanout.keys) if self.fanout else []
@@ -252,7 +372,10 @@ class Daemon:
         tel = cfg.telemetry
         if tel.metrics_address:
             host, _, port = tel.metrics_address.rpartition(":")
-            start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
+            try:
+                start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
+            except OSError as exc:
+                raise listen_error(exc, "/metrics", f"{host or '0.0.0.0'}:{port}", "telemetry.metrics_address") from None
         if self.serve_health and tel.health_enabled:
             self.health = HealthServer(
                 Probe(self._alive, self._ready),
@@ -262,20 +385,38 @@ class Daemon:
                 port=cfg.health_check_endpoint_port or 8083,
                 serve_metrics=not tel.metrics_address,
             )
-            await self.health.start()
+            try:
+                await self.health.start()
+            except OSError as exc:
+                self.health = None
+                where = f"{tel.health_bind}:{cfg.health_check_endpoint_port or 8083}"
+                raise listen_error(exc, "/health", where, "health_check_endpoint_port") from None
 
     # -- probes ----------------------------------------------------------------------------------
 
-    def _alive(self) -> bool:
-        """The claim loop ticks on every claim and every Redis retry; silence means it is stuck."""
-        if self.fanout is None:
-            return True
-        limit = max(60.0, 3 * self.config.purge_delay)
-        return time.monotonic() - self.fanout.last_tick < limit
+    def _alive(self) -> bool | str:
+        """Liveness (module docstring): the claim loop has started and no internal task died.
+
+        Not "Redis is up" and not "the loop claimed recently": while Redis is down the loop waits
+        for it, and while a pump is slow it waits for room — restarting the process would fix
+        neither, so neither makes this fail (``/ready`` and ``pump_redis_up`` report them)."""
+        if self.crashed:
+            return "crashed"
+        if self.claim_loop is None:
+            return "starting"
+        return True
 
     def _ready(self) -> tuple[bool, dict[str, Any]]:
         if self._stop.is_set():
             return False, {"reason": "draining"}
+        m = self.metrics
+        if m.redis_down_since is not None or self.claim_loop is None:
+            detail: dict[str, Any] = {"reason": "redis unavailable" if m.redis_down_since is not None else "starting"}
+            detail["redis"] = describe(self.config.analytics_storage_config)
+            if m.redis_down_since is not None:
+                detail["error"] = m.redis_error[:200]
+                detail["down_for_s"] = round(time.monotonic() - m.redis_down_since, 1)
+            return False, detail
         threshold = self.config.telemetry.ready_failing_after
         now = time.monotonic()
         failing = {
@@ -301,12 +442,16 @@ class Daemon:
                 return
             try:
                 await self.source.heartbeat()
+                self.metrics.redis_ok()
                 if time.monotonic() - last_reap >= self.config.delivery.lease_seconds / 2:
                     last_reap = time.monotonic()
                     n = await self.source.reap(self.all_keys())
                     self.metrics.records_requeued.labels("expired").inc(n)
                 await self._refresh_gauges()
-            except Exception as exc:  # Redis down: the claim loop reports it; try again next round
+            except REDIS_TRANSIENT as exc:  # Redis down: the claim loop logs it; try again next round
+                self.metrics.redis_failed(str(exc) or type(exc).__name__)
+                log.debug("Housekeeping round failed.", extra={"error": str(exc)})
+            except Exception as exc:
                 log.debug("Housekeeping round failed.", extra={"error": str(exc)})
 
     async def _refresh_gauges(self) -> None:
@@ -340,28 +485,34 @@ class Daemon:
         self.stop_reason = self.stop_reason or "drained"
 
     async def _shutdown(self, claim_loop: asyncio.Task[None], housekeeping: asyncio.Task[None]) -> int:
+        """The stop sequence (module docstring). Every step is bounded; a second stop request
+        (``_force``) cuts each wait short."""
         assert self.fanout is not None and self.source is not None
+        force = self._force
         self.fanout.stop()
         self._halt.set()
         # Let the loop finish the claim it has on the wire rather than cancel it: a cancelled
-        # claim may have moved a batch in Redis that this process would then never hand back.
-        await finish(claim_loop, grace=30)
-        timeout = 0 if self._forced else self.config.telemetry.shutdown_timeout
-        deadline = time.monotonic() + timeout
-        await asyncio.gather(*(w.stop(deadline) for w in self.workers.values()))
-        returned = await self.fanout.acks.release_all()
-        await finish(housekeeping, grace=10)
+        # claim may have moved a batch in Redis that this process would then only get back when
+        # its lease expires. A claim waiting for Redis gives up at once (Fanout.stop).
+        await finish(claim_loop, grace=30, interrupt=force)
+        deadline = time.monotonic() + self.config.telemetry.shutdown_timeout
+        await asyncio.gather(*(w.stop(deadline, force) for w in self.workers.values()))
+        returned = await self.fanout.acks.release_all(within=2 if force.is_set() else 10)
+        left = len(self.fanout.acks.batches)
+        await finish(housekeeping, grace=10, interrupt=force)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.source.unregister(), timeout=5)
+            await asyncio.wait_for(self.source.unregister(), timeout=1 if force.is_set() else 5)
         delivered = {n: w.delivered for n, w in self.workers.items()}
         dead = sum(w.gave_up_records for w in self.workers.values())
         failing = [n for n, w in self.workers.items() if w.failing]
         log.info(
-            f"Shutdown on {self.stop_reason or 'request'} ◆ {self.fanout.batches_acked} batches done "
-            f"◆ {sum(delivered.values())} records written ◆ {dead} dead-lettered ◆ {returned} returned to Redis",
+            f"Shutdown on {self.stop_reason or 'request'}{' (forced)' if force.is_set() else ''} "
+            f"◆ {self.fanout.acks.acked} batches done ◆ {sum(delivered.values())} records written "
+            f"◆ {dead} dead-lettered ◆ {self.fanout.undecodable} undecodable ◆ {returned} returned to Redis"
+            + (f" ◆ {left} batches left claimed (their lease returns them)" if left else ""),
             extra={"delivered": delivered, "failing": ",".join(failing) or "-"},
         )
-        if self.crashed:
+        if self.crashed or force.is_set():
             return 1
         if self.once:
             waiting = await self._backlog_sizes()

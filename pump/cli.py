@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pump import __version__
 from pump.config.load import load
 from pump.config.model import Config
-from pump.errors import ConfigError
+from pump.errors import CommandError, ConfigError
 from pump.telemetry import logging as pump_logging
 
 EX_CONFIG = 78
@@ -80,9 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in warnings:
         log.warning(w)
     if args.command == "run":
-        from pump.app import Daemon
+        from pump.app import serve
 
-        return asyncio.run(Daemon(config, once=args.once).run())
+        try:
+            return serve(config, once=args.once)
+        except CommandError as exc:  # one line, no traceback (the health port is taken…)
+            log.error(str(exc))
+            return exc.exit_code
     if args.command == "demo":
         return asyncio.run(_demo(config, args))
     return asyncio.run(_deadletter(config, args))

@@ -4,6 +4,8 @@
 PumpError
 ├── ConfigError          .errors: list[str]; `pump validate` prints each and exits 78
 ├── DecodeError          one payload that is not a Tyk record; it is dead-lettered and counted
+├── CommandError         a command cannot do what it was asked (a server it needs is unreachable, a
+│                        port is taken…): one line for the operator and the process exit code
 └── SinkError            .pump (set by the delivery layer)
     ├── RetriableError   timeouts, refused connections, 429/5xx: retry the same batch with backoff
     ├── BatchDataError   the server refused the batch because of its data, without saying which
@@ -61,3 +63,21 @@ class RejectedRecords(SinkError):
         self.rejected = dict(rejected)
         self.retry = list(retry or [])
         super().__init__(message or f"{len(self.rejected)} record(s) rejected, {len(self.retry)} to retry")
+
+
+#: Process exit codes (the table is in ``pump.cli`` and the README). 0 and 1 are success and
+#: runtime failure; the others follow BSD's sysexits.h so scripts can tell the cases apart.
+EX_USAGE = 2  # bad command line (argparse's code), e.g. ``deadletter --pump`` naming no pump
+EX_UNAVAILABLE = 69  # a server the command needs cannot be reached (Redis for demo/deadletter)
+EX_IOERR = 74  # the output was closed early (``pump demo | head -1``)
+EX_TEMPFAIL = 75  # something another process holds (the health port, the instance id): retry once it is free
+EX_CONFIG = 78  # invalid configuration
+
+
+class CommandError(PumpError):
+    """A command cannot go on: ``str(exc)`` is the one line for the operator (what failed, what to
+    do) and ``exit_code`` the process exit code. The CLI prints it without a traceback."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)

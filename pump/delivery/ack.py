@@ -10,6 +10,7 @@ acknowledged, and nothing is lost either, because the batch is still in its proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,29 +36,38 @@ CALL_TIMEOUT = 120.0
 REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OSError)
 
 
+class RedisWaitAbandoned(Exception):
+    """``until_ok`` stopped waiting for Redis because its ``stop`` event was set (shutdown)."""
+
+
 async def until_ok(
     call: Callable[[], Awaitable[T]],
     what: str,
     metrics: Metrics | None = None,
     max_wait: float = 10.0,
     on_retry: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> T:
     """Run a Redis operation until it succeeds, backing off (capped at ``max_wait`` s) meanwhile.
 
     Every operation passed here is idempotent (claims and appends carry tokens), so repeating one
-    whose reply was lost is safe. ``on_retry`` lets the claim loop show it is alive while it waits."""
+    whose reply was lost is safe. ``on_retry`` lets the claim loop show it is alive while it waits.
+    With ``stop``, a failed attempt made while (or a backoff interrupted because) the event is set
+    raises :class:`RedisWaitAbandoned` instead of retrying: a pump that is asked to stop while Redis is down
+    must not wait for Redis to come back. Nothing is lost by giving up — whatever the call may
+    have moved in Redis is under a lease and returns to its list."""
     attempt = 0
     while True:
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 result = await call()
             if metrics is not None:
-                metrics.redis_up.set(1)
+                metrics.redis_ok()
             return result
         except (*REDIS_TRANSIENT, TimeoutError) as exc:
             attempt += 1
             if metrics is not None:
-                metrics.redis_up.set(0)
+                metrics.redis_failed(str(exc) or type(exc).__name__)
             delay = backoff(attempt, 0.2, max_wait)
             level = logging.WARNING if attempt in (1, 5) or attempt % 20 == 0 else logging.DEBUG
             log.log(
@@ -67,7 +77,14 @@ async def until_ok(
             )
             if on_retry is not None:
                 on_retry()
-            await asyncio.sleep(delay)
+            if stop is None:
+                await asyncio.sleep(delay)
+                continue
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                raise RedisWaitAbandoned(f"{what}: stopped while Redis was unavailable ({exc})") from exc
 
 
 @dataclass(eq=False)
@@ -104,6 +121,7 @@ class Acknowledger:
         #: called once per batch when it leaves this process (acknowledged or returned)
         self.on_released: Callable[[Batch], None] | None = None
         self.batches: set[Batch] = set()
+        self.acked = 0  # batches acknowledged (left Redis for good), for the shutdown summary
 
     def track(self, batch: Batch) -> None:
         self.batches.add(batch)
@@ -120,6 +138,7 @@ class Acknowledger:
 
     async def ack(self, batch: Batch) -> None:
         await until_ok(lambda: self.source.ack(batch.claim), "ack", self.metrics)
+        self.acked += 1
         self.metrics.batch_seconds.observe(time.monotonic() - batch.claim.claimed_at)
         self.metrics.last_ack.set_to_current_time()
         self._forget(batch)
@@ -133,14 +152,24 @@ class Acknowledger:
         log.debug("Parked a batch in a pump's backlog.", extra={"pump": pump, "batch_id": batch.id, "records": n})
         await self.finished(batch, pump)
 
-    async def release_all(self) -> int:
-        """Shutdown: give every unfinished batch back to the head of its list."""
+    async def release_all(self, within: float = 10.0) -> int:
+        """Shutdown: give every unfinished batch back to the head of its list; returns the records
+        returned. Tries for at most ``within`` seconds: with Redis down, the batches still held
+        (:attr:`batches`) are returned when their lease expires, by any pump, or at once when this
+        instance starts again (``RedisSource.adopt_own``) — nothing is lost by not waiting."""
         total = 0
-        for batch in list(self.batches):
-            n = await until_ok(lambda b=batch: self.source.release(b.claim), "release", self.metrics, max_wait=2)  # type: ignore[misc]
-            total += max(n, 0)
-            self.metrics.records_requeued.labels("shutdown").inc(max(n, 0))
-            self._forget(batch)
+        try:
+            async with asyncio.timeout(within):
+                for batch in list(self.batches):
+                    n = await until_ok(lambda b=batch: self.source.release(b.claim), "release", self.metrics, max_wait=2)  # type: ignore[misc]
+                    total += max(n, 0)
+                    self.metrics.records_requeued.labels("shutdown").inc(max(n, 0))
+                    self._forget(batch)
+        except TimeoutError:
+            log.warning(
+                "Could not return every unfinished batch to Redis; they return when their lease expires or when this pump restarts.",
+                extra={"batches": len(self.batches), "error": self.metrics.redis_error or "timed out"},
+            )
         return total
 
     def _forget(self, batch: Batch) -> None:

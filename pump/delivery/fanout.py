@@ -5,8 +5,11 @@ Lists are visited round-robin, one batch each per round, so one busy list cannot
 others. At most ``max_batches_in_flight`` claimed batches wait for acknowledgement at a time: the
 bound on memory, whatever the size of the backlog in Redis.
 
-A payload that is not a Tyk record is dead-lettered with the decoder's reason and counted; it
-never stops the loop and never reaches a sink.
+A payload that is not a Tyk record is dead-lettered with the decoder's reason, counted, and
+logged at ERROR like every dead letter; it never stops the loop and never reaches a sink.
+
+Once :meth:`Fanout.stop` is called, a claim that is waiting for Redis gives up instead of waiting
+for it to come back: a stop must be prompt whatever state Redis is in.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pump.decode import DECODERS
-from pump.delivery.ack import Acknowledger, Batch, until_ok
+from pump.delivery.ack import Acknowledger, Batch, RedisWaitAbandoned, until_ok
 from pump.delivery.deadletter import UNDECODABLE, Entry, deadletter_key
+from pump.delivery.tasks import wait_tasks
 from pump.delivery.worker import PumpWorker
 from pump.errors import DecodeError
 from pump.source.redis_list import Claim, RedisSource, SourceKey
@@ -70,18 +74,18 @@ class Fanout:
         self.poll_interval = 0.2 if once else purge_delay
         self.once = once
         self.stopping = False
+        self._stopped = asyncio.Event()  # set by stop(): Redis waits of the loop give up
         self._slots = asyncio.Semaphore(max_in_flight)
         self._slot_holders: set[str] = set()
         self._wake = asyncio.Event()
         self.acks = acks
         acks.on_released = self._release_slot
         self.last_tick = time.monotonic()
-        self.batches_acked = 0
+        self.undecodable = 0  # payloads dead-lettered as undecodable by this process
         for w in workers.values():
             w.fanout = self
 
     def _release_slot(self, batch: Batch) -> None:
-        self.batches_acked += 1
         if batch.claim.token in self._slot_holders:
             self._slot_holders.discard(batch.claim.token)
             self._slots.release()
@@ -109,7 +113,10 @@ class Fanout:
 
     def stop(self) -> None:
         self.stopping = True
+        self._stopped.set()
         self._wake.set()
+        for w in self.workers.values():
+            w.wake_intake()  # a dispatch waiting for room in a full pump parks its share instead
 
     async def drain(self) -> None:
         """Visit the lists round-robin; a list whose claim came back full is visited again after
@@ -125,6 +132,8 @@ class Fanout:
                 if pending is None:
                     pending_key = to_visit.popleft()
                     pending = await self._start_claim(pending_key)
+                    if pending is None:
+                        return  # stopped while waiting for a slot
                 key, claim = pending_key, await pending
                 pending = None
                 if claim is not None and len(claim.raws) >= self.claim_size:
@@ -140,19 +149,34 @@ class Fanout:
                 if claim is not None:
                     await self.dispatch(claim)
 
-    async def _start_claim(self, key: SourceKey) -> asyncio.Task[Claim | None]:
-        """Reserve an in-flight slot and send a claim for ``key`` without waiting for it."""
-        await self._slots.acquire()
+    async def _start_claim(self, key: SourceKey) -> asyncio.Task[Claim | None] | None:
+        """Reserve an in-flight slot and send a claim for ``key`` without waiting for it; None if
+        the loop is stopped while every slot is taken (batches whose pumps wait for Redis or for
+        a slow sink hold them: a stop must not wait for those)."""
+        if self._slots.locked():
+            acquire = asyncio.ensure_future(self._slots.acquire())
+            if await wait_tasks([acquire], None, self._stopped):
+                acquire.cancel()
+                await asyncio.wait({acquire})
+                if not acquire.cancelled():
+                    self._slots.release()  # it was granted just before the cancel
+                return None
+        else:
+            await self._slots.acquire()
         return asyncio.create_task(self._claim(key))
 
     async def _claim(self, key: SourceKey) -> Claim | None:
         token = self.source.new_token()  # one token for every retry: a lost reply is not a lost batch
-        claim = await until_ok(
-            lambda: self.source.claim(key, self.claim_size, token),
-            "claim",
-            self.metrics,
-            on_retry=self.tick,
-        )
+        try:
+            claim = await until_ok(
+                lambda: self.source.claim(key, self.claim_size, token),
+                "claim",
+                self.metrics,
+                on_retry=self.tick,
+                stop=self._stopped,
+            )
+        except RedisWaitAbandoned:
+            claim = None  # stopping; a batch the lost reply may have moved returns with its lease
         self.tick()
         if claim is None:
             self._slots.release()
@@ -187,7 +211,8 @@ class Fanout:
         await until_ok(lambda: self.source.append_once(dlq, f"{claim.batch_id}:undecodable", entries), "dead-letter", self.metrics)
         claim.done.add(UNDECODABLE)
         self.metrics.records_undecodable.labels(claim.key.name).inc(len(bad))
-        log.warning(
+        self.undecodable += len(bad)
+        log.error(
             "Payloads that are not Tyk records were dead-lettered.",
             extra={"source": claim.key.name, "records": len(bad), "first_reason": bad[0][1][:200], "list": dlq},
         )
@@ -205,7 +230,15 @@ class Fanout:
         """Give an idle pump the next batch from its own backlog; False if it has none."""
         for key in worker.backlogs:
             token = self.source.new_token()
-            claim = await until_ok(lambda k=key, t=token: self.source.claim(k, self.claim_size, t), "claim", self.metrics)  # type: ignore[misc]
+            try:
+                claim = await until_ok(
+                    lambda k=key, t=token: self.source.claim(k, self.claim_size, t),  # type: ignore[misc]
+                    "claim",
+                    self.metrics,
+                    stop=self._stopped,
+                )
+            except RedisWaitAbandoned:
+                return False
             if claim is not None:
                 await self.dispatch(claim)
                 return True

@@ -28,6 +28,7 @@ from pump.config.model import Delivery
 from pump.delivery.ack import Acknowledger, Batch, pump_backlogs, until_ok
 from pump.delivery.deadletter import Entry, deadletter_key
 from pump.delivery.retry import RetryState
+from pump.delivery.tasks import CANCEL_GRACE, wait_tasks
 from pump.errors import RejectedRecords, RetriableError
 from pump.sinks.base import Sink, SinkBatch
 from pump.telemetry.metrics import Metrics
@@ -104,10 +105,12 @@ class PumpWorker:
         if not records:
             await self.acks.finished(batch, self.name)
             return
-        while self.is_full(len(records)) and self.failing_since is None and not self._stopping and self._should_wait(batch):
+        while self.is_full(len(records)) and self.failing_since is None and not self._closing() and self._should_wait(batch):
             self._room.clear()
             await self._room.wait()
-        if self.failing_since is not None or self.is_full(len(records)) or self._stopping:
+        if self._closing() and self.failing_since is None:
+            return  # stopping: the batch stays unfinished and goes back to its list at shutdown
+        if self.failing_since is not None or self.is_full(len(records)):
             await self.acks.park(batch, self.name)
             return
         self.queue.append(Work(batch, records))
@@ -127,6 +130,13 @@ class PumpWorker:
         """No room for ``incoming`` more records (an empty, idle pump always takes one batch)."""
         return self.queued_records + incoming > self.policy.queue_records and self.queued_records + self.busy > 0
 
+    def _closing(self) -> bool:
+        return self._stopping or (self.fanout is not None and self.fanout.stopping)
+
+    def wake_intake(self) -> None:
+        """The claim loop is stopping: an intake waiting for room looks again (and parks)."""
+        self._room.set()
+
     def poke(self) -> None:
         """Wake the worker to look at its backlog now instead of at its next poll."""
         self._wake.set()
@@ -145,21 +155,21 @@ class PumpWorker:
         self._tasks = [asyncio.create_task(self._run(), name=f"pump-{self.name}-{i}") for i in range(self.policy.concurrency)]
         return self._tasks
 
-    async def stop(self, deadline: float) -> None:
-        """Stop taking work; give in-flight writes until ``deadline`` (monotonic) to finish."""
+    async def stop(self, deadline: float, interrupt: asyncio.Event | None = None) -> None:
+        """Stop taking work; give in-flight writes until ``deadline`` (monotonic) to finish, or
+        until ``interrupt`` is set (a second stop request: cancel them now)."""
         self._stopping = True
         self._stop.set()
         self._wake.set()
         self._room.set()
-        remaining = max(0.0, deadline - time.monotonic())
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=remaining)
-            for task in pending:
-                task.cancel()
-            if pending:  # bounded: a lost cancellation must not hang the shutdown
-                await asyncio.wait(pending, timeout=5)
+        pending = await wait_tasks(self._tasks, deadline - time.monotonic(), interrupt)
+        for task in pending:
+            task.cancel()
+        if pending:  # bounded: a lost cancellation must not hang the shutdown
+            await wait_tasks(pending, CANCEL_GRACE)
+        hurry = interrupt is not None and interrupt.is_set()
         try:
-            await asyncio.wait_for(self.sink.close(), timeout=10)
+            await asyncio.wait_for(self.sink.close(), timeout=2 if hurry else 10)
         except Exception as exc:  # closing must not hide the shutdown summary
             log.warning("Pump did not close cleanly.", extra={"pump": self.name, "error": str(exc) or type(exc).__name__})
 

@@ -1,9 +1,14 @@
 """``/health`` (liveness), ``/ready`` (readiness) and ``/metrics`` on one small HTTP listener.
 
-Liveness answers Tyk's exact body ``{"status": "ok"}`` while the claim loop is making progress and
-503 when it has stalled (a deadlock is the one thing a restart fixes). Readiness is 503 while
-draining for shutdown and while a pump has been failing for longer than the configured
-threshold, so an orchestrator or a dashboard sees trouble; it never restarts anything.
+Liveness means "the process is alive and its claim loop runs", the one question a restart can
+answer: it is Tyk's exact body ``{"status": "ok"}`` once the claim loop has started, for as long
+as it runs — also while it waits for Redis or for a slow pump, which restarting would not fix —
+and 503 with the reason (``starting``: Redis not reached yet; ``crashed``: an internal task
+died) otherwise. The listener runs on the daemon's event loop, so a blocked loop does not answer
+at all, which probes count as a failure. Readiness is 503 while starting, while draining for
+shutdown, while Redis is unavailable (``pump_redis_up`` 0) and while a pump has been failing for
+longer than the configured threshold, so an orchestrator or a dashboard sees trouble; it never
+restarts anything.
 
 A hand-written HTTP/1.1 responder keeps the dependency list short; it serves a handful of GETs
 from probes and a Prometheus scraper, nothing more.
@@ -24,9 +29,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Probe:
-    """What the endpoints report; the daemon supplies the callables."""
+    """What the endpoints report; the daemon supplies the callables. ``alive`` returns True, or
+    False / a one-word reason (``starting``) for a 503."""
 
-    alive: Callable[[], bool]
+    alive: Callable[[], bool | str]
     ready: Callable[[], tuple[bool, dict[str, object]]]
 
 
@@ -66,9 +72,10 @@ class HealthServer:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"method not allowed\n"
         if path == self.health_path:
-            if self.probe.alive():
+            alive = self.probe.alive()
+            if alive is True:
                 return 200, "application/json", b'{"status": "ok"}'
-            return 503, "application/json", b'{"status": "stalled"}'
+            return 503, "application/json", orjson.dumps({"status": alive or "stalled"})
         if path in ("/ready", "/readyz"):
             ok, detail = self.probe.ready()
             body = orjson.dumps({"status": "ready" if ok else "not ready", **detail})

@@ -7,6 +7,8 @@ or per record). The registry is passed in so tests read a fresh one.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from pump import __version__
@@ -58,6 +60,25 @@ class Metrics:
         self.pump_failing = Gauge("pump_failing", "1 while a pump's writes are failing.", ["pump"], registry=r)
         self.redis_up = Gauge("pump_redis_up", "1 when the last Redis command succeeded.", registry=r)
         Info("pump_build", "Version of the pump.", registry=r).info({"version": __version__})
+        #: Monotonic time of the first failure of the current Redis outage (None while Redis
+        #: answers, or before it was ever tried), and that failure: what ``/ready`` reports.
+        self.redis_down_since: float | None = None
+        self.redis_error = ""
+        self.redis_ever_up = False
+
+    def redis_ok(self) -> None:
+        """A Redis command succeeded."""
+        self.redis_up.set(1)
+        self.redis_down_since = None
+        self.redis_error = ""
+        self.redis_ever_up = True
+
+    def redis_failed(self, error: str) -> None:
+        """A Redis command failed for a reason worth waiting out (the server is down or busy)."""
+        self.redis_up.set(0)
+        self.redis_error = error
+        if self.redis_down_since is None:
+            self.redis_down_since = time.monotonic()
 
     def init_pump(self, pump: str) -> None:
         """Pre-create a pump's series at 0 so dashboards and rates work before the first event."""

@@ -1,18 +1,23 @@
-"""Issue #9, item 7: a backoff that cannot overflow, and Redis waits that survive any outage.
-Pure or in-process: no server, no sleeping."""
+"""Issue #9, items 7-9: backoff that cannot overflow, Redis waits that survive any outage and give
+up when the pump stops, and probes that mean what they say (liveness is the loop, readiness
+includes Redis). Pure or in-process: no server, no sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from pump.config.model import Delivery
-from pump.delivery.ack import until_ok
+from pump.app import Daemon
+from pump.config.model import Config, Delivery
+from pump.delivery.ack import RedisWaitAbandoned, until_ok
 from pump.delivery.retry import RetryState, backoff, backoff_bound
+from pump.telemetry.health import HealthServer, Probe
 from pump.telemetry.metrics import Metrics
 
 
@@ -52,6 +57,58 @@ async def test_until_ok_outlasts_thousands_of_redis_failures(caplog: pytest.LogC
     with caplog.at_level(logging.WARNING, "pump.delivery.ack"):
         assert await until_ok(flaky, "ping", metrics, max_wait=0.0001) == "pong"
     assert calls == failures + 1
-    assert metrics.redis_up._value.get() == 1  # type: ignore[attr-defined]
+    assert metrics.redis_down_since is None and metrics.redis_up._value.get() == 1  # type: ignore[attr-defined]
     logged = [r for r in caplog.records if r.getMessage() == "Redis unavailable; retrying."]
     assert 0 < len(logged) <= failures // 20 + 2, "retries are logged sparsely, not once per attempt"
+
+
+async def test_until_ok_gives_up_as_soon_as_the_pump_stops() -> None:
+    stop = asyncio.Event()
+    calls = 0
+
+    async def down() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            stop.set()
+        raise RedisConnectionError("Connection refused (test)")
+
+    started = time.monotonic()
+    with pytest.raises(RedisWaitAbandoned, match="claim: stopped while Redis was unavailable"):
+        await until_ok(down, "claim", max_wait=3600, stop=stop)
+    assert calls == 3
+    assert time.monotonic() - started < 60, "it did not sit out an hour-long backoff"
+
+
+def probes(daemon: Daemon) -> HealthServer:
+    return HealthServer(Probe(daemon._alive, daemon._ready), daemon.metrics.registry, "health")
+
+
+async def test_health_is_not_ok_before_the_claim_loop_runs() -> None:
+    daemon = Daemon(Config(), registry=CollectorRegistry(), handle_signals=False, serve_health=False)
+    srv = probes(daemon)
+    assert srv.respond("GET", "/health") == (503, "application/json", b'{"status":"starting"}')
+    code, _, body = srv.respond("GET", "/ready")
+    assert code == 503 and b'"reason":"starting"' in body
+
+
+async def test_liveness_survives_a_long_redis_outage_and_readiness_reports_it() -> None:
+    """An hour without Redis, observed through the probes without waiting an hour: the loop is
+    alive (200) — restarting would not bring Redis back — and /ready says why it is not ready."""
+    daemon = Daemon(Config(), registry=CollectorRegistry(), handle_signals=False, serve_health=False)
+    srv = probes(daemon)
+    daemon.claim_loop = asyncio.create_task(asyncio.Event().wait(), name="claim-loop")  # running, waiting for Redis
+    try:
+        assert srv.respond("GET", "/health")[0] == 200 and srv.respond("GET", "/ready")[0] == 200
+        daemon.metrics.redis_failed("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        daemon.metrics.redis_down_since = time.monotonic() - 3600
+        assert srv.respond("GET", "/health") == (200, "application/json", b'{"status": "ok"}')
+        code, _, body = srv.respond("GET", "/ready")
+        assert code == 503 and b'"reason":"redis unavailable"' in body and b"Connection refused" in body
+        assert b'"down_for_s":3600' in body
+        daemon.metrics.redis_ok()
+        assert srv.respond("GET", "/ready")[0] == 200
+        daemon.crashed = True
+        assert srv.respond("GET", "/health") == (503, "application/json", b'{"status":"crashed"}')
+    finally:
+        daemon.claim_loop.cancel()
