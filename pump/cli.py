@@ -1,26 +1,49 @@
 """Command line: ``pump run | validate | demo | deadletter`` and ``pump --version``.
 
-Exit codes: 0 success; 1 runtime failure (``run --once`` that could not deliver everything);
-78 invalid configuration (EX_CONFIG, as ``vector validate``); 2 bad command-line usage.
+Exit codes (the same table is in the README); the non-zero ones other than 1 follow BSD's
+sysexits.h, so scripts can tell the cases apart:
+
+====  ==========================================================================================
+ 0    success; also ``pump run`` stopped by SIGTERM/SIGINT, in any state (before Redis was
+      ever reached too)
+ 1    runtime failure: ``run --once`` left records in a pump's backlog, an internal error, a
+      stop forced by a second signal, a ``validate --check`` check that failed
+ 2    usage: bad arguments, ``deadletter --pump`` naming no configured pump
+ 69   EX_UNAVAILABLE: a server the command needs is unreachable (Redis for ``demo`` and
+      ``deadletter``; ``pump run`` waits for Redis instead)
+ 74   EX_IOERR: the output was closed before everything was printed (``pump demo | head -1``);
+      nothing more is printed
+ 75   EX_TEMPFAIL: something another process holds — the health or metrics port, the instance
+      id; try again once it is free, or configure another
+ 78   EX_CONFIG: invalid configuration (as ``vector validate``); also a listener address that
+      cannot be used
+====  ==========================================================================================
+
+Failures are one line naming what failed and what to do, never a traceback: ``pump run`` logs
+it (so ``log_format: json`` stays JSON), the other commands print ``pump COMMAND: …`` on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from pump import __version__
 from pump.config.load import load
 from pump.config.model import Config
-from pump.errors import CommandError, ConfigError
+from pump.errors import EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_USAGE, CommandError, ConfigError
 from pump.telemetry import logging as pump_logging
 
-EX_CONFIG = 78
+#: Default seconds each ``validate --check`` check may take.
+CHECK_TIMEOUT = 5.0
 DEFAULT_CONFIG = os.environ.get("PUMP_CONFIG", "/etc/pump/pump.yaml")
 log = logging.getLogger("pump")
 
@@ -45,7 +68,14 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a pump file and exit (0 valid, 78 invalid)")
     with_config(val)
-    val.add_argument("--check", action="store_true", help="also connect to Redis and every sink")
+    val.add_argument("--check", action="store_true", help="also connect to Redis and every sink, all at once")
+    val.add_argument(
+        "--timeout",
+        type=_positive,
+        default=CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long each --check may take (default {CHECK_TIMEOUT:g})",
+    )
 
     demo = sub.add_parser("demo", help="push realistic Tyk gateway traffic into the configured Redis")
     with_config(demo)
@@ -62,11 +92,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error worth a word. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EX_IOERR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
-        return 2
+        return EX_USAGE
     try:
         config, warnings = load(args.config)
     except ConfigError as exc:
@@ -75,21 +128,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return EX_CONFIG
     pump_logging.setup(config.log_level, "json" if config.log_format == "json" else "text")
-    if args.command == "validate":
-        return _validate(args, config, warnings)
-    for w in warnings:
-        log.warning(w)
-    if args.command == "run":
-        from pump.app import serve
+    try:
+        if args.command == "validate":
+            return _validate(args, config, warnings)
+        for w in warnings:
+            log.warning(w)
+        if args.command == "run":
+            from pump.app import serve
 
-        try:
             return serve(config, once=args.once)
-        except CommandError as exc:  # one line, no traceback (the health port is taken…)
+        if args.command == "demo":
+            return _with_redis(config, args, _demo(config, args))
+        return _with_redis(config, args, _deadletter(config, args))
+    except CommandError as exc:
+        if args.command == "run":
             log.error(str(exc))
-            return exc.exit_code
-    if args.command == "demo":
-        return asyncio.run(_demo(config, args))
-    return asyncio.run(_deadletter(config, args))
+        else:
+            print(f"pump {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _with_redis(config: Config, args: argparse.Namespace, command: Coroutine[Any, Any, int]) -> int:
+    """Run a command that needs Redis; Redis unreachable is one line and exit 69, not a traceback."""
+    from redis.exceptions import RedisError
+
+    from pump.delivery.ack import REDIS_TRANSIENT
+    from pump.source.connect import describe
+
+    where = describe(config.analytics_storage_config)
+    try:
+        return asyncio.run(command)
+    except BrokenPipeError:
+        raise
+    except REDIS_TRANSIENT as exc:
+        raise CommandError(
+            f"cannot reach Redis at {where}: {one_line(exc).rstrip('.')}; start it, or fix analytics_storage_config in {args.config}",
+            EX_UNAVAILABLE,
+        ) from None
+    except RedisError as exc:
+        raise CommandError(f"Redis at {where} refused the command: {one_line(exc)}", EX_UNAVAILABLE) from None
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line (drivers' messages can span many)."""
+    text = " ".join((str(exc) or type(exc).__name__).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _validate(args: argparse.Namespace, config: Config, warnings: list[str]) -> int:
@@ -98,36 +181,68 @@ def _validate(args: argparse.Namespace, config: Config, warnings: list[str]) -> 
     for w in warnings:
         print(f"  warning: {w}")
     if args.check:
-        return asyncio.run(_check(config))
+        return asyncio.run(_check(config, args.timeout))
     return 0
 
 
-async def _check(config: Config) -> int:
+async def _check(config: Config, seconds: float) -> int:
+    """Connect to Redis and to every sink (the uptime one too), all at the same time, each for at
+    most ``seconds``; one line per check. 1 if any failed."""
+    from pump.app import build_uptime_sink, uptime_kind
     from pump.sinks import build
-    from pump.sinks.base import SinkContext
+    from pump.sinks.base import Sink, SinkContext
     from pump.source.connect import connect, describe
 
-    failed = 0
-    redis = connect(config.analytics_storage_config)
-    try:
-        await redis.ping()
-        print(f"  ok: redis {describe(config.analytics_storage_config)}")
-    except Exception as exc:
-        failed += 1
-        print(f"  FAILED: redis {describe(config.analytics_storage_config)}: {exc}")
-    finally:
-        await redis.aclose()
-    for name, pump in config.pumps.items():
-        sink = build(SinkContext(name, pump, config))
+    async def redis_ping() -> None:
+        redis = connect(config.analytics_storage_config)
         try:
-            await sink.check()
-            print(f"  ok: pump {name} ({pump.type})")
-        except Exception as exc:
-            failed += 1
-            print(f"  FAILED: pump {name} ({pump.type}): {exc}")
+            await redis.ping()
         finally:
-            await sink.close()
-    return 1 if failed else 0
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(redis.aclose(), timeout=2)
+
+    def sink_check(make: Callable[[], Sink | None]) -> Callable[[], Awaitable[None]]:
+        async def check() -> None:
+            sink = make()
+            if sink is None:
+                return
+            try:
+                await sink.check()
+            finally:
+                with contextlib.suppress(Exception):  # the check's own error is the one to report
+                    await asyncio.wait_for(sink.close(), timeout=2)
+
+        return check
+
+    # Drivers get half the budget (pymongo overshoots its own by up to a heartbeat), so they report
+    # their own reason ("connection refused") before the budget runs out and all that is left to
+    # say is "no answer".
+    driver_wait = max(0.2, seconds / 2)
+    checks: list[tuple[str, str, Callable[[], Awaitable[None]]]] = [
+        (f"redis {describe(config.analytics_storage_config)}", "that Redis is running and analytics_storage_config", redis_ping)
+    ]
+    for name, pump in config.pumps.items():
+        bounded = pump.model_copy(update={"timeout": min(pump.timeout or driver_wait, driver_wait)})
+        make = functools.partial(build, SinkContext(name, bounded, config))
+        checks.append((f"pump {name} ({pump.type})", f"the server and pumps.{name}.meta", sink_check(make)))
+    kind = uptime_kind(config)
+    if kind is not None:
+        checks.append((f"uptime ({kind})", "the server and uptime_pump_config", sink_check(lambda: build_uptime_sink(config))))
+
+    async def run(check: Callable[[], Awaitable[None]]) -> str:
+        try:
+            async with asyncio.timeout(seconds):
+                await check()
+        except TimeoutError:
+            return f"no answer within {seconds:g} s"
+        except Exception as exc:
+            return one_line(exc)
+        return ""
+
+    results = await asyncio.gather(*(run(check) for _, _, check in checks))
+    for (label, hint, _), error in zip(checks, results, strict=True):
+        print(f"  FAILED: {label}: {error.rstrip('.')} — check {hint}" if error else f"  ok: {label}")
+    return 1 if any(results) else 0
 
 
 async def _demo(config: Config, args: argparse.Namespace) -> int:
@@ -145,15 +260,15 @@ async def _demo(config: Config, args: argparse.Namespace) -> int:
     traffic = Traffic(seed=args.seed, start=time.time() - args.hours * 3600, span_seconds=args.hours * 3600)
     rng = random.Random(args.seed)
     counts: Counter[str] = Counter()
-    pipe = redis.pipeline(transaction=False)
     try:
-        for i, (wire, payload) in enumerate(payloads(traffic.stream(args.records), args.protobuf_share, rng), 1):
-            key = rng.choice(protobuf_keys if wire == "protobuf" else msgpack_keys[:4])
-            pipe.rpush(key, payload)
-            counts[key] += 1
-            if i % 2000 == 0:
-                await pipe.execute()
-        await pipe.execute()
+        async with redis.pipeline(transaction=False) as pipe:
+            for i, (wire, payload) in enumerate(payloads(traffic.stream(args.records), args.protobuf_share, rng), 1):
+                key = rng.choice(protobuf_keys if wire == "protobuf" else msgpack_keys[:4])
+                pipe.rpush(key, payload)
+                counts[key] += 1
+                if i % 2000 == 0:
+                    await pipe.execute()
+            await pipe.execute()
     finally:
         await redis.aclose()
     print(f"Pushed {args.records} Tyk records to {describe(config.analytics_storage_config)}:")

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from pump.errors import EX_USAGE, CommandError
+
 UNDECODABLE = "undecodable"
 
 
@@ -67,12 +69,24 @@ class Entry:
 # --- `pump deadletter list | replay | purge` -----------------------------------------------------
 
 
+def deadletter_names(config: Any) -> list[str]:
+    """The names ``--pump`` accepts: the configured pumps, the uptime pump when one is configured,
+    and ``undecodable``."""
+    from pump.app import UPTIME_PUMP, uptime_kind
+
+    names = list(config.pumps)
+    if uptime_kind(config) is not None:
+        names.append(UPTIME_PUMP)
+    return [*names, UNDECODABLE]
+
+
 async def run_deadletter(config: Any, action: str, pump: str | None, limit: int) -> int:
     """Inspect, re-inject or delete dead-lettered records.
 
     ``replay`` sends a pump's entries back to that pump only (through its backlog, so the other
     pumps do not get them twice); undecodable payloads go back to the gateway list they came
-    from, for a pump whose decoder has since been fixed.
+    from, for a pump whose decoder has since been fixed. ``pump`` must name a configured pump
+    (or ``undecodable``): a typo is an error, not an empty list.
     """
     import secrets
 
@@ -80,6 +94,14 @@ async def run_deadletter(config: Any, action: str, pump: str | None, limit: int)
     from pump.source.connect import connect
     from pump.source.redis_list import RedisSource
 
+    if pump:
+        known = deadletter_names(config)
+        if pump not in known:
+            raise CommandError(
+                f"no pump named {pump!r}; --pump takes one of: {', '.join(known)} "
+                "(without --pump: every dead-letter list in Redis, those of removed pumps too)",
+                EX_USAGE,
+            )
     ns = config.delivery.namespace
     redis = connect(config.analytics_storage_config)
     try:
@@ -106,10 +128,10 @@ async def run_deadletter(config: Any, action: str, pump: str | None, limit: int)
             elif action == "replay" and total:
                 entries = [Entry.decode(raw) for raw in await redis.lrange(key, 0, total - 1)]
                 if name == UNDECODABLE:
-                    pipe = redis.pipeline(transaction=False)
-                    for e in entries:
-                        pipe.rpush(e.source, e.payload)
-                    await pipe.execute()
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for e in entries:
+                            pipe.rpush(e.source, e.payload)
+                        await pipe.execute()
                 else:
                     by_wire: dict[str, list[bytes]] = {}
                     for e in entries:

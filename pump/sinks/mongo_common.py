@@ -479,6 +479,11 @@ class InsertOutcome:
         self.retry.extend(other.retry)
 
 
+#: What pymongo appends to a server-selection error after the reason (see MongoTarget.check).
+_TIMEOUTS = re.compile(r" \(configured timeouts: [^)]*\)")
+_TOPOLOGY = re.compile(r", Timeout: .*$", re.DOTALL)
+
+
 class MongoTarget:
     """One pump's client and database, plus the per-collection preparation it has done.
 
@@ -528,9 +533,13 @@ class MongoTarget:
             await client.close()
 
     async def check(self) -> None:
-        """Connect and ping, then disconnect (``pump validate --check``)."""
+        """Connect and ping, then disconnect (``pump validate --check``). The error is one line:
+        pymongo appends its timeouts and the whole topology description to the reason."""
         try:
             await self.connect()
+        except SinkError as exc:
+            one_line = _TOPOLOGY.sub("", _TIMEOUTS.sub("", str(exc)))
+            raise (RetriableError if isinstance(exc, RetriableError) else BatchDataError)(one_line) from None
         finally:
             await self.close()
 
