@@ -1,4 +1,4 @@
-"""Issue #9, items 8, 9 and 12: the daemon survives what operators and outages do to it, and
+"""Issue #9, items 7, 8, 9 and 12: the daemon survives what operators and outages do to it, and
 stops when told to, whatever state it is in. Real redis-server (private instances where a test
 kills one), the real CLI in a subprocess, real signals. Waits are bounded polls, never sleeps
 that a slow machine could turn into a failure."""
@@ -209,3 +209,52 @@ async def test_a_claim_that_fails_when_redis_dies_leaves_no_unclosed_pipeline(tm
         asyncio.get_running_loop().set_exception_handler(None)
         srv.stop()
         await redis.aclose()
+
+
+# ------------------------------------------------------ item 7: thousands of attempts survived
+
+
+def test_a_pump_down_for_thousands_of_attempts_survives_and_delivers_everything(tmp_path: Path, redis_url: str) -> None:
+    """Backoff of 1 ms so that thousands of attempts take seconds: the pump used to die at
+    attempt 1,025 (OverflowError in the backoff). A CSV directory that cannot be used stands for
+    the sink being down — first at start (the sink cannot even start), then while writing."""
+    out, log = tmp_path / "csv", tmp_path / "pump.log"
+    out.write_text("a file where the directory should be")
+    config = write_config(
+        tmp_path / "pump.conf", redis_url, {"csv": {"type": "csv", "meta": {"csv_dir": str(out)}}},
+        log_level="debug", delivery={"backoff_initial": 0.001, "backoff_max": 0.001},
+    )  # fmt: skip
+    first, second = numbered(500), numbered(20, api_id="second-wave")  # small: each attempt formats the batch
+    for r in second:
+        r.path = r.path.replace("/items/", "/second/")
+    push(redis_url, msgpack_payloads(first))
+    proc = start_daemon(config, log)
+
+    def attempts() -> int:
+        return sum("Pump still failing." in line for line in log_lines(log))
+
+    try:
+        wait_for(lambda: attempts() >= 2500, 300, "2,500 attempts to start the sink", proc)
+        out.unlink()  # the sink comes back
+        wait_for(lambda: len(paths_in(out)) == 500, 60, "the first wave", proc)
+        before = attempts()
+
+        aside = tmp_path / "csv-aside"
+        out.rename(aside)
+        out.write_text("gone again")  # now writes fail
+        push(redis_url, msgpack_payloads(second))
+        wait_for(lambda: attempts() >= before + 2500, 300, "2,500 attempts to write", proc)
+        out.unlink()
+        aside.rename(out)
+        wait_for(lambda: len(paths_in(out)) == 520, 60, "the second wave", proc)
+        assert proc.poll() is None, "the daemon never died"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    written = paths_in(out)
+    assert written.keys() == {r.path for r in first + second} and set(written.values()) == {1}
+    assert list_lengths(redis_url) == {} and pump_keys(redis_url) == []
+    text = log.read_text()
+    assert "crashed" not in text and "OverflowError" not in text
