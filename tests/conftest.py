@@ -8,6 +8,7 @@ tests: point it at a database you can spare.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,13 +74,17 @@ def elastic_server(server_root: Path) -> Iterator[servers.Server]:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Let the server tooling's slow first-run steps (installs, builds) reach the terminal live."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    if capture is None or reporter is None:
-        return
 
     def live(line: str) -> None:
+        # Looked up per line: the terminal reporter registers after this conftest's pytest_configure.
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or reporter is None:
+            print(line, file=sys.stderr, flush=True)
+            return
         with capture.global_and_fixture_disabled():
+            if getattr(reporter._tw, "width_of_current_line", 0):
+                reporter.write("\n")  # after the progress dots of -q
             reporter.write_line(line)
 
     servers.set_live_output(live)

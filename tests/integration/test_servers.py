@@ -268,12 +268,13 @@ def test_elastic_bulk_item_errors(server_factory: list[servers.Server], tmp_path
 # ------------------------------------------------------------------------------ progress messages
 
 
-def test_step_says_what_and_how_long(capsys: pytest.CaptureFixture[str]) -> None:
+def test_step_says_what_and_how_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(servers, "_live_output", lines.append)  # what reaches the terminal past pytest's capture
     with servers.step("building something", first_run="~3 min"):
         pass
     with pytest.raises(ValueError), servers.step("breaking something"):
         raise ValueError("boom")
-    lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "[tests.servers] building something (first run only, ~3 min)…"
     assert lines[1].startswith("[tests.servers] building something… done in ")
     assert lines[2] == "[tests.servers] breaking something…"

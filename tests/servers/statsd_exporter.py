@@ -48,7 +48,7 @@ def statsd_exporter_binary() -> pathlib.Path:
         env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false", GOBIN=str(staging))
         # The version an official build stamps in, so `statsd_exporter --version` and build_info say it.
         ldflags = f"-X github.com/prometheus/common/version.Version={VERSION.lstrip('v')}"
-        with step(f"building statsd_exporter {VERSION} from the Go module proxy into {target.parent}", first_run="~30 s"):
+        with step(f"building statsd_exporter {VERSION} from the Go module proxy into {target.parent}", first_run="~1 min"):
             run_checked(
                 [go, "install", "-trimpath", f"-ldflags={ldflags}", f"{MODULE}@{VERSION}"],
                 what="go install statsd_exporter",
