@@ -391,10 +391,15 @@ def test_mysql_persistent_restart_keeps_data(server_factory: list[servers.Server
         cur.execute("SELECT COUNT(*) FROM kept")
         assert cur.fetchone() == (2,)
     second.stop()
+    kept = (tmp_path / "mysql-data").resolve()
     third = _start(server_factory, "mysql", tmp_path)  # not persistent: a fresh, empty database
     with pymysql.connect(**{**args, "port": third.port}) as conn, conn.cursor() as cur:
         cur.execute("SHOW TABLES")
         assert cur.fetchall() == ()
+    third.stop()
+    if kept.parent.parent.name == "pump-test-mariadb":  # data outside the workdir (we run as root)
+        assert not kept.parent.exists()  # the persistent data was deleted, not left in /tmp
+        assert not (tmp_path / "mysql-data").exists()
 
 
 # ------------------------------------------------------------------------------------------ kafka

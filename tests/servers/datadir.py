@@ -112,6 +112,15 @@ def _shared_root(kind: str) -> pathlib.Path:
     return WORLD_TMP / f"pump-test-{kind}"
 
 
+def _in_use(data_dir: pathlib.Path, pid_file: str) -> bool:
+    """Whether the server whose pid ``data_dir/pid_file`` names is still running."""
+    try:
+        pid = int((data_dir / pid_file).read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return pathlib.Path(f"/proc/{pid}").exists()
+
+
 def _reap_stale_runs(kind: str, pid_file: str, min_age: float = 600.0) -> None:
     """Delete shared run directories left by killed test runs (no live server, older than ``min_age`` s).
 
@@ -123,14 +132,9 @@ def _reap_stale_runs(kind: str, pid_file: str, min_age: float = 600.0) -> None:
     now = time.time()
     for run_dir in root.glob("run-*"):
         try:
-            if now - run_dir.stat().st_mtime < min_age:
+            if now - run_dir.stat().st_mtime < min_age or _in_use(run_dir / "data", pid_file):
                 continue
-            pid_path = run_dir / "data" / pid_file
-            if pid_path.exists():
-                pid = int(pid_path.read_text().split("\n", 1)[0])
-                if pathlib.Path(f"/proc/{pid}").exists():
-                    continue
-        except (OSError, ValueError):
+        except OSError:
             continue
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -158,7 +162,11 @@ def prepare(
         scratch = data_dir.parent if data_dir.parent.parent == root else None
         return DataDir(data_dir, link, scratch)
     if link.is_symlink():
+        # The scratch directory of an earlier persistent start in this workdir is ours to delete.
+        previous = link.resolve()
         link.unlink()
+        if previous.parent.parent == root and not _in_use(previous, pid_file):
+            shutil.rmtree(previous.parent, ignore_errors=True)
     elif link.exists():
         shutil.rmtree(link)
     if user_can_reach(owner, workdir):
