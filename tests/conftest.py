@@ -8,6 +8,7 @@ tests: point it at a database you can spare.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ os.environ.setdefault("TZ", "UTC")  # Tyk buckets and prints times in the pump's
 
 from tests import servers
 from tests.helpers import client
+from tests.servers.http_receiver import HttpReceiver
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +61,82 @@ def mongo_server(server_root: Path) -> Iterator[servers.Server]:
 @pytest.fixture(scope="session")
 def elastic_server(server_root: Path) -> Iterator[servers.Server]:
     yield from _server("elastic", server_root)
+
+
+# --------------------------------------------------------------------------------------------
+# More real servers (tests/servers): MariaDB, Kafka, rsyslog, statsd_exporter, Redis Cluster and
+# Sentinel, and our HTTP receiver. Each starts on first use, once per session; replace one with
+# yours through PUMP_TEST_MYSQL_DSN, PUMP_TEST_KAFKA_BOOTSTRAP, PUMP_TEST_SYSLOG_ADDR (+ _FILE),
+# PUMP_TEST_STATSD_ADDR (+ _METRICS_URL), PUMP_TEST_REDIS_CLUSTER_URL,
+# PUMP_TEST_REDIS_SENTINEL_ADDRS (+ _MASTER) or PUMP_TEST_HTTP_RECEIVER_URL.
+# --------------------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the server tooling's slow first-run steps (installs, builds) reach the terminal live."""
+
+    def live(line: str) -> None:
+        # Looked up per line: the terminal reporter registers after this conftest's pytest_configure.
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or reporter is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            if getattr(reporter._tw, "width_of_current_line", 0):
+                reporter.write("\n")  # after the progress dots of -q
+            reporter.write_line(line)
+
+    servers.set_live_output(live)
+
+
+@pytest.fixture(scope="session")
+def mysql_server(server_root: Path) -> Iterator[servers.Server]:
+    """MariaDB 10.11 with user ``pump`` (password auth) and database ``pump``; the URL is a mysql:// DSN."""
+    yield from _server("mysql", server_root)
+
+
+@pytest.fixture(scope="session")
+def kafka_server(server_root: Path) -> Iterator[servers.Server]:
+    """A single-node KRaft Kafka broker; the URL is its bootstrap address ``127.0.0.1:PORT``."""
+    yield from _server("kafka", server_root)
+
+
+@pytest.fixture(scope="session")
+def syslog_server(server_root: Path) -> Iterator[servers.Server]:
+    """rsyslog on UDP+TCP (URL ``127.0.0.1:PORT``) and TLS; what it receives: tests.servers.rsyslog.read_messages."""
+    yield from _server("syslog", server_root)
+
+
+@pytest.fixture(scope="session")
+def statsd_server(server_root: Path) -> Iterator[servers.Server]:
+    """statsd_exporter on UDP+TCP (URL ``127.0.0.1:PORT``), metrics at ``details["metrics_url"]``."""
+    yield from _server("statsd", server_root)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server(server_root: Path) -> Iterator[servers.Server]:
+    """A 3-master Redis Cluster; the URL names one node."""
+    yield from _server("redis_cluster", server_root)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_server(server_root: Path) -> Iterator[servers.Server]:
+    """Master, replica and 3 sentinels; the URL is the sentinel addresses, ``details["master_name"]``.
+
+    Shared by the session: a test that kills nodes should start its own set instead."""
+    yield from _server("redis_sentinel", server_root)
+
+
+@pytest.fixture(scope="session")
+def http_receiver_server(server_root: Path) -> Iterator[servers.Server]:
+    yield from _server("http", server_root)
+
+
+@pytest.fixture
+def http_receiver(http_receiver_server: servers.Server) -> Iterator[HttpReceiver]:
+    """The session's HTTP receiver, with no recorded requests and no failure rules at the start of the test."""
+    receiver = HttpReceiver(http_receiver_server)
+    receiver.reset()
+    yield receiver
+    receiver.close()

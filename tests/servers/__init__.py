@@ -43,14 +43,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 __all__ = [
     "ENV_VARS",
+    "EXTRA_ENV_VARS",
     "SERVER_NAMES",
     "Server",
     "ServerError",
     "cache_root",
     "free_port",
+    "free_ports",
     "start",
 ]
 
@@ -61,6 +64,21 @@ ENV_VARS: dict[str, str] = {
     "mongo": "PUMP_TEST_MONGO_URL",
     "elastic": "PUMP_TEST_ELASTIC_URL",
     "elastic7": "PUMP_TEST_ELASTIC7_URL",
+    "mysql": "PUMP_TEST_MYSQL_DSN",
+    "kafka": "PUMP_TEST_KAFKA_BOOTSTRAP",
+    "syslog": "PUMP_TEST_SYSLOG_ADDR",
+    "statsd": "PUMP_TEST_STATSD_ADDR",
+    "redis_cluster": "PUMP_TEST_REDIS_CLUSTER_URL",
+    "redis_sentinel": "PUMP_TEST_REDIS_SENTINEL_ADDRS",
+    "http": "PUMP_TEST_HTTP_RECEIVER_URL",
+}
+
+#: Further variables that describe an external server, read into ``Server.details`` (key → variable)
+#: when the server's main variable is set. Tests that need a detail the user did not give skip.
+EXTRA_ENV_VARS: dict[str, dict[str, str]] = {
+    "syslog": {"file": "PUMP_TEST_SYSLOG_FILE", "tls_addr": "PUMP_TEST_SYSLOG_TLS_ADDR"},
+    "statsd": {"metrics_url": "PUMP_TEST_STATSD_METRICS_URL"},
+    "redis_sentinel": {"master_name": "PUMP_TEST_REDIS_SENTINEL_MASTER"},
 }
 
 #: Which module implements each server name (module ``tests.servers.<value>``, function ``start_<key>``).
@@ -70,6 +88,13 @@ _MODULES: dict[str, str] = {
     "mongo": "ferretdb",
     "elastic": "opensearch",
     "elastic7": "opensearch",
+    "mysql": "mariadb",
+    "kafka": "kafka",
+    "syslog": "rsyslog",
+    "statsd": "statsd_exporter",
+    "redis_cluster": "redis_cluster",
+    "redis_sentinel": "redis_cluster",
+    "http": "http_receiver",
 }
 
 SERVER_NAMES: tuple[str, ...] = tuple(_MODULES)
@@ -86,6 +111,11 @@ class Server:
     ``process`` is exposed so crash tests can ``os.kill(server.pid, signal.SIGKILL)``; ``stop()``
     copes with a process that is already dead. ``port``, ``workdir`` and ``log_path`` let a test
     restart a server on the same port and files (e.g. Redis with ``appendonly=True``).
+
+    A server made of several processes (Redis Cluster nodes, a Sentinel set) has no ``process`` of
+    its own but ``members``, which ``stop()`` stops in reverse order. ``details`` carries what a
+    test needs beyond ``url``: version, extra addresses (TLS port, metrics URL, sentinels),
+    credentials and TLS files; each server module documents its keys.
     """
 
     name: str
@@ -101,6 +131,8 @@ class Server:
     stop_timeout: float = 30.0
     #: Called once after the process has exited (e.g. to publish a JVM class-data archive).
     on_stopped: Callable[[Server], None] | None = dataclasses.field(default=None, repr=False)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    members: list[Server] = dataclasses.field(default_factory=list)
     _stopped: bool = dataclasses.field(default=False, init=False, repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -116,12 +148,17 @@ class Server:
         server (in particular no 500 MB JVM) outlives the test run.
         """
         with self._lock:
-            if self._stopped or self.external or self.process is None:
+            if self._stopped or self.external or (self.process is None and not self.members):
                 self._stopped = True
                 return
             self._stopped = True
-            _terminate(self.process, self.stop_signal, self.stop_timeout)
-            _RUNNING.discard(self)
+            try:
+                if self.process is not None:
+                    _terminate(self.process, self.stop_signal, self.stop_timeout)
+                for member in reversed(self.members):
+                    member.stop()
+            finally:
+                _RUNNING.discard(self)
             if self.on_stopped is not None:
                 self.on_stopped(self)
 
@@ -144,12 +181,18 @@ def start(name: str, workdir: pathlib.Path, **options: object) -> Server:
         raise ValueError(f"unknown server {name!r}; expected one of {', '.join(SERVER_NAMES)}")
     env_url = os.environ.get(ENV_VARS[name], "").strip()
     if env_url:
-        return Server(name=name, url=env_url, external=True)
+        details = {key: os.environ[var] for key, var in EXTRA_ENV_VARS.get(name, {}).items() if os.environ.get(var, "").strip()}
+        return Server(name=name, url=env_url, external=True, details=details)
     workdir = pathlib.Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
     starter: Callable[..., Server] = getattr(module, f"start_{name}")
-    return starter(workdir, **options)
+    started = time.monotonic()
+    server = starter(workdir, **options)
+    version = server.details.get("version")
+    label = f"{name} {version}" if version else name
+    progress(f"{label} ready at {server.url} in {format_duration(time.monotonic() - started)} (files in {workdir})")
+    return server
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,11 +241,38 @@ def hash_files(paths: Iterable[pathlib.Path], *extra: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0 and let the kernel pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*, udp: bool = False, avoid: Iterable[int] = ()) -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0 and let the kernel pick).
+
+    With ``udp=True`` the same number is also free for UDP, for servers that listen on both (syslog,
+    StatsD: one ``host:port`` serves both transports, as on the well-known ports). ``avoid`` skips
+    ports already chosen for the same server.
+    """
+    avoided = set(avoid)
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port in avoided:
+                continue
+            if not udp:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dgram:
+                try:
+                    dgram.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise ServerError("found no free port on 127.0.0.1 in 100 tries")
+
+
+def free_ports(count: int, *, udp: bool = False, avoid: Iterable[int] = ()) -> list[int]:
+    """``count`` distinct free ports, none of them in ``avoid`` (see :func:`free_port`)."""
+    taken = list(avoid)
+    ports: list[int] = []
+    for _ in range(count):
+        ports.append(free_port(udp=udp, avoid=[*taken, *ports]))
+    return ports
 
 
 def log_tail(path: pathlib.Path | None, lines: int = 60) -> str:
@@ -266,12 +336,24 @@ def apt_install(packages: Sequence[str]) -> None:
     prefix = as_root_prefix()
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     install = [*prefix, "apt-get", "install", "-y", "-q", *packages]
-    with cache_lock("apt"):
+    what = f"apt-get install {' '.join(packages)}"
+    with cache_lock("apt"), step(f"installing {' '.join(packages)} from Debian", first_run="10-60 s"):
         try:
-            run_checked(install, what=f"apt-get install {' '.join(packages)}", timeout=900, env=env)
+            run_checked(install, what=what, timeout=900, env=env)
         except ServerError:
             run_checked([*prefix, "apt-get", "update", "-q"], what="apt-get update", timeout=900, env=env)
-            run_checked(install, what=f"apt-get install {' '.join(packages)}", timeout=900, env=env)
+            run_checked(install, what=what, timeout=900, env=env)
+
+
+_GO_FALLBACKS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
+
+
+def go_binary(needed_for: str) -> str:
+    """Path of the ``go`` command (the machine's own toolchain; builds run with ``GOTOOLCHAIN=local``)."""
+    found = shutil.which("go") or next((p for p in _GO_FALLBACKS if pathlib.Path(p).exists()), None)
+    if not found:
+        raise ServerError(f"the Go toolchain (go >= 1.25) is needed to build {needed_for}")
+    return found
 
 
 _PR_SET_PDEATHSIG = 1
@@ -347,6 +429,29 @@ def launch(
     return server
 
 
+def group(
+    name: str,
+    members: Sequence[Server],
+    *,
+    url: str,
+    workdir: pathlib.Path,
+    details: dict[str, Any] | None = None,
+    on_stopped: Callable[[Server], None] | None = None,
+) -> Server:
+    """A :class:`Server` made of several started processes (cluster nodes, sentinels); ``stop()`` stops them all."""
+    server = Server(
+        name=name,
+        url=url,
+        external=False,
+        workdir=workdir,
+        details=dict(details or {}),
+        members=list(members),
+        on_stopped=on_stopped,
+    )
+    _RUNNING.add(server)
+    return server
+
+
 def wait_ready(
     server: Server,
     probe: Callable[[], bool],
@@ -400,6 +505,56 @@ def _terminate(process: subprocess.Popen[bytes], sig: int, timeout: float) -> No
         process.wait(timeout=30)
 
 
-def progress(message: str) -> None:
-    """Tell the developer about slow one-time work (builds, installs) on stderr; pytest shows it with -s."""
-    print(f"[tests.servers] {message}", file=sys.stderr, flush=True)
+#: Writes a line to the developer's terminal even while pytest captures output (see :func:`set_live_output`).
+_live_output: Callable[[str], None] | None = None
+
+
+def set_live_output(writer: Callable[[str], None] | None) -> None:
+    """Route :func:`progress` lines marked ``live`` through ``writer`` (tests/conftest.py passes one
+    that suspends pytest's capture), so a three-minute first build is never silent."""
+    global _live_output
+    _live_output = writer
+
+
+def progress(message: str, *, live: bool = False) -> None:
+    """Say what the tooling is doing on stderr.
+
+    Routine lines (one per server start) go to plain stderr, which pytest captures and shows with
+    ``-s`` or for a failing test, so a cached run stays quiet. ``live`` lines (installs, builds,
+    first-run preparation) reach the terminal even under capture.
+    """
+    line = f"[tests.servers] {message}"
+    if live and _live_output is not None:
+        _live_output(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def format_duration(seconds: float) -> str:
+    """``0.02s``, ``4.1s``, ``41s``, ``2m41s``: short and exact enough to compare runs."""
+    if seconds < 1:
+        return f"{seconds:.2f}s"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+@contextlib.contextmanager
+def step(what: str, *, first_run: str | None = None) -> Iterator[None]:
+    """Announce a slow one-time step live, then say how long it took (or that it failed).
+
+    ``first_run`` is the expected duration shown up front, e.g. ``"~3 min"``; the step is then
+    labelled "first run only", which is what makes waiting for it bearable.
+    """
+    hint = f" (first run only, {first_run})" if first_run else ""
+    progress(f"{what}{hint}…", live=True)
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        progress(f"{what}… failed after {format_duration(time.monotonic() - started)}", live=True)
+        raise
+    progress(f"{what}… done in {format_duration(time.monotonic() - started)}", live=True)

@@ -9,6 +9,7 @@ Ctrl-C or SIGTERM. Without ``--workdir`` a temporary directory is used and remov
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import shutil
 import signal
@@ -54,17 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         if server.external:
             print(f"{ENV_VARS[args.name]} is set: using that server, nothing started", file=sys.stderr, flush=True)
         else:
+            pid = server.pid if server.pid is not None else ", ".join(str(m.pid) for m in server.members)
             print(
-                f"{args.name} ready in {time.monotonic() - started:.1f}s (pid {server.pid}, "
-                f"log {server.log_path}); Ctrl-C or SIGTERM to stop",
+                f"{args.name} ready in {time.monotonic() - started:.1f}s (pid {pid}, "
+                f"log {server.log_path or server.workdir}); Ctrl-C or SIGTERM to stop",
                 file=sys.stderr,
                 flush=True,
             )
+        if server.details:
+            print(f"details: {json.dumps(server.details, default=str)}", file=sys.stderr, flush=True)
         # Stay in the foreground even for an external server, so callers can treat both alike.
         while not stop_requested.wait(0.5):
-            if server.process is not None and server.process.poll() is not None:
-                print(f"{args.name} exited with code {server.process.returncode}", file=sys.stderr)
-                return 1
+            for process in [server.process, *(m.process for m in server.members)]:
+                if process is not None and process.poll() is not None:
+                    print(f"{args.name}: a process exited with code {process.returncode}", file=sys.stderr)
+                    return 1
     finally:
         server.stop()
         if temporary:

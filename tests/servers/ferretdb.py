@@ -18,31 +18,24 @@ from __future__ import annotations
 import os
 import pathlib
 import platform
-import shutil
 
 from . import (
     Server,
-    ServerError,
     cache_lock,
     cache_root,
     free_port,
+    go_binary,
     hash_files,
     launch,
-    progress,
     run_checked,
+    step,
     wait_ready,
 )
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent / "ferretdb_src"
+#: The FerretDB version ferretdb_src/go.mod requires (for messages).
+VERSION = "v1.24.2"
 _SOURCES = ("go.mod", "go.sum", "main.go")
-_GO_FALLBACKS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
-
-
-def _go_binary() -> str:
-    found = shutil.which("go") or next((p for p in _GO_FALLBACKS if pathlib.Path(p).exists()), None)
-    if not found:
-        raise ServerError("the Go toolchain (go >= 1.24) is needed to build FerretDB for the mongo tests")
-    return found
 
 
 def ferretdb_binary() -> pathlib.Path:
@@ -61,19 +54,19 @@ def ferretdb_binary() -> pathlib.Path:
     with cache_lock("ferretdb-build"):
         if target.exists():
             return target
-        go = _go_binary()
+        go = go_binary("FerretDB for the mongo tests")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false")
-        progress(f"building FerretDB v1.24.2 into {target} (first time takes a minute or two)")
-        run_checked(
-            [go, "build", "-trimpath", "-o", str(partial), "."],
-            what="go build FerretDB",
-            timeout=1800,
-            cwd=SOURCE_DIR,
-            env=env,
-        )
-        os.replace(partial, target)
+        with step(f"building FerretDB {VERSION} from the Go module proxy into {target.parent}", first_run="~3 min"):
+            run_checked(
+                [go, "build", "-trimpath", "-o", str(partial), "."],
+                what="go build FerretDB",
+                timeout=1800,
+                cwd=SOURCE_DIR,
+                env=env,
+            )
+            os.replace(partial, target)
     return target
 
 
@@ -114,4 +107,5 @@ def start_mongo(
             client.close()
 
     wait_ready(server, ping, timeout=timeout)
+    server.details["version"] = f"FerretDB {VERSION}"
     return server

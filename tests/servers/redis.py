@@ -12,7 +12,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 
-from . import Server, ServerError, apt_install, free_port, launch, progress, wait_ready
+from . import Server, ServerError, apt_install, free_port, launch, wait_ready
 
 #: Where Debian puts the binary, in case /usr/sbin or /usr/bin is not on PATH.
 _FALLBACK_BINARIES = ("/usr/bin/redis-server", "/usr/sbin/redis-server")
@@ -23,7 +23,6 @@ def redis_binary() -> str:
     found = shutil.which("redis-server") or next((p for p in _FALLBACK_BINARIES if pathlib.Path(p).exists()), None)
     if found:
         return found
-    progress("redis-server not found: apt-get install -y redis-server")
     apt_install(["redis-server"])
     found = shutil.which("redis-server") or next((p for p in _FALLBACK_BINARIES if pathlib.Path(p).exists()), None)
     if not found:
@@ -95,4 +94,18 @@ def start_redis(
             client.close()
 
     wait_ready(server, ping, timeout=timeout, interval=0.02)
+    server.details["version"] = redis_version(port)
     return server
+
+
+def redis_version(port: int) -> str:
+    """``redis_version`` from INFO of the server on ``port`` ("" if it cannot be asked)."""
+    import redis as redis_client
+
+    client = redis_client.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return str(client.info("server").get("redis_version", ""))
+    except redis_client.RedisError:
+        return ""
+    finally:
+        client.close()
