@@ -1,6 +1,7 @@
 """Read the pump file, apply ``TYK_PMP_…`` environment overrides, validate, and explain failures.
 
-A Tyk JSON pump.conf is valid YAML, so one reader serves both. Environment names follow Tyk
+A file that parses as JSON is read as JSON (a Tyk pump.conf, often indented with tabs, which YAML
+forbids); anything else as YAML. Environment names follow Tyk
 (tyk-pump.md §5.2): ``TYK_PMP_`` + the Go field names upper-cased without underscores, nested
 with ``_`` (``TYK_PMP_ANALYTICSSTORAGECONFIG_HOST``); pumps are ``TYK_PMP_PUMPS_<NAME>_<FIELD>``
 and ``…_META_<FIELD>``. Go names mostly equal the JSON key without underscores; the exceptions
@@ -83,24 +84,43 @@ def redact(key: str, value: Any) -> str:
 
 
 def read_file(path: Path) -> dict[str, Any]:
-    """Parse YAML (or JSON) into a dict; raise ConfigError naming the line of a syntax error."""
+    """Parse the pump file into a dict; raise ConfigError naming the line of a syntax error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise ConfigError([f"{path}: file not found; pass an existing pump file with --config"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from exc
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML/JSON{where}: {getattr(exc, 'problem', exc)}"]) from exc
+        data = parse(text, path)
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a pump file"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of keys, got {type(data).__name__}"])
     return data
+
+
+def parse(text: str, path: Path) -> Any:
+    """JSON if the text is JSON, else YAML. Tyk's pump.conf files are JSON and often indented with
+    tabs, which JSON allows and YAML forbids; and where the two disagree (``1e3``, ``"\\/"``) a
+    JSON file means JSON. A file that looks like JSON but is not gets the JSON parser's error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        json_error = exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        if text.lstrip().startswith(("{", "[")):
+            where = f"line {json_error.lineno}, column {json_error.colno}"
+            raise ConfigError([f"{path}: not valid JSON at {where}: {json_error.msg}"]) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML/JSON{where}: {getattr(exc, 'problem', exc)}"]) from None
 
 
 # --- environment overrides ----------------------------------------------------------------------
