@@ -140,3 +140,13 @@ def http_receiver(http_receiver_server: servers.Server) -> Iterator[HttpReceiver
     receiver.reset()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """Each test starts with no remembered secrets (``pump.redact``): a password one test used
+    (say ``secret``) must not be scrubbed out of another test's text."""
+    from pump.redact import forget_all
+
+    forget_all()
+    yield

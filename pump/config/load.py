@@ -1,15 +1,17 @@
 """Read the pump file, apply ``TYK_PMP_…`` environment overrides, validate, and explain failures.
 
 A file that parses as JSON is read as JSON (a Tyk pump.conf, often indented with tabs, which YAML
-forbids); anything else as YAML. Environment names follow Tyk
+forbids); anything else as YAML, whose aliases may not expand beyond :data:`MAX_YAML_VALUES`
+values (a "billion laughs" file is refused at parse time). Environment names follow Tyk
 (tyk-pump.md §5.2): ``TYK_PMP_`` + the Go field names upper-cased without underscores, nested
 with ``_`` (``TYK_PMP_ANALYTICSSTORAGECONFIG_HOST``); pumps are ``TYK_PMP_PUMPS_<NAME>_<FIELD>``
 and ``…_META_<FIELD>``. Go names mostly equal the JSON key without underscores; the exceptions
 are listed in ``GO_NAMES``.
 
 Validation collects every problem before failing, and each message names the key path and what
-is expected, e.g. ``pumps.csv.meta.csv_dirr: unknown key (expected one of: csv_dir)``. Values of
-keys that look secret are never echoed.
+is expected, e.g. ``pumps.csv.meta.csv_dirr: unknown key (expected one of: csv_dir)``, or the
+range of a number. The value shown after ``got`` is a bounded preview with every secret removed
+(``pump.redact.preview``), and at most :data:`MAX_ERROR_LINES` problems are listed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from pump.config.model import Config, PumpConfig
 from pump.errors import ConfigError
+from pump.redact import preview, scrub
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +66,15 @@ NO_EFFECT: dict[str, str] = {
     "storage_expiration_time": "no TTL is set on the gateway lists: a TTL loses the backlog when pumps are down",
 }
 
-_SECRET = re.compile(r"pass|secret|token|api_key|auth|credential|private|key_file|pem", re.I)
-_URLISH = re.compile(r"url|dsn|connection_string|addr", re.I)
+#: A YAML document whose aliases expand to more values than this is refused.
+MAX_YAML_VALUES = 100_000
+#: Problems listed at most; the rest are counted in one last line.
+MAX_ERROR_LINES = 50
 
 
 def norm(name: str) -> str:
     """A key as Tyk's envconfig spells it: Go name, upper case, no underscores."""
     return GO_NAMES.get(name, name.replace("_", "").replace("-", "").upper())
-
-
-def redact(key: str, value: Any) -> str:
-    """Render a config value for an error message without leaking secrets."""
-    if _SECRET.search(key):
-        return "<redacted>"
-    text = repr(value)
-    if _URLISH.search(key) or "://" in text:
-        text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:<redacted>@", text)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -113,7 +107,9 @@ def parse(text: str, path: Path) -> Any:
     except json.JSONDecodeError as exc:
         json_error = exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader, with a bound on aliases
+    except _AliasBomb as exc:
+        raise ConfigError([f"{path}: {exc}"]) from None
     except yaml.YAMLError as exc:
         if text.lstrip().startswith(("{", "[")):
             where = f"line {json_error.lineno}, column {json_error.colno}"
@@ -121,6 +117,42 @@ def parse(text: str, path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"{path}: not valid YAML/JSON{where}: {getattr(exc, 'problem', exc)}"]) from None
+
+
+class _AliasBomb(Exception):
+    """YAML aliases that expand to too much, or into themselves."""
+
+
+class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
+    """PyYAML's safe loader, refusing documents whose aliases expand beyond :data:`MAX_YAML_VALUES`.
+
+    Aliases make the parsed structure share nodes, so a small file can stand for billions of
+    values; anything that walks it (validation, an error message) would expand it."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        unique: dict[int, int] = {}
+        if _expanded(node, unique, set()) > max(MAX_YAML_VALUES, len(unique)):
+            raise _AliasBomb(f"YAML aliases expand to more than {MAX_YAML_VALUES} values; write the values out or use fewer aliases")
+        return node
+
+
+def _expanded(node: Any, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (each node counted once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise _AliasBomb("a YAML alias refers to a value that contains it")
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded(child, sizes, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded(k, sizes, open_) + _expanded(v, sizes, open_) for k, v in node.value)
+    open_.discard(key)
+    sizes[key] = total
+    return total
 
 
 # --- environment overrides ----------------------------------------------------------------------
@@ -255,22 +287,52 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def format_errors(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
-    """One line per problem: ``path: what is wrong (got value)``, secrets redacted."""
-    lines = []
-    for err in exc.errors():
-        path = prefix + _loc(err["loc"])
-        last = str(err["loc"][-1]) if err["loc"] else ""
-        if err["type"] == "extra_forbidden":
-            parent = _parent_model(model, err["loc"][:-1]) if model else None
-            expected = f" (expected one of: {', '.join(parent.model_fields)})" if parent else ""
-            lines.append(f"{path}: unknown key{expected}")
-            continue
-        got = "" if err["type"] == "missing" else f" (got {redact(last, err.get('input'))})"
-        msg = err["msg"]
-        if err["type"] == "literal_error":
-            msg = msg.replace("Input should be", "must be")
-        lines.append(f"{path}: {msg}{got}")
-    return lines
+    """One line per problem: ``path: what is wrong (got value)``, and the range of a number out of
+    it. The value is a bounded, secret-free preview (:func:`pump.redact.preview`)."""
+    return capped([_format_one(err, prefix, model) for err in exc.errors(include_url=False)])
+
+
+def capped(lines: list[str]) -> list[str]:
+    """At most :data:`MAX_ERROR_LINES` lines, the rest counted in one last line."""
+    if len(lines) <= MAX_ERROR_LINES:
+        return lines
+    return [*lines[:MAX_ERROR_LINES], f"... and {len(lines) - MAX_ERROR_LINES} more errors"]
+
+
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _format_one(err: Any, prefix: str, model: type[BaseModel] | None) -> str:
+    loc = tuple(err["loc"])
+    path = (prefix + _loc(loc)).rstrip(".")
+    last = str(loc[-1]) if loc else ""
+    if err["type"] == "extra_forbidden":
+        parent = _parent_model(model, loc[:-1]) if model else None
+        expected = f" (expected one of: {', '.join(parent.model_fields)})" if parent else ""
+        return f"{path}: unknown key{expected}"
+    msg = scrub(str(err["msg"]))[:300]
+    if err["type"] == "literal_error":
+        msg = msg.replace("Input should be", "must be")
+    got = "" if err["type"] == "missing" else f" (got {preview(err.get('input'), last)})"
+    bounds = _range_of(model, loc) if err["type"] in _RANGE_ERRORS else ""
+    return f"{path}: {msg}{got}{bounds}"
+
+
+def _range_of(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    """``; the range is 0.1 to 3600`` for a field bounded on both sides, else empty."""
+    parent = _parent_model(model, loc[:-1]) if model and loc else None
+    field = parent.model_fields.get(str(loc[-1])) if parent else None
+    if field is None:
+        return ""
+    low = next((f"above {_num(c.gt)}" for c in field.metadata if getattr(c, "gt", None) is not None), None)
+    low = next((_num(c.ge) for c in field.metadata if getattr(c, "ge", None) is not None), low)
+    high = next((f"below {_num(c.lt)}" for c in field.metadata if getattr(c, "lt", None) is not None), None)
+    high = next((_num(c.le) for c in field.metadata if getattr(c, "le", None) is not None), high)
+    return f"; the range is {low} to {high}" if low is not None and high is not None else ""
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _parent_model(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -302,10 +364,11 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
     """
     errors: list[str] = []
     config: Config | None = None
+    config_error: ValidationError | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        errors.extend(format_errors(exc, model=Config))
+        config_error = exc
     warnings = [
         f"{key}: accepted for Tyk compatibility but has no effect here ({why})"
         for key, why in NO_EFFECT.items()
@@ -322,8 +385,10 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
             _validate_pump(name, raw, config, errors, warnings)
     if config is not None:
         _check_uptime(config, errors, warnings)
+    if config_error is not None:  # formatted last, once the pumps' sink modules are loaded, listed first
+        errors[:0] = format_errors(config_error, model=Config)
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(capped(errors))
     assert config is not None
     return config, warnings
 
@@ -344,6 +409,8 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         else:
             errors.append(f"pumps.{name}.type: unknown pump type {type_name!r}; expected one of: {supported}")
         return
+    if not isinstance(raw.get("meta") or {}, dict):
+        return  # reported with the rest of the file's structure
     try:
         model = meta_model(canonical)
         meta = model.model_validate(raw.get("meta") or {})

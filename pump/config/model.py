@@ -4,14 +4,29 @@ Every model forbids unknown keys, so a typo is an error that names the key inste
 silently ignored. Keys that Tyk accepts but that have no effect here are still accepted — a Tyk
 pump.conf must load unchanged — and ``load.py`` warns about them. Each pump's ``meta`` is
 validated separately against the model of its sink type (see ``pump.sinks``).
+
+Numbers are finite (``.inf`` and ``NaN`` are refused by every model, through :class:`StrictModel`)
+and each one has a range a user would expect: values that validate and then misbehave — a purge
+delay of a millisecond that spins the CPU, a claim of a million records that takes gigabytes —
+are config errors naming the key and the range. Secrets are ``SecretStr`` (``pump.redact``).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from pump.redact import Secret, SecretDsn, note_secret_fields
+
+#: Records per claim at most: a claim is held in memory whole (about 2 KB a record decoded),
+#: ``max_batches_in_flight`` of them at a time.
+MAX_CLAIM = 100_000
+#: ``max_record_size`` at most (1 GiB: more than any raw payload a gateway records).
+MAX_RECORD_SIZE = 1 << 30
 
 
 def drop_nulls(data: Any) -> Any:
@@ -22,16 +37,29 @@ def drop_nulls(data: Any) -> Any:
     return data
 
 
-class Model(BaseModel):
-    """Base for every config section: unknown keys are errors, values are validated on assignment,
-    and ``null`` means the default (:func:`drop_nulls`)."""
+class StrictModel(BaseModel):
+    """Base of every model of the pump file, sink metas included: unknown keys are errors,
+    non-finite numbers (``.inf``, ``NaN``) are refused whatever the field, ``null`` means the
+    default (:func:`drop_nulls`), and ``SecretStr`` fields are known to the redaction of previews
+    (:func:`pump.redact.note_secret_fields`)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        note_secret_fields(cls)
 
     @model_validator(mode="before")
     @classmethod
     def _nulls_to_defaults(cls, data: Any) -> Any:
         return drop_nulls(data)
+
+
+class Model(StrictModel):
+    """Base for every section of the core config: also validated on assignment."""
+
+    model_config = ConfigDict(validate_assignment=True)
 
 
 class IamAuth(Model):
@@ -48,17 +76,17 @@ class StorageConfig(Model):
 
     type: Literal["redis", ""] = "redis"
     host: str = "localhost"
-    port: int = Field(6379, ge=0, le=65535)
+    port: int = Field(6379, ge=0, le=65535, description="0 = 6379")
     hosts: dict[str, str] | None = None
     addrs: list[str] = Field(default_factory=list)
     master_name: str = ""
-    sentinel_password: str = ""
+    sentinel_password: Secret = SecretStr("")
     username: str = ""
-    password: str = ""
-    database: int = Field(0, ge=0)
-    timeout: float = Field(5, ge=0, description="dial/read/write timeout in seconds (Tyk: seconds)")
-    optimisation_max_idle: int = 0
-    optimisation_max_active: int = Field(500, ge=0)
+    password: Secret = SecretStr("")
+    database: int = Field(0, ge=0, le=65535)
+    timeout: float = Field(5, ge=0, le=300, description="dial/read/write timeout in seconds (Tyk: seconds); 0 = 5")
+    optimisation_max_idle: int = Field(0, ge=0, le=10000, description="accepted; no effect (as in Tyk's v9 driver)")
+    optimisation_max_active: int = Field(500, ge=0, le=10000, description="connections at most; 0 = 500")
     enable_cluster: bool = False
     key_prefix: str = ""
     redis_key_prefix: str = ""
@@ -121,12 +149,16 @@ class Delivery(Model):
     stalled pump's share in its own Redis backlog so the other pumps keep going.
     """
 
-    queue_records: int = Field(20000, ge=1, description="records held in memory for this pump before its share is parked in Redis")
+    queue_records: int = Field(
+        20000, ge=1, le=1_000_000, description="records held in memory for this pump before its share is parked in Redis"
+    )
     concurrency: int = Field(1, ge=1, le=64, description="batches written at the same time")
-    max_attempts: int = Field(0, ge=0, description="0 = retry forever; else dead-letter after this many attempts")
-    max_age: float = Field(0, ge=0, description="seconds; 0 = no limit; else dead-letter records that failed for longer")
-    backoff_initial: float = Field(0.5, gt=0, description="seconds before the first retry")
-    backoff_max: float = Field(30, gt=0, description="cap of the exponential backoff, seconds")
+    max_attempts: int = Field(0, ge=0, le=1_000_000, description="0 = retry forever; else dead-letter after this many attempts")
+    max_age: float = Field(
+        0, ge=0, le=30 * 86400, description="seconds (30 days at most); 0 = no limit; else dead-letter records that failed for longer"
+    )
+    backoff_initial: float = Field(0.5, ge=0.001, le=3600, description="seconds before the first retry")
+    backoff_max: float = Field(30, ge=0.001, le=3600, description="cap of the exponential backoff, seconds")
     when_full: Literal["park", "wait"] = Field(
         "park",
         description="a healthy pump whose queue is full while another pump has room: park its share in its Redis "
@@ -138,12 +170,12 @@ class Delivery(Model):
 class DeliveryOverrides(Model):
     """``pumps.NAME.delivery``: any subset of :class:`Delivery`."""
 
-    queue_records: int | None = Field(None, ge=1)
+    queue_records: int | None = Field(None, ge=1, le=1_000_000)
     concurrency: int | None = Field(None, ge=1, le=64)
-    max_attempts: int | None = Field(None, ge=0)
-    max_age: float | None = Field(None, ge=0)
-    backoff_initial: float | None = Field(None, gt=0)
-    backoff_max: float | None = Field(None, gt=0)
+    max_attempts: int | None = Field(None, ge=0, le=1_000_000)
+    max_age: float | None = Field(None, ge=0, le=30 * 86400)
+    backoff_initial: float | None = Field(None, ge=0.001, le=3600)
+    backoff_max: float | None = Field(None, ge=0.001, le=3600)
     when_full: Literal["park", "wait"] | None = None
 
 
@@ -152,9 +184,11 @@ class DeliveryDefaults(Delivery):
 
     instance_id: str = Field(default_factory=socket.gethostname, description="names this pump's claims in Redis")
     namespace: str = Field("pump", min_length=1, description="prefix of the pump's own Redis keys")
-    lease_seconds: float = Field(60, ge=2, description="a claim not renewed for this long is returned to its list")
-    claim_size: int = Field(0, ge=0, description="records per claim; 0 = purge_chunk, or 5000")
-    max_batches_in_flight: int = Field(4, ge=1, description="claimed batches not yet acknowledged, at most (the memory bound)")
+    lease_seconds: float = Field(60, ge=2, le=3600, description="a claim not renewed for this long is returned to its list")
+    claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
+    max_batches_in_flight: int = Field(
+        4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)"
+    )
 
     @field_validator("instance_id")
     @classmethod
@@ -168,10 +202,44 @@ class Telemetry(Model):
     """Self-metrics, readiness and shutdown (no Tyk equivalent)."""
 
     metrics_address: str = Field("", description="host:port for /metrics; empty = served on the health port")
-    ready_failing_after: float = Field(120, gt=0, description="seconds a pump may fail before /ready says 503")
-    shutdown_timeout: float = Field(25, gt=0, description="seconds to finish in-flight batches after SIGTERM")
-    health_bind: str = Field("0.0.0.0", description="interface of the health/metrics listener")
+    ready_failing_after: float = Field(120, ge=0.1, le=86400, description="seconds a pump may fail before /ready says 503")
+    shutdown_timeout: float = Field(25, ge=0.1, le=3600, description="seconds to finish in-flight batches after SIGTERM")
+    health_bind: str = Field(
+        "0.0.0.0", description="address the health listener binds: 0.0.0.0 (every interface, the default), 127.0.0.1, ::"
+    )
     health_enabled: bool = Field(True, description="serve /health, /ready and /metrics on health_check_endpoint_port")
+
+    @field_validator("health_bind")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        return check_host(v.strip(), "an address to listen on without a port (the port is health_check_endpoint_port)")
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_address(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{v!r}: expected host:port with a port from 1 to 65535, e.g. 127.0.0.1:9090 or :9090")
+        check_host(host, "host:port, e.g. 127.0.0.1:9090 (an IPv4 address or a host name)")
+        return v
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+
+
+def check_host(host: str, expected: str) -> str:
+    """An IP address or host name to listen on (empty means every interface)."""
+    if not host:
+        return host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise ValueError(f"{host!r} is not {expected}") from None
+    return host
 
 
 class PumpConfig(Model):
@@ -181,9 +249,9 @@ class PumpConfig(Model):
     name: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
     filters: Filters = Field(default_factory=lambda: Filters())
-    timeout: float = Field(0, ge=0, description="seconds per write; 0 = no limit")
+    timeout: float = Field(0, ge=0, le=3600, description="seconds per write; 0 = no limit")
     omit_detailed_recording: bool = False
-    max_record_size: int = Field(0, ge=0)
+    max_record_size: int = Field(0, ge=0, le=MAX_RECORD_SIZE, description="bytes of raw_request/raw_response kept; 0 = all")
     ignore_fields: list[str] = Field(default_factory=list)
     raw_request_decoded: bool = False
     raw_response_decoded: bool = False
@@ -195,7 +263,7 @@ class UptimeConfig(Model):
 
     uptime_type: Literal["mongo", "sql", ""] = "mongo"
     # Mongo (BaseMongoConf + MongoConf)
-    mongo_url: str = ""
+    mongo_url: SecretDsn = SecretStr("")
     collection_name: str = "tyk_uptime_analytics"
     mongo_use_ssl: bool = False
     mongo_ssl_insecure_skip_verify: bool = False
@@ -213,7 +281,7 @@ class UptimeConfig(Model):
     collection_cap_max_size_bytes: int = 0
     # SQL (SQLConf)
     type: str = ""
-    connection_string: str = ""
+    connection_string: SecretDsn = SecretStr("")
     postgres: dict[str, Any] = Field(default_factory=dict)
     mysql: dict[str, Any] = Field(default_factory=dict)
     table_sharding: bool = False
@@ -228,9 +296,9 @@ class Config(Model):
 
     analytics_storage_type: Literal["redis", ""] = "redis"
     analytics_storage_config: StorageConfig = Field(default_factory=lambda: StorageConfig())
-    purge_delay: float = Field(10, gt=0, description="seconds between drains; Tyk's 0 would never purge")
-    purge_chunk: int = Field(0, ge=0)
-    storage_expiration_time: int = Field(60, ge=0)
+    purge_delay: float = Field(10, ge=0.1, le=3600, description="seconds between drains; Tyk's 0 would never purge")
+    purge_chunk: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = 5000")
+    storage_expiration_time: int = Field(60, ge=0, le=365 * 86400, description="accepted; no effect here")
     uptime_pump_config: UptimeConfig | None = None
     dont_purge_uptime_data: bool = False
     pumps: dict[str, PumpConfig] = Field(default_factory=dict)
@@ -239,7 +307,7 @@ class Config(Model):
     log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
     log_format: Literal["text", "json", "legacy"] = "text"
     omit_detailed_recording: bool = False
-    max_record_size: int = Field(0, ge=0)
+    max_record_size: int = Field(0, ge=0, le=MAX_RECORD_SIZE)
     # Accepted for compatibility with Tyk pump.conf; see load.NO_EFFECT for what they do here.
     statsd_connection_string: str = ""
     statsd_prefix: str = ""

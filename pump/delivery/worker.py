@@ -30,6 +30,7 @@ from pump.delivery.deadletter import Entry, deadletter_key
 from pump.delivery.retry import RetryState
 from pump.delivery.tasks import CANCEL_GRACE, wait_tasks
 from pump.errors import RejectedRecords, RetriableError
+from pump.redact import scrub
 from pump.sinks.base import Sink, SinkBatch
 from pump.telemetry.metrics import Metrics
 from pump.transforms import View
@@ -323,6 +324,7 @@ class PumpWorker:
             self._failed(str(exc))
 
     def _failed(self, error: str) -> None:
+        error = scrub(error)  # drivers' messages may hold a DSN: this is what /ready and the logs show
         self.last_error = error
         self._room.set()  # a waiting intake must now park instead
         if self.failing_since is None:
@@ -355,6 +357,7 @@ class PumpWorker:
         self.metrics.queue_records.labels(self.name).set(self.queued_records)
 
     async def _dead_letter(self, batch: Batch, records: Sequence[Any], reason: str, attempts: int) -> None:
+        reason = scrub(reason)  # kept in Redis and shown by `pump deadletter list`
         entries = [
             Entry(self.name, reason, batch.key.name, batch.key.wire, batch.id, attempts, batch.raw_of(r.record_id), r.record_id).encode()
             for r in records

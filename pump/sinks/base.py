@@ -16,26 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
-from pump.config.model import drop_nulls
+from pump.config.model import StrictModel
 
 if TYPE_CHECKING:
     from pump.config.model import Config, PumpConfig
 
 
-class SinkMeta(BaseModel):
-    """Base of every sink's ``meta`` block: unknown keys are errors, like everywhere else, and a
-    Tyk ``null`` means the default."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class SinkMeta(StrictModel):
+    """Base of every sink's ``meta`` block, with the rules of the whole pump file
+    (:class:`~pump.config.model.StrictModel`): unknown keys are errors, numbers are finite, a Tyk
+    ``null`` means the default. A secret setting is typed ``pump.redact.Secret`` (or
+    ``SecretDsn`` for a connection string), never a plain ``str``."""
 
     meta_env_prefix: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_to_defaults(cls, data: Any) -> Any:
-        return drop_nulls(data)
 
 
 @dataclass(frozen=True, slots=True)

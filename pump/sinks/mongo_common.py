@@ -28,10 +28,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bson import Int64, ObjectId
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from pump.errors import BatchDataError, RetriableError, SinkError
 from pump.record import Record, UptimeRecord
+from pump.redact import SecretDsn, redact_url, scrub
 from pump.sinks.base import SinkMeta
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ _CONSISTENCY = {"": "primary", "strong": "primary", "monotonic": "primaryPreferr
 class BaseMongoMeta(SinkMeta):
     """Tyk's ``BaseMongoConf``: every Mongo pump's connection settings."""
 
-    mongo_url: str = Field("", validate_default=True, description="mongodb:// or mongodb+srv:// URL, including the database name")
+    mongo_url: SecretDsn = Field(
+        SecretStr(""), validate_default=True, description="mongodb:// or mongodb+srv:// URL, including the database name"
+    )
     mongo_use_ssl: bool = Field(False, description="connect with TLS (certificates are verified unless told otherwise)")
     mongo_ssl_insecure_skip_verify: bool = Field(False, description="accept any server certificate and host name (insecure)")
     mongo_ssl_allow_invalid_hostnames: bool = Field(False, description="verify the certificate but not the host name")
@@ -108,13 +111,13 @@ class BaseMongoMeta(SinkMeta):
 
     @field_validator("mongo_url")
     @classmethod
-    def _url_required(cls, v: str) -> str:
-        v = v.strip()
-        if not v:
+    def _url_required(cls, v: SecretStr) -> SecretStr:
+        url = v.get_secret_value().strip()
+        if not url:
             raise ValueError("required: the MongoDB URL including the database, e.g. mongodb://user:pass@host:27017/tyk_analytics")
-        if not v.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(f"must start with mongodb:// or mongodb+srv:// (got {redact_url(v)!r})")
-        return v
+        if not url.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(f"must start with mongodb:// or mongodb+srv:// (got {redact_url(url)!r})")
+        return SecretStr(url)
 
     @field_validator("mongo_session_consistency")
     @classmethod
@@ -156,11 +159,6 @@ class CollectionMeta(SizedMongoMeta):
     @property
     def cap_bytes(self) -> int:
         return self.collection_cap_max_size_bytes or DEFAULT_CAP_BYTES
-
-
-def redact_url(url: str) -> str:
-    """The URL with any user and password replaced by ``***`` — safe to log."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/]*@", r"\1***:***@", url)
 
 
 def database_name(url: str) -> str:
@@ -246,7 +244,7 @@ def map_error(exc: BaseException, action: str, where: str = "") -> SinkError:
 
 
 def _short(text: str, limit: int = 400) -> str:
-    text = text.replace("\n", " ")
+    text = scrub(text.replace("\n", " "))
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -495,7 +493,7 @@ class MongoTarget:
         self.meta = meta
         self.pump = pump
         self.timeout = timeout
-        self.where = redact_url(meta.mongo_url)
+        self.where = redact_url(meta.mongo_url.get_secret_value())
         self.client: Any = None
         self.db: Any = None
         self._prepared: set[str] = set()
@@ -507,12 +505,13 @@ class MongoTarget:
         if self.client is None:
             from pymongo import AsyncMongoClient
 
+            url = self.meta.mongo_url.get_secret_value()
             try:
-                self.client = AsyncMongoClient(self.meta.mongo_url, **client_options(self.meta, self.timeout))
+                self.client = AsyncMongoClient(url, **client_options(self.meta, self.timeout))
             except Exception as exc:  # bad URL/TLS files: still not a reason to drop records
                 raise map_error(exc, "connect", self.where) from exc
-            self.db = self.client[database_name(self.meta.mongo_url)]
-            if not urlsplit(self.meta.mongo_url).path.strip("/"):
+            self.db = self.client[database_name(url)]
+            if not urlsplit(url).path.strip("/"):
                 log.warning(
                     "mongo_url names no database; using the default.",
                     extra={"pump": self.pump, "database": DEFAULT_DATABASE, "url": self.where},

@@ -4,8 +4,10 @@ Three pumps write SQL (tyk-pump.md §3.5, §4): ``sql`` (raw records), ``sql_agg
 uptime ``sql`` pump. They run on PostgreSQL (psycopg 3, async) or on SQLite (stdlib ``sqlite3``
 in a worker thread), so everything that depends on the backend lives here, once:
 
-* :class:`SqlMeta` — Tyk's ``SQLConf`` keys, validated; ``type: mysql`` is refused by name.
-* :class:`Target` — where to connect, plus a description that never contains the password.
+* :class:`SqlMeta` — Tyk's ``SQLConf`` keys, validated; ``type: mysql`` is refused by name, and a
+  PostgreSQL connection string libpq cannot parse is refused at ``pump validate``.
+* :class:`Target` — where to connect, plus a description that never contains the password
+  (``connection_string`` is a ``SecretStr``; :func:`target_of` is where its value is taken out).
 * :class:`PgPool` / :class:`SqliteDb` — connections. A broken or interrupted PostgreSQL
   connection is never reused: it is closed and the next write opens a fresh one.
 * :func:`map_error` — the one place where driver exceptions become ``RetriableError`` (server
@@ -30,15 +32,17 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from pump.config.model import StrictModel
 from pump.errors import BatchDataError, RetriableError, SinkError
 from pump.record import LOCAL_ZONE
+from pump.redact import SecretDsn, scrub
 from pump.sinks.base import SinkMeta
 
 log = logging.getLogger(__name__)
@@ -62,8 +66,8 @@ PG_DEFAULTS: dict[str, Any] = {
 # --------------------------------------------------------------------------- settings
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Options(StrictModel):
+    pass
 
 
 class PostgresOptions(_Options):
@@ -97,7 +101,9 @@ class SqlMeta(SinkMeta):
     """Tyk's ``SQLConf`` (tyk-pump.md §4 "SQL family"), shared by ``sql`` and ``sql_aggregate``."""
 
     type: str = Field("", description="postgres or sqlite; empty = guessed from connection_string")
-    connection_string: str = Field("", validate_default=True, description="libpq URL/keywords for postgres, a file path for sqlite")
+    connection_string: SecretDsn = Field(
+        SecretStr(""), validate_default=True, description="libpq URL/keywords for postgres, a file path for sqlite"
+    )
     postgres: PostgresOptions = Field(default_factory=PostgresOptions)
     mysql: MysqlOptions = Field(default_factory=MysqlOptions)
     table_sharding: bool = Field(False, description="one table per day: <table>_YYYYMMDD")
@@ -123,15 +129,20 @@ class SqlMeta(SinkMeta):
 
     @field_validator("connection_string")
     @classmethod
-    def _required_for_postgres(cls, v: str, info: ValidationInfo) -> str:
-        if info.data.get("type") == "postgres" and not v.strip():
+    def _required_for_postgres(cls, v: SecretStr, info: ValidationInfo) -> SecretStr:
+        text = v.get_secret_value().strip()
+        backend = info.data.get("type") or (infer_backend(text) if text else "sqlite")
+        if backend == "postgres" and not text:
             raise ValueError("required for type postgres, e.g. postgresql://user@host:5432/dbname")
+        if backend == "postgres":
+            check_pg_dsn(text)
         return v
 
     @model_validator(mode="after")
     def _backend(self) -> SqlMeta:
         if not self.type:
-            self.type = infer_backend(self.connection_string) if self.connection_string.strip() else "sqlite"
+            text = self.connection_string.get_secret_value()
+            self.type = infer_backend(text) if text.strip() else "sqlite"
         return self
 
     @property
@@ -142,26 +153,33 @@ class SqlMeta(SinkMeta):
 # --------------------------------------------------------------------------- targets and secrets
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
-_KW_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
-
-
-def scrub(text: str, secret: str = "") -> str:
-    """``text`` without anything that looks like a password (URL userinfo, ``password=``)."""
-    out = _KW_PASSWORD.sub(r"\1<redacted>", _URL_PASSWORD.sub(r"\1:<redacted>@", text))
-    if secret and len(secret) >= 3:
-        out = out.replace(secret, "<redacted>")
-    return out
+def check_pg_dsn(dsn: str) -> None:
+    """Refuse a connection string libpq cannot parse, at ``pump validate`` rather than at every
+    retry. The parser's own message may quote the password: it is scrubbed (the password was
+    remembered when the field was validated)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return  # the driver is missing: reported as such when the pump is built
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as exc:
+        reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)[:200]
+        raise ValueError(
+            f"libpq cannot parse it ({reason}); in a postgresql:// URL percent-encode @ % : / and spaces in the user "
+            "name and password (%40 %25 %3A %2F %20), or use key=value keywords (host=db user=tyk dbname=analytics …)"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a SQL pump writes. ``description`` is safe to log; ``dsn`` is not."""
+    """Where a SQL pump writes. ``description`` is safe to log; ``dsn`` and ``password`` are the
+    secret values taken out of ``connection_string``, for the driver only (kept out of ``repr``)."""
 
     backend: str
-    dsn: str
+    dsn: str = field(repr=False)
     description: str
-    password: str = ""
+    password: str = field(default="", repr=False)
     uri: bool = False
 
     @property
@@ -170,9 +188,8 @@ class Target:
 
 
 def target_of(meta: SqlMeta) -> Target:
-    if meta.type == "postgres":
-        return _pg_target(meta.connection_string.strip())
-    return _sqlite_target(meta.connection_string.strip())
+    dsn = meta.connection_string.get_secret_value().strip()
+    return _pg_target(dsn) if meta.type == "postgres" else _sqlite_target(dsn)
 
 
 def _pg_target(dsn: str) -> Target:
@@ -187,7 +204,9 @@ def _pg_target(dsn: str) -> Target:
     user = str(parts.get("user") or "")
     db = str(parts.get("dbname") or user or "")
     who = f"{user}@" if user else ""
-    return Target("postgres", dsn, f"postgresql://{who}{host}:{port}/{db}", str(parts.get("password") or ""))
+    password = str(parts.get("password") or "")
+    # Scrubbed too: libpq takes what follows an unescaped "@" of a password for the host name.
+    return Target("postgres", dsn, scrub(f"postgresql://{who}{host}:{port}/{db}", password), password)
 
 
 def _sqlite_target(text: str) -> Target:

@@ -43,7 +43,7 @@ def connect(cfg: StorageConfig) -> Redis | RedisCluster:
     """A client for the configured Redis; connections are opened lazily on first use."""
     common: dict[str, Any] = {
         "username": cfg.username or None,
-        "password": cfg.password or None,
+        "password": cfg.password.get_secret_value() or None,
         "socket_timeout": max(cfg.timeout, 5.0) * 6,  # a 5000-record claim can take a while to arrive
         "socket_connect_timeout": cfg.timeout or 5.0,
         "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 2),
@@ -52,7 +52,7 @@ def connect(cfg: StorageConfig) -> Redis | RedisCluster:
     }
     addresses = cfg.addresses()
     if cfg.master_name:
-        sentinel = Sentinel(addresses, sentinel_kwargs={"password": cfg.sentinel_password or None}, **common)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(addresses, sentinel_kwargs={"password": cfg.sentinel_password.get_secret_value() or None}, **common)  # type: ignore[no-untyped-call]
         return sentinel.master_for(cfg.master_name, db=cfg.database)  # type: ignore[no-any-return]
     if cfg.enable_cluster:
         nodes = [ClusterNode(h, p) for h, p in addresses]

@@ -3,6 +3,9 @@
 Messages are short sentences; details go in ``extra={...}`` fields (``pump``, ``batch_id``,
 ``records``…), which the text format prints as ``key=value`` and the JSON format as keys.
 ERROR means data at risk or an operator must act; WARNING means the pump recovered on its own.
+
+Both formatters pass every line through :func:`pump.redact.scrub`: whatever a driver put in an
+error (a DSN, a password it echoed), no log line carries a secret, at any level.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from pump.redact import scrub, scrub_value
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
@@ -34,7 +39,7 @@ class TextFormatter(logging.Formatter):
             line += "  " + extra
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
 def _text(v: Any) -> str:
@@ -53,7 +58,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        # Scrubbed before encoding: a secret with a quote or backslash would no longer match once escaped.
+        return orjson.dumps(scrub_value(doc), default=lambda v: scrub(str(v))).decode()
 
 
 def setup(level: str = "info", fmt: str = "text", stream: Any = None) -> None:

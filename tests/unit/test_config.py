@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pump.cli import main
-from pump.config.load import load, redact
+from pump.config.load import load
 from pump.errors import ConfigError
+from pump.redact import preview
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "config"
 
@@ -121,7 +122,7 @@ def test_secrets_are_never_echoed(tmp_path: Path) -> None:
     errs = errors_of(write(tmp_path, bad))
     assert any(e.startswith("analytics_storage_config.password:") for e in errs)
     assert "hunter2" not in "\n".join(errs)
-    assert redact("connection_string", "postgres://u:pw@h/db") == "'postgres://u:<redacted>@h/db'"
+    assert preview("postgres://u:pw@h/db") == "'postgres://u:<redacted>@h/db'"
 
 
 def test_syntax_error_names_the_line(tmp_path: Path) -> None:
@@ -138,7 +139,7 @@ def test_no_pumps_and_reserved_names(tmp_path: Path) -> None:
 def test_purge_delay_zero_is_rejected(tmp_path: Path) -> None:
     """Tyk hangs forever with purge_delay 0 (§10); here it is a config error."""
     errs = errors_of(write(tmp_path, {**TYK_CONF, "purge_delay": 0}))
-    assert errs == ["purge_delay: Input should be greater than 0 (got 0)"]
+    assert errs == ["purge_delay: Input should be greater than or equal to 0.1 (got 0); the range is 0.1 to 3600"]
 
 
 def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,8 @@ import httpx
 import orjson
 
 from pump.errors import RetriableError
-from pump.sinks.elasticsearch.config import Meta, redact_url
+from pump.redact import redact_url
+from pump.sinks.elasticsearch.config import Meta
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,11 @@ for _name in ("httpx", "httpcore"):
 def auth_header(meta: Meta, url_user: str = "", url_password: str = "") -> str | None:
     """The ``Authorization`` value: an API key wins over basic auth (as in Tyk), and explicit
     basic-auth keys win over credentials written in the URL."""
-    if meta.auth_api_key_id and meta.auth_api_key:
-        token = base64.b64encode(f"{meta.auth_api_key_id}:{meta.auth_api_key}".encode()).decode()
+    api_key = meta.auth_api_key.get_secret_value()
+    if meta.auth_api_key_id and api_key:
+        token = base64.b64encode(f"{meta.auth_api_key_id}:{api_key}".encode()).decode()
         return f"ApiKey {token}"
-    user, password = meta.auth_basic_username, meta.auth_basic_password
+    user, password = meta.auth_basic_username, meta.auth_basic_password.get_secret_value()
     if not (user or password):
         user, password = url_user, url_password
     if user or password:

@@ -12,8 +12,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from pump.config.model import StrictModel
+from pump.redact import Secret, UrlStr, redact_url
 from pump.sinks.base import SinkMeta
 
 #: ``version`` values: Tyk's ("3" default there, "5", "6", "7", "8") plus ours.
@@ -43,11 +45,9 @@ def check_index_name(name: str) -> str:
     return name
 
 
-class BulkConfig(BaseModel):
+class BulkConfig(StrictModel):
     """Tyk's ``bulk_config``. The delivery layer owns batching and acknowledgement, so these
     describe how one batch is cut into ``_bulk`` requests rather than a background buffer."""
-
-    model_config = ConfigDict(extra="forbid")
 
     workers: int = Field(1, ge=0, description="concurrent _bulk requests within one batch; 0 = 1")
     flush_interval: int = Field(0, description="accepted for Tyk compatibility; no effect (writes are synchronous)")
@@ -76,7 +76,7 @@ class BulkConfig(BaseModel):
 class Meta(SinkMeta):
     # --- Tyk's keys -------------------------------------------------------------------------------
     index_name: str = Field("tyk_analytics", description="index (or base of the rolling/per-kind names)")
-    elasticsearch_url: str = Field("http://localhost:9200", description="comma-separated node URLs; requests rotate and fail over")
+    elasticsearch_url: UrlStr = Field("http://localhost:9200", description="comma-separated node URLs; requests rotate and fail over")
     use_sniffing: bool = Field(False, description="accepted; no effect: list every node in elasticsearch_url")
     document_type: str = Field("tyk_analytics", description="_type sent to Elasticsearch < 7 only")
     rolling_index: bool = Field(False, description="append -YYYY.MM.DD of the record's own date")
@@ -87,9 +87,9 @@ class Meta(SinkMeta):
     disable_bulk: bool = Field(False, description="one _create request per document (slow; compatibility)")
     bulk_config: BulkConfig = Field(default_factory=BulkConfig)
     auth_api_key_id: str = ""
-    auth_api_key: str = ""
+    auth_api_key: Secret = SecretStr("")
     auth_basic_username: str = ""
-    auth_basic_password: str = ""
+    auth_basic_password: Secret = SecretStr("")
     use_ssl: bool = Field(False, description="TLS follows the URL scheme; kept for Tyk configs")
     ssl_insecure_skip_verify: bool = False
     ssl_cert_file: str = ""
@@ -151,8 +151,3 @@ class Meta(SinkMeta):
 def split_urls(value: str) -> list[str]:
     """Tyk's comma-separated URL list, blanks and trailing slashes removed."""
     return [u.strip().rstrip("/") for u in value.split(",") if u.strip()]
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs: any ``user:password@`` replaced."""
-    return re.sub(r"(://)[^/@\s]*@", r"\1***@", url)

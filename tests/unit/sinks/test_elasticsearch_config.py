@@ -133,7 +133,7 @@ def test_url_credentials_used_only_without_explicit_ones() -> None:
 
 
 def test_urls_are_redacted_for_logs() -> None:
-    assert redact_url("https://user:secret@es:9200") == "https://***@es:9200"
+    assert redact_url("https://user:secret@es:9200") == "https://user:<redacted>@es:9200"
     assert "secret" not in redact_url("http://u:secret@a:1")
 
 

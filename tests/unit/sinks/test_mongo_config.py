@@ -140,8 +140,8 @@ def test_revalidation_of_dumped_meta_is_stable() -> None:
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        (URL, "mongodb://***:***@db.example.com:27017/tyk_analytics"),
-        ("mongodb+srv://u:p%40ss@cluster0.x.net/db?retryWrites=true", "mongodb+srv://***:***@cluster0.x.net/db?retryWrites=true"),
+        (URL, "mongodb://user:<redacted>@db.example.com:27017/tyk_analytics"),
+        ("mongodb+srv://u:p%40ss@cluster0.x.net/db?retryWrites=true", "mongodb+srv://u:<redacted>@cluster0.x.net/db?retryWrites=true"),
         ("mongodb://h1:1,h2:2/db", "mongodb://h1:1,h2:2/db"),
     ],
 )

@@ -137,7 +137,7 @@ def test_scrub_patterns() -> None:
 
 def test_connect_defaults_do_not_override_the_connection_string() -> None:
     meta = sql.Meta(type="postgres", connection_string="host=h connect_timeout=3", postgres={"prefer_simple_protocol": True})
-    kwargs = pg_connect_kwargs(meta, meta.connection_string)
+    kwargs = pg_connect_kwargs(meta, meta.connection_string.get_secret_value())
     assert "connect_timeout" not in kwargs
     assert kwargs["prepare_threshold"] is None
     assert kwargs["keepalives"] == PG_DEFAULTS["keepalives"]
