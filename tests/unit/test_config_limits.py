@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pump.config import model as config_model
 from pump.config.load import format_errors, load
 from pump.errors import ConfigError
+from tests.helpers import ROOT
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -139,6 +140,39 @@ def test_the_edges_of_every_range_are_accepted(tmp_path: Path) -> None:
     }  # fmt: skip
     for doc in (low, high):
         load(write(tmp_path, json.dumps(doc), "pump.conf"), {})
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _bounded_fields() -> list[tuple[str, str]]:
+    """(key, "lo–hi") for every bounded number of the core config."""
+    out = []
+    sections = {"": config_model.Config, "analytics_storage_config.": config_model.StorageConfig,
+                "delivery.": config_model.DeliveryDefaults, "telemetry.": config_model.Telemetry,
+                "pumps.NAME.": config_model.PumpConfig}  # fmt: skip
+    for prefix, m in sections.items():
+        for name, field in m.model_fields.items():
+            lo = next((c.ge for c in field.metadata if getattr(c, "ge", None) is not None), None)
+            hi = next((c.le for c in field.metadata if getattr(c, "le", None) is not None), None)
+            if lo is not None and hi is not None:
+                out.append((prefix + name, f"{_num(lo)}–{_num(hi)}"))
+    return out
+
+
+def test_every_range_is_in_the_readme_and_the_example() -> None:
+    readme = (ROOT / "README.md").read_text().splitlines()
+    example = (ROOT / "config" / "pump.example.yaml").read_text().splitlines()
+    fields = _bounded_fields()
+    assert len(fields) >= 15
+    for key, bounds in fields:
+        short = key.rsplit(".", 1)[-1]
+        named = re.compile(rf"`([\w.]*\.|…)?{short}`")
+        rows = [line for line in readme if line.startswith("|") and named.search(line)]
+        assert any(bounds in row for row in rows), f"README: no row for {key} with range {bounds}"
+        lines = [line for line in example if re.match(rf"\s*#?\s*{short}:", line)]
+        assert any(bounds in line for line in lines), f"config/pump.example.yaml: no line for {key} with range {bounds}"
 
 
 # --------------------------------------------------------------------------- YAML alias bombs
