@@ -12,6 +12,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from pump import __version__
+from pump.redact import scrub
 
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -76,7 +77,7 @@ class Metrics:
     def redis_failed(self, error: str) -> None:
         """A Redis command failed for a reason worth waiting out (the server is down or busy)."""
         self.redis_up.set(0)
-        self.redis_error = error
+        self.redis_error = scrub(error)  # shown on /ready and in logs
         if self.redis_down_since is None:
             self.redis_down_since = time.monotonic()
 

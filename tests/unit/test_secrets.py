@@ -277,3 +277,16 @@ def test_every_log_line_is_scrubbed(fmt: str) -> None:
     text = stream.getvalue()
     assert "Driver said" in text and "keywords" in text and "With a traceback" in text
     assert "Log-Secret-T" not in text and "Other-Kw-Secret" not in text
+
+
+def test_the_redis_error_shown_on_ready_is_scrubbed() -> None:
+    """What ``/ready`` and the outage log lines say about Redis passes the same scrubber."""
+    from prometheus_client import CollectorRegistry
+
+    from pump.config.model import StorageConfig
+    from pump.telemetry.metrics import Metrics
+
+    StorageConfig.model_validate({"password": "Redis-Secret-U"})
+    metrics = Metrics(CollectorRegistry())
+    metrics.redis_failed("AUTH Redis-Secret-U refused; redis://default:Other-Pw-V@h:6379/0")
+    assert metrics.redis_error == "AUTH <redacted> refused; redis://default:<redacted>@h:6379/0"
