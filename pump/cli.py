@@ -40,6 +40,7 @@ from pump import __version__
 from pump.config.load import load
 from pump.config.model import Config
 from pump.errors import EX_CONFIG, EX_IOERR, EX_UNAVAILABLE, EX_USAGE, CommandError, ConfigError
+from pump.redact import scrub
 from pump.telemetry import logging as pump_logging
 
 #: Default seconds each ``validate --check`` check may take.
@@ -170,8 +171,8 @@ def _with_redis(config: Config, args: argparse.Namespace, command: Coroutine[Any
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one short line (drivers' messages can span many)."""
-    text = " ".join((str(exc) or type(exc).__name__).split())
+    """An exception as one short line (drivers' messages can span many), without secrets."""
+    text = scrub(" ".join((str(exc) or type(exc).__name__).split()))
     return text if len(text) <= limit else text[:limit] + "…"
 
 

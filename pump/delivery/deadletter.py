@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from pump.errors import EX_USAGE, CommandError
+from pump.redact import scrub
 
 UNDECODABLE = "undecodable"
 
@@ -121,7 +122,7 @@ async def run_deadletter(config: Any, action: str, pump: str | None, limit: int)
                 print(f"{key}: {total} entr{'y' if total == 1 else 'ies'}")
                 for raw in await redis.lrange(key, max(0, total - limit), -1) if total else []:
                     e = Entry.decode(raw)
-                    print(f"  {e.time}  {e.record_id or '-':32}  attempts={e.attempts}  from={e.source}\n      {e.reason}")
+                    print(f"  {e.time}  {e.record_id or '-':32}  attempts={e.attempts}  from={e.source}\n      {scrub(e.reason)}")
             elif action == "purge":
                 await redis.delete(key)
                 print(f"{key}: purged {total} entries")

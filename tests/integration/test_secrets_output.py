@@ -223,3 +223,24 @@ async def test_health_and_metrics_listeners_can_be_kept_on_127_0_0_1(tmp_path: P
     finally:
         daemon.request_stop("test")
         await asyncio.wait_for(run, timeout=60)
+
+
+async def test_deadletter_list_scrubs_entries_written_before_the_upgrade(
+    tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dead letters written by an older pump may hold a driver's words, DSN and all: the listing
+    shows them scrubbed of the configured secrets."""
+    from pump.delivery.deadletter import Entry
+
+    dsn = "postgresql://tyk:Old-Entry-Pw-9@db:5432/x"
+    config_path = write_config(tmp_path / "pump.conf", redis_url, {"sql": {"type": "sql", "meta": {"connection_string": dsn}}})
+    config, _ = load(config_path, {})
+    reason = "ProgrammingError: invalid dsn: missing \"=\" after \"Old-Entry-Pw-9@db\" in connection info string"
+    entry = Entry("sql", reason, "analytics-tyk-system-analytics", "msgpack", "b1", 3, b"payload", "r1")
+    redis = client(redis_url)
+    redis.rpush("pump:deadletter:sql", entry.encode())
+    redis.close()
+    await run_deadletter(config, "list", "sql", 5)
+    listed = capsys.readouterr().out
+    assert "ProgrammingError: invalid dsn" in listed
+    assert_no_secret(listed, ["Old-Entry-Pw-9"], "pump deadletter list")

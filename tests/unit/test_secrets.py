@@ -290,3 +290,14 @@ def test_the_redis_error_shown_on_ready_is_scrubbed() -> None:
     metrics = Metrics(CollectorRegistry())
     metrics.redis_failed("AUTH Redis-Secret-U refused; redis://default:Other-Pw-V@h:6379/0")
     assert metrics.redis_error == "AUTH <redacted> refused; redis://default:<redacted>@h:6379/0"
+
+
+def test_command_error_lines_are_scrubbed() -> None:
+    """``one_line`` is how every command (``validate --check``, ``demo``, ``deadletter``) prints
+    an exception: whatever the driver put in it, no secret comes out."""
+    from pump.cli import one_line
+    from pump.sinks.sql import Meta
+
+    Meta.model_validate({"type": "postgres", "connection_string": "host=db user=tyk password=Cli-Secret-W dbname=x"})
+    line = one_line(RuntimeError("connect(host=db user=tyk password=Cli-Secret-W) failed:\n  token Cli-Secret-W"))
+    assert line == "connect(host=db user=tyk password=<redacted> failed: token <redacted>"
