@@ -19,8 +19,9 @@ Three mechanisms, all here, so no sink or command grows its own regex:
   secret fields (:data:`SECRET_KEYS`, collected from the models' ``SecretStr`` fields) masked,
   and the result scrubbed.
 
-Remembered secrets shorter than :data:`MIN_SECRET` characters are not searched for in free text
-(too many false hits); patterns still catch them inside URLs and ``password=``.
+Remembered secrets shorter than :data:`MIN_SECRET` characters are not searched for in free text:
+such a value (``pump``, ``admin``) is also a word, and replacing it everywhere would mangle every
+log line. Patterns still remove them where they stand as credentials (URL userinfo, ``password=``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from urllib.parse import unquote
 from pydantic import AfterValidator, BaseModel, SecretStr
 
 REDACTED = "<redacted>"
-#: Secrets shorter than this are not searched for in free text.
-MIN_SECRET = 4
+#: Secrets shorter than this are not searched for in free text (see the module docstring).
+MIN_SECRET = 6
 #: Pieces of a secret (cut at ``@``, spaces, ``%``) shorter than this are not searched for either.
 MIN_PIECE = 6
 #: How many secret strings are remembered at most (a process loads one config; tests load many).

@@ -301,3 +301,13 @@ def test_command_error_lines_are_scrubbed() -> None:
     Meta.model_validate({"type": "postgres", "connection_string": "host=db user=tyk password=Cli-Secret-W dbname=x"})
     line = one_line(RuntimeError("connect(host=db user=tyk password=Cli-Secret-W) failed:\n  token Cli-Secret-W"))
     assert line == "connect(host=db user=tyk password=<redacted> failed: token <redacted>"
+
+
+def test_a_short_common_password_does_not_mangle_every_line() -> None:
+    """A password such as ``pump`` is also a word: it is removed where it stands as a credential,
+    not from every sentence."""
+    from pump.config.model import StorageConfig
+
+    StorageConfig.model_validate({"password": "pump"})
+    assert scrub("pump started: 3 pumps") == "pump started: 3 pumps"
+    assert scrub("redis://:pump@h:6379/0 and password=pump") == "redis://:<redacted>@h:6379/0 and password=<redacted>"
