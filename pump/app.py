@@ -56,7 +56,7 @@ from pump.delivery.tasks import CANCEL_GRACE, finish, wait_tasks
 from pump.delivery.worker import PumpWorker
 from pump.errors import EX_CONFIG, EX_TEMPFAIL, CommandError
 from pump.sinks import build as build_sink
-from pump.sinks import uptime_module
+from pump.sinks import build_uptime as build_uptime_of
 from pump.sinks.base import Sink, SinkContext
 from pump.source.connect import connect, describe
 from pump.source.redis_list import UPTIME_LIST, RedisSource, SourceKey, gateway_lists
@@ -88,7 +88,7 @@ def uptime_kind(cfg: Config) -> str | None:
 def build_uptime_sink(cfg: Config) -> Sink | None:
     """The sink for host-checker records, from ``uptime_pump_config``, or None (:func:`uptime_kind`)."""
     kind = uptime_kind(cfg)
-    return None if kind is None else uptime_module(kind).build_uptime(cfg)
+    return None if kind is None else build_uptime_of(kind, cfg)
 
 
 def tune_gc() -> None:

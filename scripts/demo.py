@@ -121,7 +121,7 @@ def summary(out: Path, sql: bool) -> None:
     top = sorted(codes.items(), key=lambda kv: -kv[1])[:6]
     print("   status codes: " + ", ".join(f"{c}×{n}" for c, n in top))
     if sql:
-        from pump.sinks.sql_report import summary as sql_summary
+        from pump.sinks.sql.report import summary as sql_summary
 
         print()
         print(sql_summary(str(out / "analytics.db")))

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from pump import sinks
 from pump.config.model import Config, PumpConfig
 from pump.errors import ConfigError
 from pump.redact import preview, scrub
@@ -231,8 +232,6 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
 
 def apply_pump_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     """Create or override pumps from ``TYK_PMP_PUMPS_<NAME>_…`` (pump names cannot hold ``_``)."""
-    from pump.sinks import SINKS, canonical_type
-
     pumps = data.setdefault("pumps", {})
     if not isinstance(pumps, dict):
         return
@@ -248,7 +247,7 @@ def apply_pump_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             continue
         if f"{prefix}TYPE" in environ:
             entry["type"] = environ[f"{prefix}TYPE"].lower()
-        elif not entry.get("type") and canonical_type(upper.lower()) in SINKS:
+        elif not entry.get("type") and sinks.canonical_type(upper.lower()) in sinks.SINKS:
             entry["type"] = upper.lower()
         for env_name in sorted(environ):
             if not env_name.startswith(prefix) or env_name == f"{prefix}TYPE":
@@ -270,11 +269,9 @@ def apply_pump_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def _meta_model(type_name: str) -> type[BaseModel] | None:
-    from pump.sinks import SINKS, canonical_type, meta_model
-
-    canonical = canonical_type(type_name)
+    canonical = sinks.canonical_type(type_name)
     try:
-        return meta_model(canonical) if canonical in SINKS else None
+        return sinks.meta_model(canonical) if canonical in sinks.SINKS else None
     except ImportError:
         return None  # reported by validate() with the install hint
 
@@ -396,13 +393,12 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
 def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors: list[str], warnings: list[str]) -> None:
     """Check one pump's type and ``meta`` against its sink, and store the validated meta."""
     from pump.record import JSON_GROUPS
-    from pump.sinks import SINKS, TYK_TYPES, canonical_type, meta_model
 
     type_name = str(raw.get("type") or raw.get("name") or name)
-    canonical = canonical_type(type_name)
-    supported = ", ".join(sorted(SINKS))
-    if canonical not in SINKS:
-        if canonical in TYK_TYPES:
+    canonical = sinks.canonical_type(type_name)
+    supported = ", ".join(sorted(sinks.SINKS))
+    if canonical not in sinks.SINKS:
+        if canonical in sinks.TYK_TYPES:
             errors.append(
                 f"pumps.{name}.type: {type_name!r} is a Tyk Pump type that this pump does not implement; supported types: {supported}"
             )
@@ -412,7 +408,7 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
     if not isinstance(raw.get("meta") or {}, dict):
         return  # reported with the rest of the file's structure
     try:
-        model = meta_model(canonical)
+        model = sinks.meta_model(canonical)
         meta = model.model_validate(raw.get("meta") or {})
     except ImportError as exc:
         errors.append(f"pumps.{name}.type: {exc}")
@@ -424,7 +420,7 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         return
     entry = config.pumps[name]
     entry.type = canonical
-    entry.meta = meta.model_dump()
+    entry.set_meta(meta)
     if (entry.raw_request_decoded or entry.raw_response_decoded) and canonical in _NO_DECODE_TYPES:
         errors.append(
             f"pumps.{name}.raw_request_decoded: not allowed for {canonical} pumps (Tyk refuses it too); they store the base64 payload"
@@ -447,11 +443,9 @@ def _check_uptime(config: Config, errors: list[str], warnings: list[str]) -> Non
         )
     if up.uptime_type == "sql":
         try:
-            from pump.sinks.sql_uptime import uptime_meta
-
-            uptime_meta(config)
-        except ConfigError as exc:
-            errors.extend(exc.errors)
+            sinks.check_uptime(up.uptime_type, config)
+        except ValidationError as exc:
+            errors.extend(format_errors(exc, prefix="uptime_pump_config."))
         except ImportError as exc:
             errors.append(f"uptime_pump_config.uptime_type: {exc}")
 

@@ -18,7 +18,7 @@ import re
 import socket
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from pump.redact import Secret, SecretDsn, note_secret_fields
 
@@ -186,9 +186,7 @@ class DeliveryDefaults(Delivery):
     namespace: str = Field("pump", min_length=1, description="prefix of the pump's own Redis keys")
     lease_seconds: float = Field(60, ge=2, le=3600, description="a claim not renewed for this long is returned to its list")
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
-    max_batches_in_flight: int = Field(
-        4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)"
-    )
+    max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)")
 
     @field_validator("instance_id")
     @classmethod
@@ -243,7 +241,9 @@ def check_host(host: str, expected: str) -> str:
 
 
 class PumpConfig(Model):
-    """One entry of ``pumps``. ``meta`` stays a plain dict here; it is validated per sink type."""
+    """One entry of ``pumps``. ``meta`` stays a plain dict here; it is validated per sink type by
+    the config loader, which keeps the validated model (:meth:`set_meta`) so building the sink
+    does not validate it again."""
 
     type: str = ""
     name: str = ""
@@ -256,6 +256,19 @@ class PumpConfig(Model):
     raw_request_decoded: bool = False
     raw_response_decoded: bool = False
     delivery: DeliveryOverrides = Field(default_factory=lambda: DeliveryOverrides())
+    _validated: tuple[dict[str, Any], BaseModel] | None = PrivateAttr(default=None)
+
+    def set_meta(self, meta: BaseModel) -> None:
+        """Keep the sink's validated ``meta`` model; ``meta`` becomes its dump (what ``pump validate``
+        shows and the environment overrides address)."""
+        self.meta = meta.model_dump()
+        self._validated = (self.meta, meta)
+
+    def validated_meta(self) -> BaseModel | None:
+        """The model :meth:`set_meta` kept, while ``meta`` is still the dict it was dumped to."""
+        if self._validated is not None and self._validated[0] is self.meta:
+            return self._validated[1]
+        return None
 
 
 class UptimeConfig(Model):

@@ -1,44 +1,46 @@
-"""Sink registry: pump ``type`` names → the module implementing them, imported on demand.
+"""Sink registry: pump ``type`` names → the :class:`~pump.sinks.base.SinkSpec` of each, imported on demand.
 
-Lazy imports keep ``pump validate`` and the CSV-only demo working without every database driver
-installed. Each module provides ``Meta`` (its ``meta:`` block) and ``build(ctx, meta) -> Sink``.
+Each line of :data:`SINKS` reads ``"type": "module:ATTRIBUTE [extra]"`` — the syntax of a Python
+entry point: the module and attribute holding the type's ``SinkSpec`` (``SPEC`` when no attribute
+is given) and the pip extra that installs its driver. Nothing is imported until a pump of that
+type is configured, which keeps ``pump validate`` and the CSV-only demo working without every
+database driver installed; a missing driver is reported with the ``pip install 'pump[extra]'``
+line that fixes it.
+
+Adding a sink family (say Kafka) takes a package ``pump/sinks/kafka/`` (one concern per module,
+like ``pump/sinks/elasticsearch/``) whose ``__init__`` declares
+
+    SPEC = SinkSpec(meta=Meta, build=build)
+
+and one line here: ``"kafka": "pump.sinks.kafka [kafka]"``. A family with several types (SQL,
+Mongo) declares one spec per type and names it in each line (``"pump.sinks.sql:AGGREGATE"``).
+A module that has ``Meta`` and ``build`` but no ``SPEC`` is read as a spec too (test doubles do
+this). Uptime builders hang off the spec whose type name equals the ``uptime_type``.
 """
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import EntryPoint
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pump.sinks.base import Sink, SinkContext, SinkMeta, SinkSpec
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    from pump.config.model import Config
 
-    from pump.sinks.base import Sink, SinkContext
-
-#: Type name (as written in ``type:``, case-insensitive) → module.
+#: Type name (as written in ``type:``, case-insensitive) → ``module:ATTRIBUTE [extra]`` of its spec.
 SINKS: dict[str, str] = {
     "csv": "pump.sinks.csv",
     "stdout": "pump.sinks.stdout",
     "dummy": "pump.sinks.dummy",
-    "sql": "pump.sinks.sql",
-    "sql_aggregate": "pump.sinks.sql_aggregate",
-    "mongo": "pump.sinks.mongo",
-    "mongo-pump-selective": "pump.sinks.mongo_selective",
-    "mongo-pump-aggregate": "pump.sinks.mongo_aggregate",
-    "elasticsearch": "pump.sinks.elasticsearch",
+    "sql": "pump.sinks.sql:RAW [postgres]",
+    "sql_aggregate": "pump.sinks.sql:AGGREGATE [postgres]",
+    "mongo": "pump.sinks.mongo:RAW [mongo]",
+    "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
+    "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",
+    "elasticsearch": "pump.sinks.elasticsearch [elasticsearch]",
 }
-
-#: ``uptime_pump_config.uptime_type`` → module providing ``build_uptime(config) -> Sink``.
-UPTIME_SINKS: dict[str, str] = {
-    "sql": "pump.sinks.sql_uptime",
-    "mongo": "pump.sinks.mongo_uptime",
-}
-
-#: Which optional dependency a sink module needs, for the error when it is missing.
-EXTRAS: dict[str, str] = {
-    "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
-    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "uptime mongo": "mongo", "uptime sql": "postgres",
-}  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error
 #: that says it is a real Tyk type this pump does not implement, rather than "unknown".
@@ -61,31 +63,61 @@ class SinkUnavailable(ImportError):
     """The sink's module or its driver cannot be imported."""
 
 
-def _import(module_name: str, type_name: str) -> ModuleType:
+def _load(type_name: str, label: str) -> SinkSpec[Any]:
+    entry = EntryPoint(type_name, SINKS[type_name], "pump.sinks")
     try:
-        return importlib.import_module(module_name)
+        loaded = entry.load()
     except ImportError as exc:
-        extra = EXTRAS.get(type_name, "all")
+        extra = entry.extras[0] if entry.extras else "all"
         raise SinkUnavailable(
-            f"pump type {type_name!r} cannot be loaded ({exc}); install its driver with: pip install 'pump[{extra}]'"
+            f"pump type {label!r} cannot be loaded ({exc}); install its driver with: pip install 'pump[{extra}]'"
         ) from exc
+    if isinstance(loaded, ModuleType):
+        loaded = getattr(loaded, "SPEC", None) or SinkSpec(meta=loaded.Meta, build=loaded.build)
+    if not isinstance(loaded, SinkSpec):
+        raise TypeError(f"{SINKS[type_name]} is not a SinkSpec (pump type {type_name!r})")
+    return loaded
 
 
-def module(type_name: str) -> ModuleType:
+def spec(type_name: str) -> SinkSpec[Any]:
+    """The spec of a pump type (case-insensitive); ``KeyError`` if unknown, :class:`SinkUnavailable`
+    if its module or driver cannot be imported."""
     canonical = canonical_type(type_name)
-    return _import(SINKS[canonical], canonical)
+    return _load(canonical, canonical)
 
 
-def uptime_module(uptime_type: str) -> ModuleType:
-    return _import(UPTIME_SINKS[uptime_type], f"uptime {uptime_type}")
-
-
-def meta_model(type_name: str) -> type[BaseModel]:
+def meta_model(type_name: str) -> type[SinkMeta]:
     """The pydantic model of a sink type's ``meta`` block."""
-    return module(type_name).Meta  # type: ignore[no-any-return]
+    return spec(type_name).meta
 
 
 def build(ctx: SinkContext) -> Sink:
-    """Create the sink for one configured pump (its meta already validated)."""
-    mod = module(ctx.pump.type)
-    return mod.build(ctx, mod.Meta.model_validate(ctx.pump.meta))  # type: ignore[no-any-return]
+    """Create the sink for one configured pump. Its ``meta`` was validated by the config loader and
+    is used as is; a pump built by hand (tests, tools) has it validated here."""
+    sink_spec = spec(ctx.pump.type)
+    meta = ctx.pump.validated_meta()
+    if not isinstance(meta, sink_spec.meta):
+        meta = sink_spec.meta.model_validate(ctx.pump.meta)
+    return sink_spec.build(ctx, meta)
+
+
+def _uptime_spec(uptime_type: str) -> SinkSpec[Any]:
+    found = _load(uptime_type, f"uptime {uptime_type}") if uptime_type in SINKS else None
+    if found is None or found.uptime is None:
+        raise KeyError(f"no uptime sink for uptime_type {uptime_type!r}")
+    return found
+
+
+def build_uptime(uptime_type: str, config: Config) -> Sink:
+    """The sink for ``uptime_pump_config`` with ``uptime_type`` (``sql`` or ``mongo``)."""
+    builder = _uptime_spec(uptime_type).uptime
+    assert builder is not None
+    return builder(config)
+
+
+def check_uptime(uptime_type: str, config: Config) -> None:
+    """Validate ``uptime_pump_config`` for ``uptime_type``, if its family checks it at
+    ``pump validate``; raises pydantic's ``ValidationError`` or :class:`SinkUnavailable`."""
+    check = _uptime_spec(uptime_type).uptime_meta
+    if check is not None:
+        check(config)

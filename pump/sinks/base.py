@@ -12,9 +12,9 @@ which record — the delivery layer then splits the batch to isolate it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pump.config.model import StrictModel
 
@@ -72,3 +72,34 @@ class Sink(Protocol):
 
     async def check(self) -> None:
         """A cheap connectivity check for ``pump validate --check``; raise on failure."""
+
+
+M = TypeVar("M", bound=SinkMeta)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSpec(Generic[M]):
+    """What one pump type tells the registry (:mod:`pump.sinks`): its ``meta`` model and how to
+    build the sink from a validated one.
+
+    ``uptime`` builds the sink for ``uptime_pump_config`` when ``uptime_type`` names this type's
+    family; ``uptime_meta`` validates that block at ``pump validate`` (raising pydantic's
+    ``ValidationError``, which the config loader words). The type name and the pip extra of the
+    driver live in the registry line instead, because they are needed before (and when) the
+    family's module cannot be imported.
+    """
+
+    meta: type[M]
+    build: Callable[[SinkContext, M], Sink]
+    uptime: Callable[[Config], Sink] | None = None
+    uptime_meta: Callable[[Config], SinkMeta] | None = None
+
+
+def lineage(batch_id: str) -> list[str]:
+    """The batch id's ancestors and itself, oldest first (``a.1.0`` → ``a``, ``a.1``, ``a.1.0``).
+
+    The delivery layer names split halves ``<id>.0``/``<id>.1`` and partial retries ``<id>.rN``,
+    so a sub-batch's records are a subset of each ancestor's: a sink that recorded any of these
+    ids as applied already holds every record of this batch."""
+    parts = batch_id.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from pump.errors import RetriableError
 from pump.record import LOCAL_ZONE, Record, go_time_string
-from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+from pump.sinks.base import SinkBatch, SinkContext, SinkMeta, SinkSpec
 
 MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
 
@@ -158,3 +158,6 @@ class CsvSink:
 
 def build(ctx: SinkContext, meta: Meta) -> CsvSink:
     return CsvSink(ctx.name, Path(meta.csv_dir))
+
+
+SPEC = SinkSpec(meta=Meta, build=build)

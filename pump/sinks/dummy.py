@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+from pump.sinks.base import SinkBatch, SinkContext, SinkMeta, SinkSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +35,6 @@ class DummySink:
 
 def build(ctx: SinkContext, meta: Meta) -> DummySink:
     return DummySink(ctx.name)
+
+
+SPEC = SinkSpec(meta=Meta, build=build)

@@ -19,7 +19,7 @@ from typing import TextIO
 import orjson
 
 from pump.record import Record
-from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+from pump.sinks.base import SinkBatch, SinkContext, SinkMeta, SinkSpec
 
 
 class Meta(SinkMeta):
@@ -126,3 +126,6 @@ class StdoutSink:
 
 def build(ctx: SinkContext, meta: Meta) -> StdoutSink:
     return StdoutSink(ctx.name, meta)
+
+
+SPEC = SinkSpec(meta=Meta, build=build)

@@ -24,7 +24,8 @@ from pump.decode.msgpack import decode_record
 from pump.errors import BatchDataError, RetriableError
 from pump.record import Record
 from pump.sinks.base import SinkBatch
-from pump.sinks.mongo_aggregate import LAST_FIELD, LEDGER_FIELD, AggregateWriter, Meta, MongoAggregateSink
+from pump.sinks.mongo.aggregate import Meta, MongoAggregateSink
+from pump.sinks.mongo.upsert import LAST_FIELD, LEDGER_FIELD, AggregateWriter
 from tests import servers
 from tests.integration.mongo_helpers import database_url
 from tests.unit.aggregate.mongo_sim import FakeCollection, apply_update, write_aggregate
@@ -420,7 +421,7 @@ async def test_crash_between_the_two_steps(db_url: str, db: Any, open_sinks: lis
         writer = AggregateWriter()
         collection = client.get_default_database()[name]
         from pump.aggregate import as_change
-        from pump.sinks.mongo_aggregate import go_typed
+        from pump.sinks.mongo.upsert import go_typed
 
         change = go_typed(as_change(agg))
         change["$set"][LAST_FIELD] = "C"
@@ -443,7 +444,7 @@ async def test_stale_step2_never_overwrites_a_newer_one(db_url: str, db: Any, op
     client = _async_client(db_url)
     try:
         from pump.aggregate import as_change
-        from pump.sinks.mongo_aggregate import go_typed
+        from pump.sinks.mongo.upsert import go_typed
 
         change = go_typed(as_change(agg_c))
         change["$set"][LAST_FIELD] = "C"

@@ -22,12 +22,12 @@ from pump.decode.uptime import decode_uptime
 from pump.errors import RejectedRecords, RetriableError
 from pump.record import Record
 from pump.sinks.base import SinkBatch
-from pump.sinks.mongo import Meta as MongoMeta
-from pump.sinks.mongo import MongoSink
-from pump.sinks.mongo_common import TOO_LARGE_RAW_RESPONSE, to_document
-from pump.sinks.mongo_selective import Meta as SelectiveMeta
-from pump.sinks.mongo_selective import MongoSelectiveSink
-from pump.sinks.mongo_uptime import build_uptime
+from pump.sinks.mongo.documents import TOO_LARGE_RAW_RESPONSE, to_document
+from pump.sinks.mongo.raw import Meta as MongoMeta
+from pump.sinks.mongo.raw import MongoSink
+from pump.sinks.mongo.selective import Meta as SelectiveMeta
+from pump.sinks.mongo.selective import MongoSelectiveSink
+from pump.sinks.mongo.uptime import build_uptime
 from tests.helpers import make_record, numbered
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 from pump.aggregate.sql_rows import row_id
 from pump.decode.uptime import decode_uptime
 from pump.record import Record
-from pump.sinks.sql_report import summary
+from pump.sinks.sql.report import summary
 from pump.source.redis_list import UPTIME_LIST
 from tests.helpers import BASE_LIST, ROOT, msgpack_payloads, numbered, push, run_once, write_config
 from tests.integration import sql_helpers

@@ -19,10 +19,10 @@ import pytest
 from pump.aggregate.sql_rows import SQL_COLUMNS, AggregateRow, merge_row
 from pump.errors import BatchDataError, RetriableError
 from pump.record import Record
-from pump.sinks import sql as raw
-from pump.sinks import sql_aggregate as agg
 from pump.sinks.base import SinkBatch
-from pump.sinks.sql_common import target_of
+from pump.sinks.sql import aggregate as agg
+from pump.sinks.sql import raw
+from pump.sinks.sql.config import target_of
 from tests import servers
 from tests.helpers import ROOT, numbered, random_aggregate_rows
 from tests.integration import sql_helpers

@@ -230,7 +230,8 @@ def test_env_overrides_fill_secret_fields(tmp_path: Path) -> None:
     }
     config, _ = load(write(tmp_path, BASE), env)
     assert config.analytics_storage_config.password.get_secret_value() == "Env-Redis-Pw"
-    from pump.sinks import elasticsearch, sql
+    from pump.sinks import elasticsearch
+    from pump.sinks.sql import raw as sql
 
     assert sql.Meta.model_validate(config.pumps["sql"].meta).connection_string.get_secret_value() == "postgresql://u:Env-Pg-Pw@h/db"
     es = elasticsearch.Meta.model_validate(config.pumps["es"].meta)
@@ -259,7 +260,7 @@ def test_es_auth_header_uses_the_real_secrets() -> None:
 def test_every_log_line_is_scrubbed(fmt: str) -> None:
     """The log formatter is the chokepoint: a driver error carrying a DSN or a remembered secret,
     in the message or in a field, at debug level, comes out without it."""
-    from pump.sinks.sql import Meta
+    from pump.sinks.sql.raw import Meta
 
     Meta.model_validate({"type": "postgres", "connection_string": "postgresql://tyk:Log-Secret-T@db/x"})
     stream = io.StringIO()
@@ -296,7 +297,7 @@ def test_command_error_lines_are_scrubbed() -> None:
     """``one_line`` is how every command (``validate --check``, ``demo``, ``deadletter``) prints
     an exception: whatever the driver put in it, no secret comes out."""
     from pump.cli import one_line
-    from pump.sinks.sql import Meta
+    from pump.sinks.sql.raw import Meta
 
     Meta.model_validate({"type": "postgres", "connection_string": "host=db user=tyk password=Cli-Secret-W dbname=x"})
     line = one_line(RuntimeError("connect(host=db user=tyk password=Cli-Secret-W) failed:\n  token Cli-Secret-W"))

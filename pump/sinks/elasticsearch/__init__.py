@@ -11,7 +11,7 @@ Modules: ``config`` (the ``meta`` model), ``document`` (index/id/document of a r
 
 from __future__ import annotations
 
-from pump.sinks.base import SinkContext
+from pump.sinks.base import SinkContext, SinkSpec
 from pump.sinks.elasticsearch.config import BulkConfig, Meta
 from pump.sinks.elasticsearch.sink import ElasticsearchSink, build_sink
 
@@ -20,4 +20,6 @@ def build(ctx: SinkContext, meta: Meta) -> ElasticsearchSink:
     return build_sink(ctx.name, meta)
 
 
-__all__ = ["BulkConfig", "ElasticsearchSink", "Meta", "build"]
+SPEC = SinkSpec(meta=Meta, build=build)
+
+__all__ = ["SPEC", "BulkConfig", "ElasticsearchSink", "Meta", "build"]

@@ -20,7 +20,6 @@ import orjson
 from pump.errors import RetriableError
 from pump.record import Record
 from pump.sinks.base import SinkBatch
-from pump.sinks.elasticsearch import template
 from pump.sinks.elasticsearch.bulk import (
     BULK_FILTER,
     OK,
@@ -40,6 +39,7 @@ from pump.sinks.elasticsearch.bulk import (
 from pump.sinks.elasticsearch.client import Client, ServerInfo
 from pump.sinks.elasticsearch.config import TYPED_VERSIONS, Meta
 from pump.sinks.elasticsearch.document import DocumentBuilder
+from pump.sinks.elasticsearch.template import composable, legacy
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class ElasticsearchSink:
             log.warning("No index template on Elasticsearch < 6; create mappings yourself.", extra={"pump": self.name})
             return
         if self.server is None or self.server.has_composable_templates:
-            body = template.composable(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64)
+            body = composable(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64)
             status, _, raw = await client.json("PUT", f"/_index_template/{quote(self.template_name, safe='')}", body)
             if status in (404, 405) and self.server is None:
                 status, raw = await self._put_legacy(client, patterns)
@@ -158,7 +158,7 @@ class ElasticsearchSink:
 
     async def _put_legacy(self, client: Client, patterns: list[str]) -> tuple[int, bytes]:
         m = self.meta
-        body = template.legacy(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64, self.doc_type)
+        body = legacy(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64, self.doc_type)
         status, _, raw = await client.json("PUT", f"/_template/{quote(self.template_name, safe='')}", body)
         return status, raw
 

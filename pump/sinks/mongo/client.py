@@ -1,432 +1,24 @@
-"""What the Mongo pumps share: Tyk's connection settings, the client, documents, indexes, errors.
-
-The three analytics pumps (``mongo``, ``mongo-pump-selective``, ``mongo-pump-aggregate``) and the
-uptime pump all take Tyk's ``BaseMongoConf`` keys (tyk-pump.md §4 "Mongo family") and talk to the
-server through one pymongo ``AsyncMongoClient`` each. This module owns:
-
-* :class:`BaseMongoMeta` — the shared ``meta`` keys, validated, and :func:`client_options`, their
-  translation into pymongo options (TLS verified unless the config says otherwise);
-* :func:`to_document` / :func:`uptime_document` — records as Tyk's documents (lower-cased Go field
-  names, Go's BSON integer widths) with a deterministic ``_id`` (:func:`object_id`), which is what
-  makes a redelivered raw batch a no-op instead of a duplicate;
-* :class:`MongoTarget` — connect, ping, best-effort indexes and capped collections, idempotent
-  unordered inserts;
-* :func:`map_error` — the one place where pymongo exceptions become the pump's delivery errors.
-"""
+"""The connection to MongoDB: :class:`MongoTarget` (one pymongo ``AsyncMongoClient`` per pump) —
+connect, ping, best-effort indexes (:class:`IndexSpec`, Tyk's index sets) and capped collections,
+idempotent unordered inserts."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from bson import Int64, ObjectId
-from pydantic import Field, SecretStr, field_validator
-
 from pump.errors import BatchDataError, RetriableError, SinkError
-from pump.record import Record, UptimeRecord
-from pump.redact import SecretDsn, redact_url, scrub
-from pump.sinks.base import SinkMeta
+from pump.redact import redact_url
+from pump.sinks.mongo.config import COSMOS_DB, DEFAULT_DATABASE, STANDARD_MONGO, BaseMongoMeta, client_options, database_name
+from pump.sinks.mongo.documents import sanitize
+from pump.sinks.mongo.errors import InsertOutcome, classify_write_errors, map_error, short
 
 log = logging.getLogger(__name__)
-
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
-
-#: Tyk's defaults when the size keys are unset or 0.
-DEFAULT_MAX_INSERT_BATCH_BYTES = 10 * MIB
-DEFAULT_MAX_DOCUMENT_BYTES = 10 * MIB
-DEFAULT_CAP_BYTES = 5 * GIB
-
-#: Database used when ``mongo_url`` names none (Tyk's documented examples all use this name).
-DEFAULT_DATABASE = "tyk_analytics"
-
-#: What Tyk writes instead of the raw payloads of a record over ``max_document_size_bytes``
-#: (base64 of "Document too large, not writing raw request and raw response!").
-TOO_LARGE_RAW_RESPONSE = "RG9jdW1lbnQgdG9vIGxhcmdlLCBub3Qgd3JpdGluZyByYXcgcmVxdWVzdCBhbmQgcmF3IHJlc3BvbnNlIQ=="
-
-#: ``mongo_db_type`` values (Tyk's ``MongoType``).
-STANDARD_MONGO, AWS_DOCUMENT_DB, COSMOS_DB = 0, 1, 2
-
-DUPLICATE_KEY = 11000
-NOT_IMPLEMENTED = 238
-
-#: Server error codes that mean "this data can never be written" (split the batch, dead-letter the
-#: culprit) rather than "try again later". Anything else is retried: a stalled pump is visible and
-#: loses nothing, while a wrong "bad data" verdict would dead-letter good records.
-DATA_ERROR_CODES = frozenset(
-    {
-        2,  # BadValue
-        9,  # FailedToParse
-        14,  # TypeMismatch ($inc on a non-number left by someone else)
-        17,  # ProtocolError
-        28,  # PathNotViable (a dotted key runs into a scalar)
-        40,  # ConflictingUpdateOperators (two keys naming the same path)
-        52,  # DollarPrefixedFieldName
-        55,  # InvalidDBRef
-        56,  # EmptyFieldName
-        57,  # DottedFieldName
-        121,  # DocumentValidationFailure
-        10334,  # BSONObjectTooLarge
-        17419,  # update result larger than 16 MB
-        17420,  # same, older servers
-    }
-)
-
-#: Error codes/texts of "the document is too large" — the ones self-healing reacts to. Tyk's three
-#: texts (``pump.aggregate.buckets.SIZE_ERROR_MARKERS``) plus pymongo's client-side refusal.
-SIZE_ERROR_CODES = frozenset({10334, 17419, 17420})
-CLIENT_SIZE_MARKER = "BSON document too large"
-
-_CONSISTENCY = {"": "primary", "strong": "primary", "monotonic": "primaryPreferred", "eventual": "nearest"}
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-class BaseMongoMeta(SinkMeta):
-    """Tyk's ``BaseMongoConf``: every Mongo pump's connection settings."""
-
-    mongo_url: SecretDsn = Field(
-        SecretStr(""), validate_default=True, description="mongodb:// or mongodb+srv:// URL, including the database name"
-    )
-    mongo_use_ssl: bool = Field(False, description="connect with TLS (certificates are verified unless told otherwise)")
-    mongo_ssl_insecure_skip_verify: bool = Field(False, description="accept any server certificate and host name (insecure)")
-    mongo_ssl_allow_invalid_hostnames: bool = Field(False, description="verify the certificate but not the host name")
-    mongo_ssl_ca_file: str = Field("", description="PEM file of the CAs to trust")
-    mongo_ssl_pem_keyfile: str = Field("", description="PEM file with the client certificate and key (mutual TLS)")
-    mongo_db_type: Literal[0, 1, 2] = Field(0, description="0 MongoDB, 1 AWS DocumentDB, 2 Azure CosmosDB")
-    omit_index_creation: bool = Field(False, description="never create indexes")
-    mongo_session_consistency: str = Field("", description="strong (default), monotonic or eventual: read preference")
-    driver: str = Field("", description="Tyk's Go driver choice (mongo-go or mgo); accepted, no effect here")
-    mongo_direct_connection: bool = Field(False, description="talk only to the given host, no replica-set discovery")
-
-    @field_validator("mongo_url")
-    @classmethod
-    def _url_required(cls, v: SecretStr) -> SecretStr:
-        url = v.get_secret_value().strip()
-        if not url:
-            raise ValueError("required: the MongoDB URL including the database, e.g. mongodb://user:pass@host:27017/tyk_analytics")
-        if not url.startswith(("mongodb://", "mongodb+srv://")):
-            raise ValueError(f"must start with mongodb:// or mongodb+srv:// (got {redact_url(url)!r})")
-        return SecretStr(url)
-
-    @field_validator("mongo_session_consistency")
-    @classmethod
-    def _consistency(cls, v: str) -> str:
-        if v.lower() not in _CONSISTENCY:
-            raise ValueError("must be one of strong, monotonic, eventual (or empty)")
-        return v.lower()
-
-    @field_validator("driver")
-    @classmethod
-    def _driver(cls, v: str) -> str:
-        if v not in ("", "mongo-go", "mgo"):
-            raise ValueError("must be mongo-go or mgo (or empty); either way this pump uses pymongo")
-        return v
-
-
-class SizedMongoMeta(BaseMongoMeta):
-    """Size limits of the raw pumps (Tyk's ``MongoConf``/``MongoSelectiveConf``)."""
-
-    max_insert_batch_size_bytes: int = Field(0, ge=0, description="bytes per insert call (Tyk's estimate); 0 = 10 MiB")
-    max_document_size_bytes: int = Field(0, ge=0, description="bytes of raw request+response+1 KiB per record; 0 = 10 MiB")
-
-    @property
-    def batch_bytes(self) -> int:
-        return self.max_insert_batch_size_bytes or DEFAULT_MAX_INSERT_BATCH_BYTES
-
-    @property
-    def document_bytes(self) -> int:
-        return self.max_document_size_bytes or DEFAULT_MAX_DOCUMENT_BYTES
-
-
-class CollectionMeta(SizedMongoMeta):
-    """``mongo`` (and the uptime pump): one named collection, optionally capped."""
-
-    collection_name: str = Field("", description="the collection every record goes to")
-    collection_cap_enable: bool = Field(False, description="create the collection capped (only if it does not exist yet)")
-    collection_cap_max_size_bytes: int = Field(0, ge=0, description="cap size in bytes; 0 = 5 GiB")
-
-    @property
-    def cap_bytes(self) -> int:
-        return self.collection_cap_max_size_bytes or DEFAULT_CAP_BYTES
-
-
-def database_name(url: str) -> str:
-    """The database named in the URL path, or :data:`DEFAULT_DATABASE`."""
-    path = urlsplit(url).path.lstrip("/")
-    return path.split("/", 1)[0] or DEFAULT_DATABASE
-
-
-def client_options(meta: BaseMongoMeta, timeout: float = 0) -> dict[str, Any]:
-    """pymongo keyword options for Tyk's settings (pure, so it is unit-tested).
-
-    TLS is verified by default: only ``mongo_ssl_insecure_skip_verify`` (everything) or
-    ``mongo_ssl_allow_invalid_hostnames`` (host name only) relax it. Options already in the URL
-    win when the config leaves them unset. ``timeout`` is the pump's ``timeout`` (Tyk passes it to
-    the driver as the connection timeout); without one, an unreachable server is reported after
-    10 s so the delivery layer can back off instead of hanging.
-    """
-    wait_ms = int((timeout or 10) * 1000)
-    opts: dict[str, Any] = {
-        "tz_aware": True,
-        "serverSelectionTimeoutMS": wait_ms,
-        "connectTimeoutMS": wait_ms,
-        "appname": "pump",
-    }
-    if meta.mongo_use_ssl:
-        opts["tls"] = True
-    if meta.mongo_ssl_insecure_skip_verify:
-        opts["tlsInsecure"] = True
-    elif meta.mongo_ssl_allow_invalid_hostnames:
-        opts["tlsAllowInvalidHostnames"] = True
-    if meta.mongo_ssl_ca_file:
-        opts["tlsCAFile"] = meta.mongo_ssl_ca_file
-    if meta.mongo_ssl_pem_keyfile:
-        opts["tlsCertificateKeyFile"] = meta.mongo_ssl_pem_keyfile
-    if meta.mongo_direct_connection:
-        opts["directConnection"] = True
-    if meta.mongo_session_consistency:
-        opts["readPreference"] = _CONSISTENCY[meta.mongo_session_consistency]
-    return opts
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def is_size_error(exc: BaseException) -> bool:
-    """True when the server (or pymongo before sending) refused a document as too large."""
-    from pymongo.errors import DocumentTooLarge, OperationFailure
-
-    from pump.aggregate.buckets import is_size_error as tyk_size_text
-
-    if isinstance(exc, DocumentTooLarge):
-        return True
-    if isinstance(exc, OperationFailure) and exc.code in SIZE_ERROR_CODES:
-        return True
-    text = str(exc)
-    return CLIENT_SIZE_MARKER in text or tyk_size_text(text)
-
-
-def map_error(exc: BaseException, action: str, where: str = "") -> SinkError:
-    """The pump's delivery error for a pymongo exception (the only place that decides).
-
-    * connection trouble, timeouts, elections, throttling, auth and unknown server errors →
-      :class:`RetriableError`: the records wait safely in Redis and the write is repeated;
-    * the data itself refused (too large, invalid keys, type clashes, un-encodable strings) →
-      :class:`BatchDataError`: the delivery layer splits the batch to isolate the record.
-    """
-    from bson.errors import InvalidDocument
-    from pymongo.errors import DocumentTooLarge, OperationFailure, PyMongoError
-
-    if isinstance(exc, SinkError):
-        return exc
-    place = f" ({where})" if where else ""
-    text = f"mongo {action} failed{place}: {type(exc).__name__}: {_short(str(exc))}"
-    if isinstance(exc, (DocumentTooLarge, InvalidDocument, UnicodeEncodeError)):
-        return BatchDataError(text)
-    if isinstance(exc, OperationFailure) and exc.code in DATA_ERROR_CODES:
-        return BatchDataError(text)
-    if isinstance(exc, PyMongoError):
-        return RetriableError(text)
-    if isinstance(exc, (OSError, TimeoutError)):
-        return RetriableError(text)
-    return BatchDataError(text)
-
-
-def _short(text: str, limit: int = 400) -> str:
-    text = scrub(text.replace("\n", " "))
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-# --------------------------------------------------------------------------- documents
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch's documents are built.
-
-    Building thousands of small dicts triggers a collection every few hundred allocations, and
-    each one walks every live record and document: measured, that is three quarters of the cost
-    of :func:`to_document` over a 5000-record batch (≈17–25 µs/record instead of ≈4.5). The
-    documents hold no reference cycles, so nothing is lost by collecting once afterwards. Only
-    for code with no ``await`` inside: nothing else runs meanwhile.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
-def object_id(record_id: str, timestamp_ns: int) -> ObjectId:
-    """A deterministic ObjectId for a record: 4 bytes of its timestamp, 8 of its id.
-
-    Tyk's documents have ObjectId ``_id``s (the Dashboard's log browser looks records up by them),
-    so the record id is folded into one rather than stored as a string: the timestamp keeps the
-    natural ObjectId order, the 64 bits of the record hash keep it unique, and the same record
-    always gets the same ``_id`` — a second insert is a duplicate-key no-op.
-    """
-    seconds = (timestamp_ns // 1_000_000_000) & 0xFFFFFFFF
-    tail = record_id[:16] if len(record_id) >= 16 else hashlib.blake2b(record_id.encode(), digest_size=8).hexdigest()
-    try:
-        return ObjectId(f"{seconds:08x}{tail}")
-    except Exception:  # not hex: hash whatever the id is
-        return ObjectId(f"{seconds:08x}{hashlib.blake2b(record_id.encode(), digest_size=8).hexdigest()}")
-
-
-def _record_key(r: Record) -> str:
-    """The record id, or for a record built in-process without one, a hash of its content."""
-    return r.record_id or _content_key(r)
-
-
-def _content_key(r: Record | UptimeRecord) -> str:
-    return hashlib.blake2b(repr(r.to_json()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def to_document(r: Record) -> dict[str, Any]:
-    """A record as Tyk's Mongo pumps store it (tyk-pump.md §2.1, "Mongo" column).
-
-    Lower-cased Go field names (``rawpath``, ``geo.country.isocode``, ``network.closedconnection``,
-    ``expireAt``), Go ``int64`` fields as BSON int64 and ``int`` fields as int32 (what Tyk's
-    mgo-compatible codec writes), nil tags and city names as empty array/document (the codec's
-    nil-as-empty rule), and no ``api_schema``, GraphQL/MCP stats or collection name (``bson:"-"``).
-    """
-    return {
-        "_id": object_id(_record_key(r), r.timestamp_ns),
-        "method": r.method,
-        "host": r.host,
-        "path": r.path,
-        "rawpath": r.raw_path,
-        "contentlength": Int64(r.content_length),
-        "useragent": r.user_agent,
-        "day": r.day,
-        "month": r.month,
-        "year": r.year,
-        "hour": r.hour,
-        "responsecode": r.response_code,
-        "apikey": r.api_key,
-        "timestamp": r.timestamp,
-        "apiversion": r.api_version,
-        "apiname": r.api_name,
-        "apiid": r.api_id,
-        "orgid": r.org_id,
-        "oauthid": r.oauth_id,
-        "requesttime": Int64(r.request_time),
-        "rawrequest": r.raw_request,
-        "rawresponse": r.raw_response,
-        "ipaddress": r.ip_address,
-        "geo": {
-            "country": {"isocode": r.geo_country_iso_code},
-            "city": {"geonameid": r.geo_city_geoname_id, "names": r.geo_city_names or {}},
-            "location": {
-                "latitude": float(r.geo_location_latitude),
-                "longitude": float(r.geo_location_longitude),
-                "timezone": r.geo_location_time_zone,
-            },
-        },
-        "network": {
-            "openconnections": Int64(r.network_open_connections),
-            "closedconnection": Int64(r.network_closed_connections),
-            "bytesin": Int64(r.network_bytes_in),
-            "bytesout": Int64(r.network_bytes_out),
-        },
-        "latency": {
-            "total": Int64(r.latency_total),
-            "upstream": Int64(r.latency_upstream),
-            "gateway": Int64(r.latency_gateway),
-        },
-        "tags": list(r.tags) if r.tags else [],
-        "alias": r.alias,
-        "trackpath": bool(r.track_path),
-        "expireAt": r.expire_at,
-        "originalpath": r.original_path,
-        "listenpath": r.listen_path,
-    }
-
-
-def uptime_document(u: UptimeRecord) -> dict[str, Any]:
-    """A host-checker result as Tyk's uptime pump stores it (``UptimeReportData``)."""
-    return {
-        "_id": object_id(u.record_id or _content_key(u), u.timestamp_ns),
-        "url": u.url,
-        "requesttime": Int64(u.request_time),
-        "responsecode": u.response_code,
-        "tcperror": bool(u.tcp_error),
-        "servererror": bool(u.server_error),
-        "day": u.day,
-        "month": u.month,
-        "year": u.year,
-        "hour": u.hour,
-        "minute": u.minute,
-        "timestamp": u.timestamp,
-        "expireAt": u.expire_at,
-        "apiid": u.api_id,
-        "orgid": u.org_id,
-    }
-
-
-def skipped_by_raw_pumps(r: Record) -> bool:
-    """Network-only (``-1``) and MCP records never become raw documents (tyk-pump.md §4)."""
-    return r.response_code == -1 or r.is_mcp
-
-
-def estimated_size(r: Record) -> int:
-    """Tyk's size estimate of a record's document: the raw payloads plus 1 KiB of the rest."""
-    return len(r.raw_request) + len(r.raw_response) + KIB
-
-
-def strip_raw_payloads(doc: dict[str, Any]) -> None:
-    """What Tyk's ``mongo`` pump does to an oversize document: drop the raw request, replace the
-    raw response by a note."""
-    doc["rawrequest"] = ""
-    doc["rawresponse"] = TOO_LARGE_RAW_RESPONSE
-
-
-def chunk_by_size(sizes: Sequence[int], limit: int) -> list[range]:
-    """Consecutive runs of items whose summed estimate stays within ``limit`` (Tyk's
-    ``AccumulateSet``, without its bug of dropping the last run); an item larger than the limit
-    gets a run of its own."""
-    runs: list[range] = []
-    start = 0
-    total = 0
-    for i, size in enumerate(sizes):
-        if i > start and total + size > limit:
-            runs.append(range(start, i))
-            start, total = i, 0
-        total += size
-    if start < len(sizes):
-        runs.append(range(start, len(sizes)))
-    return runs
-
-
-def sanitize(value: Any) -> Any:
-    """``value`` with every string (keys too) made valid UTF-8.
-
-    The decoder keeps bytes that are not UTF-8 as surrogate escapes; BSON strings must be UTF-8,
-    so such characters become U+FFFD. Only called after an encoding failure, so the normal path
-    pays nothing.
-    """
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {sanitize(k): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [sanitize(v) for v in value]
-    return value
-
 
 # --------------------------------------------------------------------------- indexes
 
@@ -459,22 +51,6 @@ SELECTIVE_INDEXES = (
 )
 #: ``mongo-pump-aggregate``: TTL on ``expireAt``, ``timestamp``, ``orgid``.
 AGGREGATE_INDEXES = (TTL_INDEX, by_key("timestamp"), by_key("orgid"))
-
-
-# --------------------------------------------------------------------------- the connection
-
-
-@dataclass
-class InsertOutcome:
-    """What an unordered insert left undone: batch index → reason refused for good, and batch
-    indexes that failed transiently."""
-
-    rejected: dict[int, str] = field(default_factory=dict)
-    retry: list[int] = field(default_factory=list)
-
-    def merge(self, other: InsertOutcome) -> None:
-        self.rejected.update(other.rejected)
-        self.retry.extend(other.retry)
 
 
 #: What pymongo appends to a server-selection error after the reason (see MongoTarget.check).
@@ -602,7 +178,7 @@ class MongoTarget:
         except (CollectionInvalid, OperationFailure) as exc:
             log.warning(
                 "The server refused to create a capped collection; writing to an uncapped one.",
-                extra={"pump": self.pump, "collection": name, "error": _short(str(exc), 200)},
+                extra={"pump": self.pump, "collection": name, "error": short(str(exc), 200)},
             )
         except Exception as exc:
             raise map_error(exc, "create collection", self.where) from exc
@@ -621,7 +197,7 @@ class MongoTarget:
             what = "TTL index (documents will not expire by themselves)" if spec.ttl else "index"
             log.warning(
                 f"The server refused to create a {what}; continuing without it.",
-                extra={"pump": self.pump, "collection": name, "keys": [k for k, _ in spec.keys], "error": _short(str(exc), 200)},
+                extra={"pump": self.pump, "collection": name, "keys": [k for k, _ in spec.keys], "error": short(str(exc), 200)},
             )
         except Exception as exc:
             raise map_error(exc, "create index", self.where) from exc
@@ -649,29 +225,3 @@ class MongoTarget:
         except Exception as exc:
             raise map_error(exc, f"insert into {name}", self.where) from exc
         return InsertOutcome()
-
-
-def classify_write_errors(details: Mapping[str, Any], positions: Sequence[int]) -> InsertOutcome:
-    """Sort a ``BulkWriteError``'s per-document errors (pure; unit-tested).
-
-    Duplicate keys are successes of an earlier delivery. Data error codes are rejections for good;
-    anything else is retried. A write-concern error means the server could not confirm the write:
-    retry it all (the inserts are idempotent).
-    """
-    if details.get("writeConcernErrors"):
-        first = details["writeConcernErrors"][0]
-        raise RetriableError(f"mongo insert not acknowledged by the write concern: {_short(str(first.get('errmsg', first)))}")
-    outcome = InsertOutcome()
-    for err in details.get("writeErrors", ()):
-        code = err.get("code")
-        if code == DUPLICATE_KEY:
-            continue
-        index = err.get("index", -1)
-        if not 0 <= index < len(positions):
-            continue
-        pos = positions[index]
-        if code in DATA_ERROR_CODES:
-            outcome.rejected[pos] = f"mongo refused the document: E{code} {_short(str(err.get('errmsg', '')), 300)}"
-        else:
-            outcome.retry.append(pos)
-    return outcome

@@ -1,6 +1,6 @@
 """``mongo``: Tyk's MongoDB pump — every record as a document in one collection (tyk-pump.md §4).
 
-Documents are Tyk's (:func:`pump.sinks.mongo_common.to_document`): lower-cased Go field names,
+Documents are Tyk's (:func:`pump.sinks.mongo.documents.to_document`): lower-cased Go field names,
 Go integer widths. Network-only (``ResponseCode -1``) and MCP records are skipped, GraphQL records
 are kept. A record whose raw request + response + 1 KiB exceeds ``max_document_size_bytes`` is
 written without its raw request and with Tyk's "Document too large" note as raw response. Records
@@ -25,18 +25,10 @@ from pydantic import Field, field_validator
 from pump.errors import RejectedRecords
 from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
-from pump.sinks.mongo_common import (
-    RAW_INDEXES,
-    CollectionMeta,
-    InsertOutcome,
-    MongoTarget,
-    chunk_by_size,
-    estimated_size,
-    gc_paused,
-    skipped_by_raw_pumps,
-    strip_raw_payloads,
-    to_document,
-)
+from pump.sinks.mongo.client import RAW_INDEXES, MongoTarget
+from pump.sinks.mongo.config import CollectionMeta
+from pump.sinks.mongo.documents import chunk_by_size, estimated_size, gc_paused, skipped_by_raw_pumps, strip_raw_payloads, to_document
+from pump.sinks.mongo.errors import InsertOutcome
 
 log = logging.getLogger(__name__)
 

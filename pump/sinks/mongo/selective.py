@@ -27,17 +27,11 @@ from pydantic import Field
 from pump.errors import RejectedRecords
 from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
-from pump.sinks.mongo import insert_in_runs
-from pump.sinks.mongo_common import (
-    SELECTIVE_INDEXES,
-    InsertOutcome,
-    MongoTarget,
-    SizedMongoMeta,
-    estimated_size,
-    gc_paused,
-    skipped_by_raw_pumps,
-    to_document,
-)
+from pump.sinks.mongo.client import SELECTIVE_INDEXES, MongoTarget
+from pump.sinks.mongo.config import SizedMongoMeta
+from pump.sinks.mongo.documents import estimated_size, gc_paused, skipped_by_raw_pumps, to_document
+from pump.sinks.mongo.errors import InsertOutcome
+from pump.sinks.mongo.raw import insert_in_runs
 
 log = logging.getLogger(__name__)
 

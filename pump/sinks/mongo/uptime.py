@@ -18,8 +18,10 @@ from typing import Any
 from pump.config.model import Config
 from pump.errors import RejectedRecords
 from pump.sinks.base import Sink, SinkBatch
-from pump.sinks.mongo import insert_in_runs
-from pump.sinks.mongo_common import RAW_INDEXES, CollectionMeta, MongoTarget, gc_paused, uptime_document
+from pump.sinks.mongo.client import RAW_INDEXES, MongoTarget
+from pump.sinks.mongo.config import CollectionMeta
+from pump.sinks.mongo.documents import gc_paused, uptime_document
+from pump.sinks.mongo.raw import insert_in_runs
 
 #: The uptime pump's name in logs and metrics (``pump.app.UPTIME_PUMP``).
 NAME = "uptime"

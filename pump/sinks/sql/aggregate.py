@@ -10,7 +10,7 @@ or SQLite and writes them exactly once:
   id is in the ledger, and a redelivered whole batch skips the halves already applied;
 * rows are written per table in id order, so concurrent writers lock rows in the same order.
 
-:class:`AggregateSink` is shared with the uptime SQL pump (``sql_uptime``), which writes the same
+:class:`AggregateSink` is shared with the uptime SQL pump (``pump.sinks.sql.uptime``), which writes the same
 row shape into ``tyk_uptime_analytics``.
 """
 
@@ -27,50 +27,26 @@ from pydantic import Field
 from pump.aggregate.mongo_update import DISCARD_ALIASES
 from pump.aggregate.sql_rows import (
     AGGREGATE_TABLE,
-    COLUMN_TYPES,
     INDEX_COLUMNS,
     SQL_COLUMNS,
     AggregateRow,
-    Merge,
     build_rows,
-    update_rules,
 )
 from pump.errors import SinkError
 from pump.sinks.base import SinkBatch, SinkContext
-from pump.sinks.sql_common import (
-    LEDGER_RETENTION_DAYS,
-    TYPES,
-    Backend,
-    Ledger,
-    SqlMeta,
-    TableSpec,
-    Target,
-    checked_table,
-    chunks,
-    clean,
-    concurrency_of,
-    copy_field,
-    copy_is_plain,
-    dt_text,
-    is_schema_error,
-    map_error,
-    pending_parts,
-    quote,
-    sqlite_transaction,
-    target_of,
-    utf8,
-)
+from pump.sinks.sql.backend import Backend, chunks, concurrency_of
+from pump.sinks.sql.config import SqlMeta, Target, target_of
+from pump.sinks.sql.connect import sqlite_transaction
+from pump.sinks.sql.errors import is_schema_error, map_error
+from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
+from pump.sinks.sql.schema import TYPES, TableSpec, quote
+from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
+from pump.sinks.sql.values import utf8
 
 log = logging.getLogger(__name__)
 
-_KINDS = {"TEXT": "text", "BIGINT": "bigint", "DOUBLE PRECISION": "double", "TIMESTAMPTZ": "timestamptz"}
-
-#: Columns of ``tyk_aggregated`` (and ``tyk_uptime_analytics``) as (name, kind).
-AGGREGATE_COLUMNS: tuple[tuple[str, str], ...] = tuple((c, _KINDS[COLUMN_TYPES[c]]) for c in SQL_COLUMNS)
 AGGREGATE_SPEC = TableSpec(AGGREGATE_TABLE, AGGREGATE_COLUMNS, (("idx_dimension", INDEX_COLUMNS),))
 
-_TEXT_POSITIONS = tuple(i for i, (_, kind) in enumerate(AGGREGATE_COLUMNS) if kind == "text")
-_TIME_POSITION = SQL_COLUMNS.index("counter_last_time")
 
 RowsOf = Callable[[Sequence[Any]], dict[str, list[AggregateRow]]]
 
@@ -94,85 +70,6 @@ class Meta(SqlMeta):
     def unknown_aggregations(self) -> list[str]:
         """Names in ``ignore_aggregations`` that are no dimension (Tyk warns and goes on; so do we)."""
         return [n for n in self.ignore_aggregations if n not in DISCARD_ALIASES]
-
-
-# --------------------------------------------------------------------------- statements
-
-
-def _avg_expr(table: str, total: str, hits: str, cast: str) -> str:
-    t, h = quote(table), quote(hits)
-    tot = quote(total)
-    return f"CASE WHEN {t}.{h} + excluded.{h} = 0 THEN 0 ELSE ({t}.{tot} + excluded.{tot}) / CAST({t}.{h} + excluded.{h} AS {cast}) END"
-
-
-def assignments(table: str, postgres: bool) -> list[str]:
-    """``column = expression`` for every column the upsert updates, from ``update_rules()``.
-
-    Every expression reads the stored row's values as they were before the statement (SQL
-    ``SET`` semantics), exactly like ``sql_rows.merge_row``. Averages are 0 when the summed hits
-    are 0 (rows made only by network records) where Tyk's SQL would divide by zero.
-    """
-    t = quote(checked_table(table))
-    greatest, least, cast = ("GREATEST", "LEAST", "DOUBLE PRECISION") if postgres else ("max", "min", "REAL")
-    out = []
-    for rule in update_rules():
-        c = quote(rule.column)
-        if rule.merge is Merge.SUM:
-            expr = f"{t}.{c} + excluded.{c}"
-        elif rule.merge is Merge.AVG:
-            assert rule.total_column and rule.hits_column
-            expr = _avg_expr(table, rule.total_column, rule.hits_column, cast)
-        elif rule.merge is Merge.MAX:
-            expr = f"{greatest}({t}.{c}, excluded.{c})"
-        elif rule.merge is Merge.MIN:
-            expr = f"{least}({t}.{c}, excluded.{c})"
-        elif rule.merge is Merge.REPLACE:
-            expr = f"excluded.{c}"
-        else:  # pragma: no cover - update_rules() never yields KEEP
-            continue
-        out.append(f"{c} = {expr}")
-    return out
-
-
-STAGE_TABLE = "pump_stage_agg"
-
-
-def upsert_text(table: str, postgres: bool) -> str:
-    """The upsert statement for ``table``, built only from validated identifiers and the rule
-    constants of ``sql_rows``.
-
-    PostgreSQL: ``INSERT … SELECT`` from the connection's staging table (filled by COPY), in id
-    order so concurrent writers lock rows in the same order. SQLite: ``VALUES`` with ``?``
-    parameters, for ``executemany``."""
-    cols = ", ".join(quote(c) for c in SQL_COLUMNS)
-    sets = ", ".join(assignments(table, postgres))
-    target = quote(checked_table(table))
-    marks = ", ".join("?" for _ in SQL_COLUMNS)
-    source = f"SELECT {cols} FROM {quote(STAGE_TABLE)} ORDER BY id" if postgres else f"VALUES ({marks})"
-    return f"INSERT INTO {target} ({cols}) {source} ON CONFLICT (id) DO UPDATE SET {sets}"
-
-
-_TABS = len(SQL_COLUMNS) - 1
-
-
-def copy_rows(rows: Sequence[AggregateRow]) -> str:
-    """Aggregate rows as COPY text. ``str`` renders every field type correctly (ints, exact
-    floats, aware datetimes with their offset); text needing escapes takes the slow path."""
-    lines = ["\t".join(map(str, row)) + "\n" for row in rows]
-    text = "".join(lines)
-    if copy_is_plain(text, len(lines), _TABS):
-        return text
-    return "".join(
-        line if copy_is_plain(line, 1, _TABS) else "\t".join(map(copy_field, row)) + "\n" for line, row in zip(lines, rows, strict=True)
-    )
-
-
-def sqlite_params(row: AggregateRow) -> tuple[Any, ...]:
-    values: list[Any] = list(row)
-    for i in _TEXT_POSITIONS:
-        values[i] = clean(values[i])
-    values[_TIME_POSITION] = dt_text(values[_TIME_POSITION])
-    return tuple(values)
 
 
 def without_dimensions(tables: dict[str, list[AggregateRow]], ignored: Sequence[str]) -> dict[str, list[AggregateRow]]:

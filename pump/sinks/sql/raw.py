@@ -27,26 +27,12 @@ from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
 from pump.record import LOCAL_ZONE, Record, time_from_unix
 from pump.sinks.base import SinkBatch, SinkContext
-from pump.sinks.sql_common import (
-    Backend,
-    SqlMeta,
-    TableSpec,
-    Target,
-    checked_table,
-    chunks,
-    clean,
-    concurrency_of,
-    copy_field,
-    copy_is_plain,
-    is_schema_error,
-    map_error,
-    quote,
-    shard_table,
-    sqlite_transaction,
-    target_of,
-    ts_text,
-    utf8,
-)
+from pump.sinks.sql.backend import Backend, chunks, concurrency_of
+from pump.sinks.sql.config import SqlMeta, Target, target_of
+from pump.sinks.sql.connect import sqlite_transaction
+from pump.sinks.sql.errors import is_schema_error, map_error
+from pump.sinks.sql.schema import TableSpec, checked_table, quote, shard_table
+from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +337,7 @@ class SqlSink:
             return
         from psycopg import sql
 
-        from pump.sinks.sql_common import TYPES
+        from pump.sinks.sql.schema import TYPES
 
         cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in RAW_COLUMNS)
         await conn.execute(

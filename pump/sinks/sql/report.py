@@ -2,7 +2,7 @@
 
 Used by the demo (``summary("pump.sqlite")``) and handy after any run::
 
-    python -c "from pump.sinks.sql_report import summary; print(summary('postgresql://…'))"
+    python -c "from pump.sinks.sql.report import summary; print(summary('postgresql://…'))"
 
 It reads ``tyk_aggregated`` and every ``tyk_aggregated_YYYYMMDD`` shard, so it works whether or
 not ``table_sharding`` is on. Synchronous on purpose: it runs once, outside the daemon.
@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pump.sinks.sql_common import SqlMeta, Target, checked_table, map_error, quote, target_of
+from pump.sinks.sql.config import SqlMeta, Target, target_of
+from pump.sinks.sql.errors import map_error
+from pump.sinks.sql.schema import checked_table, quote
 
 _AGG = re.compile(r"^tyk_aggregated(_[0-9]{8})?$")
 

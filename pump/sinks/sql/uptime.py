@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from pump.aggregate.buckets import hour_floor
 from pump.aggregate.model import Counter
 from pump.aggregate.sql_rows import (
@@ -37,8 +35,10 @@ from pump.config.model import Config
 from pump.errors import ConfigError
 from pump.record import UptimeRecord
 from pump.sinks.base import Sink
-from pump.sinks.sql_aggregate import AGGREGATE_COLUMNS, AggregateSink, RowsOf
-from pump.sinks.sql_common import SqlMeta, TableSpec, shard_table, target_of
+from pump.sinks.sql.aggregate import AggregateSink, RowsOf
+from pump.sinks.sql.config import SqlMeta, target_of
+from pump.sinks.sql.schema import TableSpec, shard_table
+from pump.sinks.sql.statements import AGGREGATE_COLUMNS
 
 UPTIME_TABLE = "tyk_uptime_analytics"
 #: Tyk's uptime index covers (timestamp, org_id, dimension, dimension_value), in that order.
@@ -171,17 +171,12 @@ _SQL_KEYS = (
 
 
 def uptime_meta(config: Config) -> SqlMeta:
-    """The SQL settings of ``uptime_pump_config``, validated like a ``sql`` pump's meta."""
-    from pump.config.load import format_errors
-
+    """The SQL settings of ``uptime_pump_config``, validated like a ``sql`` pump's meta (pydantic's
+    ``ValidationError`` if they are wrong: ``pump validate`` words it, naming the keys)."""
     up = config.uptime_pump_config
     if up is None:
         raise ConfigError(["uptime_pump_config: missing"])
-    data = {k: getattr(up, k) for k in _SQL_KEYS}
-    try:
-        return SqlMeta.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, prefix="uptime_pump_config.")) from None
+    return SqlMeta.model_validate({k: getattr(up, k) for k in _SQL_KEYS})
 
 
 def build_uptime(config: Config) -> Sink:

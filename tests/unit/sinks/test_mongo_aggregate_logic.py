@@ -15,14 +15,8 @@ from bson import Int64
 from pump.aggregate import aggregate_records, as_change, as_time_update, hour_floor
 from pump.decode.msgpack import decode_record
 from pump.record import Record
-from pump.sinks.mongo_aggregate import (
-    INT64_FIELDS,
-    AggregateTooLarge,
-    Meta,
-    MongoAggregateSink,
-    go_typed,
-    lineage,
-)
+from pump.sinks.mongo.aggregate import Meta, MongoAggregateSink
+from pump.sinks.mongo.upsert import INT64_FIELDS, AggregateTooLarge, go_typed, lineage
 
 URL = "mongodb://127.0.0.1:1/unit"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tyk"
@@ -102,7 +96,7 @@ def test_split_batches_inherit_finished_orgs_not_buckets() -> None:
 
 
 def test_plans_are_bounded() -> None:
-    from pump.sinks.mongo_aggregate import MAX_PLANS
+    from pump.sinks.mongo.aggregate import MAX_PLANS
 
     s = sink()
     for i in range(MAX_PLANS + 10):

@@ -17,20 +17,14 @@ from pymongo.errors import (
 
 from pump.config.model import Config
 from pump.errors import BatchDataError, RetriableError
+from pump.redact import redact_url
 from pump.sinks import meta_model
-from pump.sinks.mongo import Meta as MongoMeta
-from pump.sinks.mongo_aggregate import Meta as AggregateMeta
-from pump.sinks.mongo_common import (
-    CollectionMeta,
-    classify_write_errors,
-    client_options,
-    database_name,
-    is_size_error,
-    map_error,
-    redact_url,
-)
-from pump.sinks.mongo_selective import Meta as SelectiveMeta
-from pump.sinks.mongo_uptime import build_uptime, uptime_meta
+from pump.sinks.mongo.aggregate import Meta as AggregateMeta
+from pump.sinks.mongo.config import CollectionMeta, client_options, database_name
+from pump.sinks.mongo.errors import classify_write_errors, is_size_error, map_error
+from pump.sinks.mongo.raw import Meta as MongoMeta
+from pump.sinks.mongo.selective import Meta as SelectiveMeta
+from pump.sinks.mongo.uptime import build_uptime, uptime_meta
 
 URL = "mongodb://user:s3cret@db.example.com:27017/tyk_analytics"
 

@@ -16,7 +16,7 @@ from bson import Int64, ObjectId
 
 from pump.decode.msgpack import decode_record
 from pump.decode.uptime import decode_uptime
-from pump.sinks.mongo_common import (
+from pump.sinks.mongo.documents import (
     TOO_LARGE_RAW_RESPONSE,
     chunk_by_size,
     estimated_size,

@@ -10,9 +10,11 @@ from pydantic import ValidationError
 from pump.config.load import validate
 from pump.config.model import Config
 from pump.errors import ConfigError
-from pump.sinks import sql, sql_aggregate
-from pump.sinks.sql_common import DEFAULT_SQLITE_PATH, PG_DEFAULTS, infer_backend, pg_connect_kwargs, scrub, target_of
-from pump.sinks.sql_uptime import build_uptime, uptime_meta
+from pump.redact import scrub
+from pump.sinks.sql import aggregate as sql_aggregate
+from pump.sinks.sql import raw as sql
+from pump.sinks.sql.config import DEFAULT_SQLITE_PATH, PG_DEFAULTS, infer_backend, pg_connect_kwargs, target_of
+from pump.sinks.sql.uptime import build_uptime, uptime_meta
 
 #: Every key of Tyk's SQLConf / SQLAggregatePumpConf, with non-default values (tyk-pump.md §4).
 TYK_AGGREGATE_META: dict[str, Any] = {

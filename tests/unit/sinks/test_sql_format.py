@@ -14,20 +14,15 @@ from pump.aggregate.sql_rows import SQL_COLUMNS, AggregateRow, Merge, update_rul
 from pump.decode.msgpack import decode_record, encode_record
 from pump.errors import BatchDataError, RetriableError
 from pump.record import Record
-from pump.sinks import sql as raw
-from pump.sinks.sql_aggregate import assignments, upsert_text, without_dimensions
-from pump.sinks.sql_common import (
-    Target,
-    checked_table,
-    clean,
-    like_prefix,
-    lineage,
-    map_error,
-    pending_parts,
-    quote,
-    ts_text,
-    utf8,
-)
+from pump.sinks.base import lineage
+from pump.sinks.sql import raw
+from pump.sinks.sql.aggregate import without_dimensions
+from pump.sinks.sql.config import Target
+from pump.sinks.sql.errors import map_error
+from pump.sinks.sql.ledger import like_prefix, pending_parts
+from pump.sinks.sql.schema import checked_table, quote
+from pump.sinks.sql.statements import assignments, upsert_text
+from pump.sinks.sql.values import clean, ts_text, utf8
 from tests.helpers import make_record, numbered
 
 # --------------------------------------------------------------------------- COPY text

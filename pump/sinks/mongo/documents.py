@@ -1,0 +1,197 @@
+"""Records as Tyk's Mongo documents: lower-cased Go field names, Go's BSON integer widths, and a
+deterministic ``_id`` (:func:`object_id`), which is what makes a redelivered raw batch a no-op
+instead of a duplicate; plus Tyk's size estimates and the oversize-document rule."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from bson import Int64, ObjectId
+
+from pump.record import Record, UptimeRecord
+from pump.sinks.mongo.config import KIB
+
+#: What Tyk writes instead of the raw payloads of a record over ``max_document_size_bytes``
+#: (base64 of "Document too large, not writing raw request and raw response!").
+TOO_LARGE_RAW_RESPONSE = "RG9jdW1lbnQgdG9vIGxhcmdlLCBub3Qgd3JpdGluZyByYXcgcmVxdWVzdCBhbmQgcmF3IHJlc3BvbnNlIQ=="
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch's documents are built.
+
+    Building thousands of small dicts triggers a collection every few hundred allocations, and
+    each one walks every live record and document: measured, that is three quarters of the cost
+    of :func:`to_document` over a 5000-record batch (≈17–25 µs/record instead of ≈4.5). The
+    documents hold no reference cycles, so nothing is lost by collecting once afterwards. Only
+    for code with no ``await`` inside: nothing else runs meanwhile.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def object_id(record_id: str, timestamp_ns: int) -> ObjectId:
+    """A deterministic ObjectId for a record: 4 bytes of its timestamp, 8 of its id.
+
+    Tyk's documents have ObjectId ``_id``s (the Dashboard's log browser looks records up by them),
+    so the record id is folded into one rather than stored as a string: the timestamp keeps the
+    natural ObjectId order, the 64 bits of the record hash keep it unique, and the same record
+    always gets the same ``_id`` — a second insert is a duplicate-key no-op.
+    """
+    seconds = (timestamp_ns // 1_000_000_000) & 0xFFFFFFFF
+    tail = record_id[:16] if len(record_id) >= 16 else hashlib.blake2b(record_id.encode(), digest_size=8).hexdigest()
+    try:
+        return ObjectId(f"{seconds:08x}{tail}")
+    except Exception:  # not hex: hash whatever the id is
+        return ObjectId(f"{seconds:08x}{hashlib.blake2b(record_id.encode(), digest_size=8).hexdigest()}")
+
+
+def _record_key(r: Record) -> str:
+    """The record id, or for a record built in-process without one, a hash of its content."""
+    return r.record_id or _content_key(r)
+
+
+def _content_key(r: Record | UptimeRecord) -> str:
+    return hashlib.blake2b(repr(r.to_json()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def to_document(r: Record) -> dict[str, Any]:
+    """A record as Tyk's Mongo pumps store it (tyk-pump.md §2.1, "Mongo" column).
+
+    Lower-cased Go field names (``rawpath``, ``geo.country.isocode``, ``network.closedconnection``,
+    ``expireAt``), Go ``int64`` fields as BSON int64 and ``int`` fields as int32 (what Tyk's
+    mgo-compatible codec writes), nil tags and city names as empty array/document (the codec's
+    nil-as-empty rule), and no ``api_schema``, GraphQL/MCP stats or collection name (``bson:"-"``).
+    """
+    return {
+        "_id": object_id(_record_key(r), r.timestamp_ns),
+        "method": r.method,
+        "host": r.host,
+        "path": r.path,
+        "rawpath": r.raw_path,
+        "contentlength": Int64(r.content_length),
+        "useragent": r.user_agent,
+        "day": r.day,
+        "month": r.month,
+        "year": r.year,
+        "hour": r.hour,
+        "responsecode": r.response_code,
+        "apikey": r.api_key,
+        "timestamp": r.timestamp,
+        "apiversion": r.api_version,
+        "apiname": r.api_name,
+        "apiid": r.api_id,
+        "orgid": r.org_id,
+        "oauthid": r.oauth_id,
+        "requesttime": Int64(r.request_time),
+        "rawrequest": r.raw_request,
+        "rawresponse": r.raw_response,
+        "ipaddress": r.ip_address,
+        "geo": {
+            "country": {"isocode": r.geo_country_iso_code},
+            "city": {"geonameid": r.geo_city_geoname_id, "names": r.geo_city_names or {}},
+            "location": {
+                "latitude": float(r.geo_location_latitude),
+                "longitude": float(r.geo_location_longitude),
+                "timezone": r.geo_location_time_zone,
+            },
+        },
+        "network": {
+            "openconnections": Int64(r.network_open_connections),
+            "closedconnection": Int64(r.network_closed_connections),
+            "bytesin": Int64(r.network_bytes_in),
+            "bytesout": Int64(r.network_bytes_out),
+        },
+        "latency": {
+            "total": Int64(r.latency_total),
+            "upstream": Int64(r.latency_upstream),
+            "gateway": Int64(r.latency_gateway),
+        },
+        "tags": list(r.tags) if r.tags else [],
+        "alias": r.alias,
+        "trackpath": bool(r.track_path),
+        "expireAt": r.expire_at,
+        "originalpath": r.original_path,
+        "listenpath": r.listen_path,
+    }
+
+
+def uptime_document(u: UptimeRecord) -> dict[str, Any]:
+    """A host-checker result as Tyk's uptime pump stores it (``UptimeReportData``)."""
+    return {
+        "_id": object_id(u.record_id or _content_key(u), u.timestamp_ns),
+        "url": u.url,
+        "requesttime": Int64(u.request_time),
+        "responsecode": u.response_code,
+        "tcperror": bool(u.tcp_error),
+        "servererror": bool(u.server_error),
+        "day": u.day,
+        "month": u.month,
+        "year": u.year,
+        "hour": u.hour,
+        "minute": u.minute,
+        "timestamp": u.timestamp,
+        "expireAt": u.expire_at,
+        "apiid": u.api_id,
+        "orgid": u.org_id,
+    }
+
+
+def skipped_by_raw_pumps(r: Record) -> bool:
+    """Network-only (``-1``) and MCP records never become raw documents (tyk-pump.md §4)."""
+    return r.response_code == -1 or r.is_mcp
+
+
+def estimated_size(r: Record) -> int:
+    """Tyk's size estimate of a record's document: the raw payloads plus 1 KiB of the rest."""
+    return len(r.raw_request) + len(r.raw_response) + KIB
+
+
+def strip_raw_payloads(doc: dict[str, Any]) -> None:
+    """What Tyk's ``mongo`` pump does to an oversize document: drop the raw request, replace the
+    raw response by a note."""
+    doc["rawrequest"] = ""
+    doc["rawresponse"] = TOO_LARGE_RAW_RESPONSE
+
+
+def chunk_by_size(sizes: Sequence[int], limit: int) -> list[range]:
+    """Consecutive runs of items whose summed estimate stays within ``limit`` (Tyk's
+    ``AccumulateSet``, without its bug of dropping the last run); an item larger than the limit
+    gets a run of its own."""
+    runs: list[range] = []
+    start = 0
+    total = 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > limit:
+            runs.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        runs.append(range(start, len(sizes)))
+    return runs
+
+
+def sanitize(value: Any) -> Any:
+    """``value`` with every string (keys too) made valid UTF-8.
+
+    The decoder keeps bytes that are not UTF-8 as surrogate escapes; BSON strings must be UTF-8,
+    so such characters become U+FFFD. Only called after an encoding failure, so the normal path
+    pays nothing.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {sanitize(k): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitize(v) for v in value]
+    return value
