@@ -31,7 +31,7 @@ from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
-from pump.sinks.sql.schema import TableSpec, checked_table, quote, shard_table
+from pump.sinks.sql.schema import TYPES, TableSpec, checked_table, quote, shard_table
 from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
 
 log = logging.getLogger(__name__)
@@ -336,8 +336,6 @@ class SqlSink:
         if conn in self._staged:
             return
         from psycopg import sql
-
-        from pump.sinks.sql.schema import TYPES
 
         cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in RAW_COLUMNS)
         await conn.execute(
