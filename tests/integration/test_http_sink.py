@@ -6,7 +6,8 @@ directly; pipeline tests run the real ``pump run`` against a real redis-server."
 from __future__ import annotations
 
 import base64
-import json
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,9 @@ async def test_auth_headers_from_value_env_and_file(http_receiver: HttpReceiver,
     url = http_receiver.url + "/auth"
     await write(sink(url, auth={"type": "bearer", "token_env": "PUMP_TEST_HOOK_TOKEN"}), [make_record()])
     await write(sink(url, auth={"type": "basic", "username": "ann", "password_file": str(tmp_path / "pw")}), [make_record()])
-    await write(sink(url, auth={"type": "api_key", "token": "key-value-333", "header": "X-Api-Key"}, headers={"X-Env": "prod"}), [make_record()])
+    await write(
+        sink(url, auth={"type": "api_key", "token": "key-value-333", "header": "X-Api-Key"}, headers={"X-Env": "prod"}), [make_record()]
+    )
     reqs = http_receiver.requests()
     assert reqs[0].header("Authorization") == "Bearer bearer-from-env-1"
     assert reqs[1].header("Authorization") == "Basic " + base64.b64encode(b"ann:pw-from-file-22").decode()
@@ -94,7 +97,11 @@ async def test_splunk_pump_sends_tyks_hec_requests(http_receiver: HttpReceiver) 
     """``type: splunk``: HEC's event path, ``Authorization: Splunk <token>``, one event per request
     without ``enable_batch``, concatenated events in one request with it — as Tyk's pump."""
     records = [make_record(path="/a", timestamp_ns=1705326312_123456000), make_record(path="/b", timestamp_ns=1705326313_000000000)]
-    conf = {"collector_token": "hec-token-0001", "collector_url": http_receiver.url + "/services/collector/event", "fields": ["path", "time_stamp"]}
+    conf = {
+        "collector_token": "hec-token-0001",
+        "collector_url": http_receiver.url + "/services/collector/event",
+        "fields": ["path", "time_stamp"],
+    }
     for batched in (False, True):
         m = SplunkMeta.model_validate({**conf, "enable_batch": batched})
         await write(build_sink("splunk", m.to_http(), m.options(), "splunk"), records)
@@ -108,7 +115,9 @@ async def test_splunk_pump_sends_tyks_hec_requests(http_receiver: HttpReceiver) 
 
 async def test_moesif_pump_posts_event_batches(http_receiver: HttpReceiver) -> None:
     raw = base64.b64encode(b"GET /x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n").decode()
-    meta = MoesifMeta.model_validate({"application_id": "moesif-app-77", "bulk_config": {"api_endpoint": http_receiver.url, "batch_size": 2}})
+    meta = MoesifMeta.model_validate(
+        {"application_id": "moesif-app-77", "bulk_config": {"api_endpoint": http_receiver.url, "batch_size": 2}}
+    )
     s = build_moesif(type("Ctx", (), {"name": "moesif"})(), meta)  # type: ignore[arg-type]
     await write(s, [make_record(raw_request=raw, path=f"/x{i}") for i in range(3)])
     reqs = http_receiver.requests()
@@ -129,7 +138,7 @@ async def test_retry_after_and_statuses_reach_the_delivery_layer(http_receiver: 
     with pytest.raises(RetriableError, match="HTTP 503"):
         await write(sink(url), numbered(2))
     http_receiver.fail(400, count=1, body='{"error":"bad field"}')
-    with pytest.raises(BatchDataError, match='HTTP 400: {"error":"bad field"}'):
+    with pytest.raises(BatchDataError, match=re.escape('HTTP 400: {"error":"bad field"}')):
         await write(sink(url), numbered(2))
     http_receiver.fail(401, count=1)
     with pytest.raises(RetriableError, match="authentication failed"):
@@ -153,7 +162,7 @@ async def test_retry_after_and_statuses_reach_the_delivery_layer(http_receiver: 
 async def test_unreachable_server_is_retriable(tmp_path: Path) -> None:
     from tests.servers import free_port
 
-    with pytest.raises(RetriableError, match="cannot connect to http://127.0.0.1"):
+    with pytest.raises(RetriableError, match=re.escape("cannot connect to http://127.0.0.1")):
         await write(sink(f"http://127.0.0.1:{free_port()}/x"), numbered(1))
 
 
@@ -223,7 +232,7 @@ def test_retry_after_is_honoured_by_the_running_pump(tmp_path: Path, redis_url: 
 def test_receiver_stopped_and_started_again_loses_nothing_while_csv_keeps_up(tmp_path: Path, redis_url: str) -> None:
     """Issue #14: the HTTP destination goes away for a while and comes back on the same port; the
     CSV pump beside it keeps delivering meanwhile, and the HTTP pump catches up with every record."""
-    if servers.ENV_VARS["http"] in __import__("os").environ:
+    if servers.ENV_VARS["http"] in os.environ:
         pytest.skip("needs a receiver this test can stop and start")
     work = tmp_path / "recv"
     srv = servers.start("http", work)
@@ -266,4 +275,3 @@ def test_receiver_stopped_and_started_again_loses_nothing_while_csv_keeps_up(tmp
     assert pump_keys(redis_url) == []
     log = (tmp_path / "pump.log").read_text()
     assert "Pump is failing" in log and "Pump recovered." in log and "cannot connect to" in log
-    assert json.dumps(received[:1])  # sanity: paths are plain strings

@@ -134,3 +134,9 @@ def test_http_pump_errors_name_the_key(tmp_path: Path) -> None:
     text = "\n".join(info.value.errors)
     assert "pumps.hook.meta.gzipp: unknown key" in text
     assert "placeholder {apiid} names no record field" in text
+
+
+def test_the_config_example_has_the_three_types() -> None:
+    root = Path(__file__).resolve().parents[3]
+    config, _ = load(root / "config" / "pump.http.yaml", {})
+    assert {name: p.type for name, p in config.pumps.items()} == {"webhook": "http", "splunk": "splunk", "moesif": "moesif"}

@@ -141,7 +141,10 @@ def test_ndjson_and_json_array_framing_and_fields() -> None:
     records = [make_record(path=f"/p/{i}") for i in range(3)]
     enc = encoder("ndjson", Options(fields=("path", "response_code")))
     items = [enc(r) for r in records]
-    assert NDJSON.body(items) == b'{"path":"/p/0","response_code":200}\n{"path":"/p/1","response_code":200}\n{"path":"/p/2","response_code":200}\n'
+    assert (
+        NDJSON.body(items)
+        == b'{"path":"/p/0","response_code":200}\n{"path":"/p/1","response_code":200}\n{"path":"/p/2","response_code":200}\n'
+    )
     assert JSON_ARRAY.body(items[:2]) == b'[{"path":"/p/0","response_code":200},{"path":"/p/1","response_code":200}]'
     full = json.loads(encoder("json-array", Options())(records[0]))
     assert full == records[0].to_json()
