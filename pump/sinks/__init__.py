@@ -40,6 +40,9 @@ SINKS: dict[str, str] = {
     "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",
     "elasticsearch": "pump.sinks.elasticsearch [elasticsearch]",
+    "http": "pump.sinks.http [http]",
+    "splunk": "pump.sinks.http.splunk [http]",
+    "moesif": "pump.sinks.http.moesif [http]",
 }
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error
