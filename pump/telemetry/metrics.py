@@ -29,7 +29,7 @@ from prometheus_client import (
 from pump import __version__
 from pump.redact import scrub
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from tests import servers
-from tests.servers import promtool as promtool_build
 from tests.helpers import ROOT, client, make_record, msgpack_payloads, push, write_config
 from tests.integration.test_prometheus_pump import delivered, free_ports, stop
 from tests.integration.test_reliability import start_daemon, wait_for
 from tests.scrape import get, parse, types
+from tests.servers import promtool as promtool_build
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ def test_dashboards_are_well_formed() -> None:
         for p in doc["panels"]:
             assert p["targets"] and all(t["expr"] and t["refId"] for t in p["targets"]), (path.name, p["title"])
             assert p["datasource"]["uid"] == "${datasource}", "panels use the dashboard's data source variable"
-            assert 0 <= p["gridPos"]["x"] and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+            assert p["gridPos"]["x"] >= 0 and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
 
 
 def test_alert_rules_query_only_metrics_a_scrape_has(scrapes: tuple[str, str]) -> None:

@@ -37,7 +37,8 @@ def promtool_binary() -> pathlib.Path:
         staging.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false", GOBIN=str(staging))
         with step(f"building promtool {VERSION} from the Go module proxy into {target.parent}", first_run="~15 min on 2 cores"):
-            run_checked([go, "install", "-trimpath", f"{MODULE}@{VERSION}"], what="go install promtool", timeout=3600, cwd=target.parent, env=env)
+            cmd = [go, "install", "-trimpath", f"{MODULE}@{VERSION}"]
+            run_checked(cmd, what="go install promtool", timeout=3600, cwd=target.parent, env=env)
             os.replace(staging / "promtool", target)
         staging.rmdir()
     return target
