@@ -26,6 +26,7 @@ SINKS: dict[str, str] = {
     "mongo-pump-selective": "pump.sinks.mongo_selective",
     "mongo-pump-aggregate": "pump.sinks.mongo_aggregate",
     "elasticsearch": "pump.sinks.elasticsearch",
+    "prometheus": "pump.sinks.prometheus",
     "http": "pump.sinks.http",
     "splunk": "pump.sinks.http.splunk",
     "moesif": "pump.sinks.http.moesif",
