@@ -6,22 +6,29 @@ File ``<csv_dir>/<Year>-<MonthName>-<Day>-<Hour>.csv`` (no zero padding, e.g.
 city names as sorted ``k:v;k:v``, coordinates truncated to unsigned integers the way Go converts
 a float64 to a uint64, tags joined with ``;``.
 
-Delivery to a file is at-least-once: a batch redelivered after a crash appends its rows again.
+Delivery to a file is at-least-once: a batch redelivered after a crash appends its rows again
+(the rows written before the crash stay, so they appear twice). A crash in the middle of an
+append leaves a partial last row; the next append truncates it first, so every row is whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import Field
 
 from pump.errors import RetriableError
 from pump.record import LOCAL_ZONE, Record, go_time_string
 from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+
+log = logging.getLogger(__name__)
 
 MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
 
@@ -140,10 +147,42 @@ def file_name(now: datetime) -> str:
     return f"{now.year}-{MONTHS[now.month]}-{now.day}-{now.hour}.csv"
 
 
+def complete_length(fh: BinaryIO, size: int) -> int:
+    """The length of the file's longest prefix made of whole rows.
+
+    A row ends at a ``\n`` outside quotes; a ``\n`` inside a quoted field is data. Go's quoting
+    doubles every quote inside a field, so a position is outside quotes exactly when the number of
+    ``"`` before it is even: one pass counting quotes finds the last row boundary.
+    """
+    fh.seek(0)
+    quotes = 0
+    boundary = 0
+    offset = 0
+    while offset < size:
+        chunk = fh.read(min(1 << 20, size - offset))
+        if not chunk:
+            break
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                quotes += chunk.count(b'"', start)
+                break
+            quotes += chunk.count(b'"', start, nl)
+            if quotes % 2 == 0:
+                boundary = offset + nl + 1
+            start = nl + 1
+        offset += len(chunk)
+    return boundary
+
+
 class CsvSink:
     def __init__(self, name: str, directory: Path) -> None:
         self.name = name
         self.directory = directory
+        #: (path, size) the last append of this process left the file at: a file still that size
+        #: needs no scan before the next append.
+        self._clean: tuple[Path, int] | None = None
 
     async def start(self) -> None:
         try:
@@ -157,16 +196,41 @@ class CsvSink:
         await asyncio.to_thread(self._append, csv_text(batch.records))
 
     def _append(self, text: str) -> None:
+        """Append whole rows, after cutting off a torn last row.
+
+        A process killed in the middle of an append leaves part of a row; appending after it
+        would glue the next row on (one 77-column row, one record nowhere). Its batch was never
+        acknowledged, so it is redelivered whole: the partial row is truncated away first. The
+        file is locked (``flock``) meanwhile, so another instance's append in progress is never
+        mistaken for a torn row.
+        """
         path = self.directory / file_name(datetime.now(LOCAL_ZONE))
+        data = text.encode("utf-8", "surrogateescape")
         try:
-            with open(path, "a", encoding="utf-8", errors="surrogateescape", newline="") as fh:
-                if fh.tell() == 0:
-                    fh.write(",".join(HEADER) + "\n")
-                fh.write(text)
+            with open(path, "ab+") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                size = os.fstat(fh.fileno()).st_size
+                if size and self._clean != (path, size):
+                    size = self._repair(fh, path, size)
+                if size == 0:
+                    data = (",".join(HEADER) + "\n").encode() + data
+                self._clean = None
+                fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+                self._clean = (path, size + len(data))
         except OSError as exc:
             raise RetriableError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
+
+    def _repair(self, fh: BinaryIO, path: Path, size: int) -> int:
+        whole = complete_length(fh, size)
+        if whole < size:
+            fh.truncate(whole)
+            log.warning(
+                "CSV file ended in a partial row (an append was interrupted); truncated it to its last whole row.",
+                extra={"pump": self.name, "file": str(path), "bytes_removed": size - whole},
+            )
+        return whole
 
     async def close(self) -> None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -65,3 +66,40 @@ def test_every_row_reads_back_as_42_columns_whatever_the_bytes(value: str) -> No
     for row, record in zip(rows, records, strict=True):
         assert row == csv_row(record)
     assert rows[-2][35] == f"{value};{value}"
+
+
+@pytest.mark.parametrize("cut", ["mid_row", "inside_quoted_newline", "mid_header", "after_quote"])
+async def test_a_torn_last_row_is_cut_off_before_the_next_append(tmp_path: Path, cut: str) -> None:
+    """Issue 9 item 1: a kill in the middle of an append leaves part of a row; the next append
+    (a new process: nothing remembered) used to glue its first row onto it (77 columns)."""
+    out = tmp_path / "out"
+    sink = CsvSink("csv", out)
+    await sink.start()
+    first = [make_record(path="/one"), make_record(path="/two")]
+    await sink.write(SinkBatch("a", first))
+    path = next(out.iterdir())
+    whole = path.read_bytes()
+    torn_row = csv_text([make_record(path='/torn\n"row"')]).encode()
+    torn = {
+        "mid_row": whole + torn_row[:30],
+        "inside_quoted_newline": whole + torn_row[: torn_row.index(b"\n") + 1],  # ends in \n, inside quotes
+        "mid_header": whole[:20],
+        "after_quote": whole + torn_row[: torn_row.index(b'"') + 1],
+    }[cut]
+    path.write_bytes(torn)
+    restarted = CsvSink("csv", out)
+    await restarted.write(SinkBatch("b", [make_record(path="/three")]))
+    rows = list(csv.reader(path.open(newline="")))
+    assert all(len(r) == 42 for r in rows), [len(r) for r in rows]
+    expected = ["/three"] if cut == "mid_header" else ["/one", "/two", "/three"]
+    assert rows[0] == HEADER and [r[2] for r in rows[1:]] == expected
+
+
+def test_a_file_this_process_left_whole_is_not_rescanned(tmp_path: Path) -> None:
+    sink = CsvSink("csv", tmp_path)
+    asyncio.run(sink.write(SinkBatch("a", [make_record()])))
+    path = next(tmp_path.iterdir())
+    assert sink._clean == (path, path.stat().st_size)
+    asyncio.run(sink.write(SinkBatch("b", [make_record(path="/a\nb")])))
+    assert sink._clean == (path, path.stat().st_size)
+    assert [len(r) for r in csv.reader(path.open(newline=""))] == [42, 42, 42]
