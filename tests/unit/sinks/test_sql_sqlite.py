@@ -201,6 +201,25 @@ async def test_sharded_aggregates_and_per_minute_buckets(tmp_path: Path) -> None
     assert rows(db, "SELECT DISTINCT timestamp FROM tyk_aggregated_20240311") == [(int(T.timestamp()) + 86400 + 180,)]
 
 
+async def test_year_one_shards_are_zero_padded_by_both_pumps(tmp_path: Path) -> None:
+    """Issue 9 item 4: ``sql_aggregate`` named year 1's shard ``tyk_aggregated_10101`` (``%Y`` is
+    not zero padded), refused it as an unexpected table name and never delivered; the raw pump
+    wrote ``tyk_analytics_00010101``. Both now use ``shard_suffix``; year 2024 still 20240310."""
+    db = tmp_path / "pump.sqlite"
+    year1 = datetime(1, 1, 1, 0, 0, 5, tzinfo=UTC)
+    batch = records(2, year1) + records(3, T)
+    raw_pump, agg_pump = raw_sink(db, table_sharding=True), agg_sink(db, table_sharding=True)
+    for sink in (raw_pump, agg_pump):
+        await sink.start()
+        await sink.write(SinkBatch("y1", batch))
+        await sink.close()
+    tables = {t for (t,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'tyk_%'")}
+    assert {"tyk_analytics_00010101", "tyk_aggregated_00010101", "tyk_analytics_20240310", "tyk_aggregated_20240310"} <= tables
+    assert rows(db, "SELECT COUNT(*) FROM tyk_analytics_00010101") == [(2,)]
+    assert rows(db, "SELECT counter_hits FROM tyk_aggregated_00010101 WHERE dimension = ''") == [(2,)]
+    assert rows(db, "SELECT counter_hits FROM tyk_aggregated_20240310 WHERE dimension = ''") == [(3,)]
+
+
 # --------------------------------------------------------------------------- uptime
 
 UPTIME = json.loads((ROOT / "tests/fixtures/tyk/uptime.json").read_text())
