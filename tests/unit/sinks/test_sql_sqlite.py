@@ -309,3 +309,42 @@ async def test_summary_reads_every_shard(tmp_path: Path) -> None:
     assert len(lines) == lines.index("Top error codes") + 3  # limit=1
     assert "tables" in lines[0] and "(3 tables)" in lines[0]  # two shards plus today's, created at start
     assert summary(tmp_path / "missing.sqlite").startswith("No aggregate table")
+
+
+async def test_over_long_ids_never_lose_the_total_and_every_drop_is_counted(tmp_path: Path) -> None:
+    """Issue 9 item 5 (golden): rows whose id exceeded MAX_ID_LENGTH were skipped, the total row
+    included, so an org id of 1,500 characters lost every hit. Now: such a row is stored under a
+    hashed id when its key fits the index; a dimension row that cannot fit is dropped and counted
+    in ``pump_aggregate_dimensions_dropped_total``; a record whose org id is too long even for
+    its total row is dead-lettered, never dropped."""
+    from prometheus_client import CollectorRegistry
+
+    from pump.errors import RejectedRecords
+    from pump.telemetry.metrics import Metrics
+
+    db = tmp_path / "pump.sqlite"
+    metrics = Metrics(CollectorRegistry())
+    sink = agg_sink(db)
+    sink.metrics = metrics
+    long_org, huge_org = "L" * 1500, "H" * 3000
+    batch = (
+        [Record(org_id="o", api_id="a", path=f"/p{i % 10}", track_path=True, response_code=200, timestamp=T) for i in range(100)]
+        + [Record(org_id="o", api_id="a", path="/" + "x" * 3000, track_path=True, response_code=200, timestamp=T) for _ in range(7)]
+        + [Record(org_id=long_org, api_id="a", response_code=200, timestamp=T) for _ in range(5)]
+        + [Record(org_id=huge_org, api_id="a", response_code=200, timestamp=T) for _ in range(3)]
+    )
+    await sink.start()
+    with pytest.raises(RejectedRecords) as info:
+        await sink.write(SinkBatch("b", batch))
+    assert sorted(info.value.rejected) == [112, 113, 114]
+    assert all("org id" in reason and "3000" in reason for reason in info.value.rejected.values())
+    with pytest.raises(RejectedRecords):
+        await sink.write(SinkBatch("b", batch))  # redelivered: nothing counted twice
+    await sink.close()
+    totals = dict(rows(db, "SELECT org_id, counter_hits FROM tyk_aggregated WHERE dimension = ''"))
+    assert totals == {"o": 107, long_org: 5}
+    stored_long = rows(db, "SELECT id, dimension FROM tyk_aggregated WHERE org_id = ?", (long_org,))
+    assert len(stored_long) == 2 and all(i.startswith("sha256:") for i, _ in stored_long)  # apiid + total
+    assert rows(db, "SELECT SUM(counter_hits) FROM tyk_aggregated WHERE dimension = 'endpoints'") == [(100,)]
+    dropped = metrics.registry.get_sample_value("pump_aggregate_dimensions_dropped_total", {"pump": "agg", "reason": "key_too_long"})
+    assert dropped == 2  # the 3,000-char path's endpoints and apiendpoints rows, once (not again on redelivery)
