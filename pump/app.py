@@ -330,7 +330,7 @@ class Daemon:
         keys = [SourceKey(name, wire, ns) for name, wire in gateway_lists(cfg.analytics_storage_config.prefix)]
         acks = Acknowledger(source, self.metrics)
         for name, pump in cfg.pumps.items():
-            sink = build_sink(SinkContext(name, pump, cfg))
+            sink = build_sink(SinkContext(name, pump, cfg, extra={"metrics": self.metrics}))
             self.workers[name] = PumpWorker(
                 name,
                 sink,

@@ -55,6 +55,12 @@ class Metrics:
         self.records_parked = Counter(
             "pump_records_parked", "Records moved to a pump's own Redis backlog because it was full or failing.", ["pump"], registry=r
         )
+        self.aggregate_dimensions_dropped = Counter(
+            "pump_aggregate_dimensions_dropped",
+            "Aggregate dimension rows an aggregate pump could not store (the records still count in the total).",
+            ["pump", "reason"],
+            registry=r,
+        )
         self.retries = Counter("pump_retries", "Write attempts retried after a failure.", ["pump"], registry=r)
         self.write_seconds = Histogram(
             "pump_write_duration_seconds", "Time of one batch write by a pump.", ["pump"], buckets=WRITE_BUCKETS, registry=r
