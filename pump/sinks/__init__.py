@@ -26,6 +26,10 @@ SINKS: dict[str, str] = {
     "mongo-pump-selective": "pump.sinks.mongo_selective",
     "mongo-pump-aggregate": "pump.sinks.mongo_aggregate",
     "elasticsearch": "pump.sinks.elasticsearch",
+    "kafka": "pump.sinks.kafka",
+    "syslog": "pump.sinks.syslog",
+    "statsd": "pump.sinks.statsd",
+    "dogstatsd": "pump.sinks.statsd.dogstatsd",
 }
 
 #: ``uptime_pump_config.uptime_type`` → module providing ``build_uptime(config) -> Sink``.
@@ -37,7 +41,7 @@ UPTIME_SINKS: dict[str, str] = {
 #: Which optional dependency a sink module needs, for the error when it is missing.
 EXTRAS: dict[str, str] = {
     "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
-    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "uptime mongo": "mongo", "uptime sql": "postgres",
+    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "kafka": "kafka", "uptime mongo": "mongo", "uptime sql": "postgres",
 }  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error
