@@ -119,8 +119,11 @@ class StreamConn:
 class DatagramConn:
     """A connected UDP (``host:port``) or Unix datagram (``unix:///path``) socket."""
 
-    def __init__(self, address: str, default_port: int, timeout: float = 1.0) -> None:
+    def __init__(self, address: str, default_port: int, timeout: float = 1.0, burst: int = 32, pause: float = 0.001) -> None:
         self.address = address
+        #: After ``burst`` datagrams, wait ``pause`` seconds: a receiver reading a UDP socket
+        #: drops what overflows its buffer, and a batch sent at full speed overflows it.
+        self.burst, self.pause = burst, pause
         self.default_port = default_port
         self.timeout = timeout
         self.sock: socket.socket | None = None
@@ -152,7 +155,9 @@ class DatagramConn:
         waited out up to ``timeout`` per packet."""
         sock = await self.connect()
         try:
-            for packet in packets:
+            for n, packet in enumerate(packets, 1):
+                if self.burst and n % self.burst == 0:
+                    await asyncio.sleep(self.pause)
                 deadline = 0.0
                 while True:
                     try:
