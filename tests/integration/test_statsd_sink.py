@@ -78,7 +78,9 @@ async def test_statsd_path_tag_is_method_and_path_as_tyk(statsd_server: servers.
 async def test_dogstatsd_histogram_with_tyk_tags(statsd_server: servers.Server) -> None:
     namespace = f"ns{uuid.uuid4().hex[:8]}"
     records = known_batch(600, "Users API")
-    meta = dogstatsd.Meta.model_validate({"address": statsd_server.url, "namespace": namespace, "buffered": True, "buffered_max_messages": 8})
+    meta = dogstatsd.Meta.model_validate(
+        {"address": statsd_server.url, "namespace": namespace, "buffered": True, "buffered_max_messages": 8}
+    )
     await write_all(dogstatsd.build(ctx("dog"), meta), records)
     groups: dict[tuple[str, int], list[int]] = defaultdict(list)
     for r in records:

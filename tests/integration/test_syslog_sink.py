@@ -28,7 +28,9 @@ _ID = re.compile(r'\[pump@32473 id="([^"]+)"\]')
 def sink_for(server: servers.Server, transport: str, tag: str, **meta: object) -> SyslogSink:
     addr = server.details["tls_addr"] if transport == "tls" else server.url
     extra: dict[str, object] = {"ssl_ca_file": server.details["tls"]["ca"]} if transport == "tls" else {}
-    return build_sink("syslog", Meta.model_validate({"transport": transport, "network_addr": addr, "tag": tag, "log_level": 134, **extra, **meta}))
+    return build_sink(
+        "syslog", Meta.model_validate({"transport": transport, "network_addr": addr, "tag": tag, "log_level": 134, **extra, **meta})
+    )
 
 
 def received(server: servers.Server, tag: str, count: int) -> list[dict[str, object]]:
