@@ -31,7 +31,7 @@ def statsd_mapping(r: Record, separated_method: bool) -> dict[str, Any]:
     """Tyk's ``getMappings`` of a record."""
     path = r.path.rstrip("/")
     sec = r.timestamp_ns // 1_000_000_000
-    mapping: dict[str, Any] = {
+    mapping: dict[str, Any] = {  # (go_time_string is cached per second)
         "path": path if separated_method else r.method + path,
         "response_code": r.response_code,
         "api_key": r.api_key,
@@ -57,14 +57,30 @@ def statsd_mapping(r: Record, separated_method: bool) -> dict[str, Any]:
 def statsd_lines(meta: Meta) -> Callable[[Sequence[Record]], Iterator[bytes]]:
     tags, fields, separated = meta.tags, meta.fields, meta.separated_method
     prefix = f"{meta.prefix}." if meta.prefix else ""
+    cache: dict[tuple[Any, ...], str] = {}
+
+    def suffix_of(mapping: dict[str, Any]) -> str:
+        # The same few tag values repeat over a batch (APIs, codes, paths): JSON-encode each
+        # combination once. Bounded, so unbounded tags (time_stamp, ip_address) cost no memory.
+        key = tuple(mapping.get(t) for t in tags)
+        text = cache.get(key)
+        if text is None:
+            text = ".".join(go_json(v).lower() for v in key).replace('"', "").replace(" ", "")
+            text = _line_safe(text)
+            if len(cache) > 10000:
+                cache.clear()
+            cache[key] = text
+        return text
 
     def lines(records: Sequence[Record]) -> Iterator[bytes]:
         for r in records:
             mapping = statsd_mapping(r, separated)
-            suffix = ".".join(go_json(mapping.get(t)).lower() for t in tags).replace('"', "").replace(" ", "")
-            suffix = _line_safe(suffix)
-            for f in fields:
-                name = f"{prefix}{f}.{suffix}" if tags else f"{prefix}{f}"
+            if tags:
+                suffix = suffix_of(mapping)
+                names = [f"{prefix}{f}.{suffix}" for f in fields]
+            else:
+                names = [f"{prefix}{f}" for f in fields]
+            for f, name in zip(fields, names, strict=True):
                 yield f"{name}:{int(mapping[f])}|ms".encode()
 
     return lines
