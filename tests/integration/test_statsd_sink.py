@@ -12,8 +12,7 @@ import pytest
 
 from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
-from pump.sinks.statsd import Meta, build
-from pump.sinks.statsd import dogstatsd
+from pump.sinks.statsd import Meta, build, dogstatsd
 from pump.sinks.statsd.sink import StatsdSink
 from tests import servers
 from tests.integration.stream_helpers import with_ids

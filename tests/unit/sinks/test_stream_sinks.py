@@ -167,3 +167,21 @@ def test_pack_fills_datagrams_up_to_the_limit() -> None:
 def test_meta_errors_are_validation_errors() -> None:
     with pytest.raises(ValidationError):
         SyslogMeta.model_validate({"ssl_cert_file": "c.pem"})
+
+
+def test_tyk_environment_overrides_use_tyks_go_names(tmp_path: Path) -> None:
+    env = {
+        "TYK_PMP_PUMPS_KAFKA_META_BROKER": "k1:9092,k2:9092",
+        "TYK_PMP_PUMPS_KAFKA_META_PASSWORD": "from-the-environment",
+        "TYK_PMP_PUMPS_KAFKA_META_USERNAME": "svc",
+        "TYK_PMP_PUMPS_KAFKA_META_ALGORITHM": "sha-512",
+        "TYK_PMP_PUMPS_KAFKA_META_TIMEOUT": "2s",
+        "TYK_PMP_PUMPS_DOGSTATSD_META_ASYNCUDSWRITETIMEOUT": "3",
+        "TYK_PMP_PUMPS_SYSLOG_META_NETWORKADDR": "logs:6514",
+    }
+    config, _ = load(conf(tmp_path, TYK_PUMPS), env)
+    kafka = KafkaMeta.model_validate(config.pumps["kafka"].meta)
+    assert kafka.broker == ["k1:9092", "k2:9092"] and kafka.sasl_username == "svc" and kafka.timeout == 2.0
+    assert kafka.sasl_password.get_secret_value() == "from-the-environment" and kafka.sasl_algorithm == "sha-512"
+    assert DogMeta.model_validate(config.pumps["dogstatsd"].meta).async_uds_write_timeout_seconds == 3
+    assert SyslogMeta.model_validate(config.pumps["syslog"].meta).network_addr == "logs:6514"
