@@ -72,7 +72,10 @@ def main() -> int:
         if sql:
             db_path = str(OUT / "analytics.db")
             pumps["sqlite"] = {"type": "sql", "meta": {"type": "sqlite", "connection_string": db_path}}
-            pumps["sqlite_aggregate"] = {"type": "sql_aggregate", "meta": {"type": "sqlite", "connection_string": db_path, "track_all_paths": True}}
+            pumps["sqlite_aggregate"] = {
+                "type": "sql_aggregate",
+                "meta": {"type": "sqlite", "connection_string": db_path, "track_all_paths": True},
+            }
         config = {
             "analytics_storage_config": {"host": host, "port": port, "database": db},
             "purge_delay": 1,

@@ -7,8 +7,9 @@ has room again. Memory stays bounded by ``queue_records`` per pump whatever the 
 
 What happens when a write fails depends on the error (``pump.errors``):
 
-* ``RetriableError`` (and write timeouts): wait (full-jitter backoff) and write the same records
-  again, forever by default, or until ``max_attempts``/``max_age`` sends them to the dead letters;
+* ``RetriableError`` (and write timeouts): wait (full-jitter backoff, and at least the server's
+  ``Retry-After`` when the error carries one) and write the same records again, forever by
+  default, or until ``max_attempts``/``max_age`` sends them to the dead letters;
 * ``RejectedRecords``: dead-letter the records the server refused, retry the ones it asks for;
 * anything else: the batch holds a record the sink cannot take, so split it in halves and write
   each, down to the single bad record, which is dead-lettered with the error as the reason.
@@ -292,7 +293,8 @@ class PumpWorker:
             raise ParkRequested from exc
         if failing:
             await self._park_queue()
-        await self._sleep(state.delay())
+        retry_after = getattr(exc, "retry_after", None) or 0.0  # the server's Retry-After, if it sent one
+        await self._sleep(max(state.delay(), retry_after))
         if self._stopping:
             raise Abandoned from exc
         self.metrics.retries.labels(self.name).inc()

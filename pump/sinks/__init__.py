@@ -26,6 +26,9 @@ SINKS: dict[str, str] = {
     "mongo-pump-selective": "pump.sinks.mongo_selective",
     "mongo-pump-aggregate": "pump.sinks.mongo_aggregate",
     "elasticsearch": "pump.sinks.elasticsearch",
+    "http": "pump.sinks.http",
+    "splunk": "pump.sinks.http.splunk",
+    "moesif": "pump.sinks.http.moesif",
     "kafka": "pump.sinks.kafka",
     "syslog": "pump.sinks.syslog",
     "statsd": "pump.sinks.statsd",
@@ -41,7 +44,8 @@ UPTIME_SINKS: dict[str, str] = {
 #: Which optional dependency a sink module needs, for the error when it is missing.
 EXTRAS: dict[str, str] = {
     "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
-    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "kafka": "kafka", "uptime mongo": "mongo", "uptime sql": "postgres",
+    "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "uptime mongo": "mongo", "uptime sql": "postgres",
+    "http": "http", "splunk": "http", "moesif": "http", "kafka": "kafka",
 }  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error
