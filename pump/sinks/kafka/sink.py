@@ -98,8 +98,14 @@ def producer_config(meta: Meta, name: str) -> dict[str, Any]:
 
 
 def _error(name: str, err: KafkaError) -> None:
-    """Client-level errors (broker down, authentication): logged; messages wait in the queue."""
-    level = logging.ERROR if err.fatal() else logging.WARNING
+    """Client-level errors (broker down, authentication): logged; messages wait in the queue.
+    Connection failures are already logged by librdkafka itself (the ``logger``), so only at debug."""
+    if err.fatal():
+        level = logging.ERROR
+    elif err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+        level = logging.DEBUG
+    else:
+        level = logging.WARNING
     log.log(level, "Kafka client error.", extra={"pump": name, "error": err.str(), "code": err.name()})
 
 
