@@ -18,6 +18,7 @@ What happens when a write fails depends on the error (``pump.errors``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -155,7 +156,13 @@ class PumpWorker:
 
     def start(self) -> list[asyncio.Task[None]]:
         self._tasks = [asyncio.create_task(self._run(), name=f"pump-{self.name}-{i}") for i in range(self.policy.concurrency)]
+        if getattr(self.sink, "start_at_launch", False):  # a sink that serves (prometheus): up before the first batch
+            self._tasks.append(asyncio.create_task(self._start_early(), name=f"pump-{self.name}-start"))
         return self._tasks
+
+    async def _start_early(self) -> None:
+        with contextlib.suppress(ParkRequested):
+            await self._ensure_started()
 
     async def stop(self, deadline: float, interrupt: asyncio.Event | None = None) -> None:
         """Stop taking work; give in-flight writes until ``deadline`` (monotonic) to finish, or

@@ -40,9 +40,14 @@ SINKS: dict[str, str] = {
     "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",
     "elasticsearch": "pump.sinks.elasticsearch [elasticsearch]",
+    "prometheus": "pump.sinks.prometheus",
     "http": "pump.sinks.http [http]",
     "splunk": "pump.sinks.http.splunk [http]",
     "moesif": "pump.sinks.http.moesif [http]",
+    "kafka": "pump.sinks.kafka [kafka]",
+    "syslog": "pump.sinks.syslog",
+    "statsd": "pump.sinks.statsd",
+    "dogstatsd": "pump.sinks.statsd.dogstatsd",
 }
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error

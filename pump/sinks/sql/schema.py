@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pump.errors import SinkError
+from pump.record import shard_suffix
 from pump.redact import scrub
 from pump.sinks.sql.config import Target
 from pump.sinks.sql.connect import PgPool, close_quietly
@@ -44,7 +45,7 @@ def quote(name: str) -> str:
 
 
 def shard_table(prefix: str, day: datetime | None) -> str:
-    return checked_table(prefix if day is None else f"{prefix}_{day:%Y%m%d}")
+    return checked_table(prefix if day is None else f"{prefix}_{shard_suffix(day)}")
 
 
 #: Column kinds → (PostgreSQL type, SQLite type).
