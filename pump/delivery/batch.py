@@ -31,6 +31,9 @@ class Batch:
     shares: dict[str, Sequence[Any]] = field(default_factory=dict, repr=False)
     _raw_by_id: dict[str, bytes] | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        return f"Batch({self.id!r}, {self.key.name!r}, {len(self.records)} records, pending={sorted(self.pending)})"
+
     @property
     def id(self) -> str:
         return self.claim.batch_id

@@ -248,13 +248,15 @@ class PumpWorker:
     async def _next(self) -> Batch | None:
         if self.queue:
             return self.queue.popleft()
+        # Cleared before looking at the backlog, not after: a batch offered (or a poke) while the
+        # backlog claim is on its way must wake the wait below, not wait for the next poll.
+        self._wake.clear()
         idle_and_healthy = not self._stopping and not self.failing and not self._intake_closed
         if idle_and_healthy and self.backlog is not None:
             batch = await self.backlog.claim_backlog(self.backlogs)
             if batch is not None:
                 await self.offer(batch)
                 return self.queue.popleft() if self.queue else None
-        self._wake.clear()
         if self._stopping:
             return None
         try:
