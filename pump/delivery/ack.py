@@ -164,9 +164,11 @@ class Acknowledger:
         (:attr:`batches`) are returned when their lease expires, by any pump, or at once when this
         instance starts again (``RedisSource.adopt_own``) — nothing is lost by not waiting."""
         total = 0
+        # newest first: each goes to the head of its list, so the oldest ends up first, as claimed
+        newest_first = sorted(self.batches, key=lambda b: b.claim.claimed_at, reverse=True)
         try:
             async with asyncio.timeout(within):
-                for batch in list(self.batches):
+                for batch in newest_first:
                     n = await until_ok(lambda b=batch: self.source.release(b.claim), "release", self.metrics, max_wait=2)  # type: ignore[misc]
                     total += max(n, 0)
                     self.metrics.records_requeued.labels("shutdown").inc(max(n, 0))

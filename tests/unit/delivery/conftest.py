@@ -4,12 +4,20 @@ stopped at the end of the test whatever happened."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import fakeredis
 import pytest
 
 from tests.unit.delivery.rig import Rig, ScriptedSink, fake_redis
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test here that waits for anything is a broken test: fail it fast rather than hang."""
+    for item in items:
+        if item.path.parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.timeout(10))
 
 
 @pytest.fixture
