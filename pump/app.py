@@ -50,8 +50,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from pump import __version__
 from pump.config.model import Config
 from pump.delivery.ack import REDIS_TRANSIENT, Acknowledger, until_ok
-from pump.delivery.deadletter import UNDECODABLE, deadletter_key
-from pump.delivery.fanout import Fanout
+from pump.delivery.deadletter import UNDECODABLE, DeadLetters, deadletter_key
+from pump.delivery.fanout import Fanout, Intake
 from pump.delivery.tasks import CANCEL_GRACE, finish, wait_tasks
 from pump.delivery.worker import PumpWorker
 from pump.errors import EX_CONFIG, EX_TEMPFAIL, CommandError
@@ -189,6 +189,7 @@ class Daemon:
         self._force = asyncio.Event()  # a second stop request: stop waiting for anything
         self.workers: dict[str, PumpWorker] = {}
         self.fanout: Fanout | None = None
+        self.acks: Acknowledger | None = None
         self.source: RedisSource | None = None
         self.health: HealthServer | None = None
         self.claim_loop: asyncio.Task[None] | None = None
@@ -325,47 +326,40 @@ class Daemon:
     # -- wiring ----------------------------------------------------------------------------------
 
     def _build(self, source: RedisSource) -> None:
+        """Wire the one-way path: source → fan-out (``Intake`` + ``Fanout``) → a worker per pump →
+        acknowledger → source, with the dead letters beside it."""
         cfg = self.config
         ns = cfg.delivery.namespace
         keys = [SourceKey(name, wire, ns) for name, wire in gateway_lists(cfg.analytics_storage_config.prefix)]
-        acks = Acknowledger(source, self.metrics)
-        for name, pump in cfg.pumps.items():
-            sink = build_sink(SinkContext(name, pump, cfg, extra={"metrics": self.metrics}))
-            self.workers[name] = PumpWorker(
-                name,
-                sink,
-                build_view(pump, cfg),
-                cfg.delivery_for(name),
-                pump.timeout,
-                self.metrics,
-                acks,
-                namespace=ns,
-                once=self.once,
-                once_patience=self.once_patience,
-            )
-            self.metrics.init_pump(name, pump.type.strip().lower())
         uptime = build_uptime_sink(cfg)
         if uptime is not None:
             keys.append(SourceKey(UPTIME_LIST, "uptime", ns, frozenset({UPTIME_PUMP})))
+        pumps = frozenset(cfg.pumps) | ({UPTIME_PUMP} if uptime is not None else set())
+        self.acks = acks = Acknowledger(source, self.metrics, cfg.delivery.max_batches_in_flight)
+        dead_letters = DeadLetters(source, self.metrics)
+        intake = Intake(source, acks, dead_letters, self.metrics, cfg.claim_size(), pumps, frozenset(cfg.pumps))
+        common: dict[str, Any] = {
+            "namespace": ns,
+            "backlog": intake,
+            "poll_interval": 0.2 if self.once else cfg.purge_delay,
+            "once": self.once,
+            "once_patience": self.once_patience,
+        }
+        for name, pump in cfg.pumps.items():
+            sink = build_sink(SinkContext(name, pump, cfg, extra={"metrics": self.metrics}))
+            view = build_view(pump, cfg)
+            self.workers[name] = PumpWorker(
+                name, sink, view, cfg.delivery_for(name), pump.timeout, self.metrics, acks, dead_letters, **common
+            )
+            self.metrics.init_pump(name, pump.type.strip().lower())
+        if uptime is not None:
             self.workers[UPTIME_PUMP] = PumpWorker(
-                UPTIME_PUMP, uptime, lambda records: records, cfg.delivery, 0, self.metrics, acks,
-                namespace=ns, once=self.once, once_patience=self.once_patience,
-            )  # fmt: skip
+                UPTIME_PUMP, uptime, lambda records: records, cfg.delivery, 0, self.metrics, acks, dead_letters, **common
+            )
             self.metrics.init_pump(UPTIME_PUMP, f"uptime {uptime_kind(cfg)}")
         for key in keys:
             self.metrics.init_source(key.name)
-        self.fanout = Fanout(
-            source,
-            keys,
-            self.workers,
-            frozenset(n for n in self.workers if n != UPTIME_PUMP),
-            acks,
-            self.metrics,
-            cfg.claim_size(),
-            cfg.delivery.max_batches_in_flight,
-            cfg.purge_delay,
-            once=self.once,
-        )
+        self.fanout = Fanout(intake, keys, self.workers, acks, self.metrics, cfg.purge_delay, once=self.once)
 
     async def _start_telemetry(self) -> None:
         cfg = self.config
@@ -418,12 +412,7 @@ class Daemon:
                 detail["down_for_s"] = round(time.monotonic() - m.redis_down_since, 1)
             return False, detail
         threshold = self.config.telemetry.ready_failing_after
-        now = time.monotonic()
-        failing = {
-            name: w.last_error[:200]
-            for name, w in self.workers.items()
-            if w.failing_since is not None and now - w.failing_since > threshold
-        }
+        failing = {name: w.last_error[:200] for name, w in self.workers.items() if (w.failing_for() or 0.0) > threshold}
         if failing:
             return False, {"reason": "pumps failing", "pumps": failing}
         return True, {}
@@ -487,7 +476,7 @@ class Daemon:
     async def _shutdown(self, claim_loop: asyncio.Task[None], housekeeping: asyncio.Task[None]) -> int:
         """The stop sequence (module docstring). Every step is bounded; a second stop request
         (``_force``) cuts each wait short."""
-        assert self.fanout is not None and self.source is not None
+        assert self.fanout is not None and self.source is not None and self.acks is not None
         force = self._force
         self.fanout.stop()
         self._halt.set()
@@ -497,8 +486,8 @@ class Daemon:
         await finish(claim_loop, grace=30, interrupt=force)
         deadline = time.monotonic() + self.config.telemetry.shutdown_timeout
         await asyncio.gather(*(w.stop(deadline, force) for w in self.workers.values()))
-        returned = await self.fanout.acks.release_all(within=2 if force.is_set() else 10)
-        left = len(self.fanout.acks.batches)
+        returned = await self.acks.release_all(within=2 if force.is_set() else 10)
+        left = len(self.acks.batches)
         await finish(housekeeping, grace=10, interrupt=force)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.source.unregister(), timeout=1 if force.is_set() else 5)
@@ -507,7 +496,7 @@ class Daemon:
         failing = [n for n, w in self.workers.items() if w.failing]
         log.info(
             f"Shutdown on {self.stop_reason or 'request'}{' (forced)' if force.is_set() else ''} "
-            f"◆ {self.fanout.acks.acked} batches done ◆ {sum(delivered.values())} records written "
+            f"◆ {self.acks.acked} batches done ◆ {sum(delivered.values())} records written "
             f"◆ {dead} dead-lettered ◆ {self.fanout.undecodable} undecodable ◆ {returned} returned to Redis"
             + (f" ◆ {left} batches left claimed (their lease returns them)" if left else ""),
             extra={"delivered": delivered, "failing": ",".join(failing) or "-"},

@@ -14,15 +14,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis.exceptions import BusyLoadingError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from pump.delivery.batch import Batch
 from pump.delivery.retry import backoff
-from pump.source.redis_list import Claim, RedisSource, SourceKey, backlog_key
+from pump.delivery.tasks import wait_tasks
+from pump.source.redis_list import RedisSource, SourceKey, backlog_key
 from pump.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -87,43 +88,48 @@ async def until_ok(
                 raise RedisWaitAbandoned(f"{what}: stopped while Redis was unavailable ({exc})") from exc
 
 
-@dataclass(eq=False)
-class Batch:
-    """A claimed batch after decoding: the records, their payloads, and the pumps that owe it."""
-
-    claim: Claim
-    records: list[Any]
-    raws: list[bytes]
-    pending: set[str]
-    _raw_by_id: dict[str, bytes] | None = field(default=None, repr=False)
-
-    @property
-    def id(self) -> str:
-        return self.claim.batch_id
-
-    @property
-    def key(self) -> SourceKey:
-        return self.claim.key
-
-    def raw_of(self, record_id: str) -> bytes:
-        """The original payload of a record (for dead-letter entries)."""
-        if self._raw_by_id is None:
-            self._raw_by_id = {r.record_id: raw for r, raw in zip(self.records, self.raws, strict=True)}
-        return self._raw_by_id.get(record_id, b"")
-
-
 class Acknowledger:
-    """Tracks the pumps each batch still waits for, and talks to Redis when that changes."""
+    """The batches this process holds, and the pumps each still waits for; talks to Redis when
+    that changes. It also owns the in-flight window: at most ``max_in_flight`` gateway claims are
+    held at a time (the memory bound), and a slot comes back when its batch leaves this process,
+    acknowledged or returned."""
 
-    def __init__(self, source: RedisSource, metrics: Metrics) -> None:
+    def __init__(self, source: RedisSource, metrics: Metrics, max_in_flight: int = 4) -> None:
         self.source = source
         self.metrics = metrics
-        #: called once per batch when it leaves this process (acknowledged or returned)
-        self.on_released: Callable[[Batch], None] | None = None
         self.batches: set[Batch] = set()
         self.acked = 0  # batches acknowledged (left Redis for good), for the shutdown summary
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    # -- the in-flight window --------------------------------------------------------------------
+
+    @property
+    def window_full(self) -> bool:
+        return self._slots.locked()
+
+    async def reserve(self, stop: asyncio.Event) -> bool:
+        """Wait for a free slot for the next claim; False if ``stop`` is set first (batches whose
+        pumps wait for Redis or for a slow sink hold the slots: a stop must not wait for them)."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        if await wait_tasks([acquire], None, stop):
+            acquire.cancel()
+            await asyncio.wait({acquire})
+            if not acquire.cancelled():
+                self._slots.release()  # it was granted just before the cancel
+            return False
+        return True
+
+    def unreserve(self) -> None:
+        """The claim a slot was reserved for came back empty (or was abandoned)."""
+        self._slots.release()
+
+    # -- batches ---------------------------------------------------------------------------------
 
     def track(self, batch: Batch) -> None:
+        """``batch`` is now held by this process (with the slot reserved for it, if it has one)."""
         self.batches.add(batch)
 
     async def finished(self, batch: Batch, pump: str) -> None:
@@ -158,9 +164,11 @@ class Acknowledger:
         (:attr:`batches`) are returned when their lease expires, by any pump, or at once when this
         instance starts again (``RedisSource.adopt_own``) — nothing is lost by not waiting."""
         total = 0
+        # newest first: each goes to the head of its list, so the oldest ends up first, as claimed
+        newest_first = sorted(self.batches, key=lambda b: b.claim.claimed_at, reverse=True)
         try:
             async with asyncio.timeout(within):
-                for batch in list(self.batches):
+                for batch in newest_first:
                     n = await until_ok(lambda b=batch: self.source.release(b.claim), "release", self.metrics, max_wait=2)  # type: ignore[misc]
                     total += max(n, 0)
                     self.metrics.records_requeued.labels("shutdown").inc(max(n, 0))
@@ -173,10 +181,12 @@ class Acknowledger:
         return total
 
     def _forget(self, batch: Batch) -> None:
+        """The batch has left this process: its slot is free for the next claim."""
         if batch in self.batches:
             self.batches.discard(batch)
-            if self.on_released is not None:
-                self.on_released(batch)
+            if batch.holds_slot:
+                batch.holds_slot = False
+                self._slots.release()
 
 
 def pump_backlog(namespace: str, pump: str, wire: str) -> SourceKey:

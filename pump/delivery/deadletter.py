@@ -1,5 +1,7 @@
 """Dead-letter lists: records that could not be decoded, and records a pump gave up on.
 
+:class:`DeadLetters` is the one writer of these lists (the claim loop's undecodable payloads and
+every pump's give-ups go through it); the rest of this module reads them for ``pump deadletter``.
 Each entry is a JSON document with the reason, the time, the attempts and the original payload
 (base64), so a person can see why and ``pump deadletter replay`` can send it again once the
 cause is fixed. Keys: ``<namespace>:deadletter:<pump>`` and ``<namespace>:deadletter:undecodable``.
@@ -8,14 +10,18 @@ cause is fixed. Keys: ``<namespace>:deadletter:<pump>`` and ``<namespace>:deadle
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
+from pump.delivery.ack import until_ok
 from pump.errors import EX_USAGE, CommandError
 from pump.redact import scrub
+from pump.source.redis_list import Claim, RedisSource
+from pump.telemetry.metrics import Metrics
 
 UNDECODABLE = "undecodable"
 
@@ -65,6 +71,40 @@ class Entry:
             record_id=doc.get("record_id", ""),
             time=doc.get("time", ""),
         )
+
+
+class Letter(NamedTuple):
+    """One record to dead-letter: its original payload, why, and its id (empty if undecodable)."""
+
+    payload: bytes
+    reason: str
+    record_id: str = ""
+
+
+class DeadLetters:
+    """Appends entries to ``<namespace>:deadletter:<pump>``, exactly once per batch and part: a
+    retried append (Redis answered, the reply was lost) or a batch redelivered after a crash adds
+    nothing, because the guard names the batch, the pump and the part."""
+
+    def __init__(self, source: RedisSource, metrics: Metrics) -> None:
+        self.source = source
+        self.metrics = metrics
+
+    async def write(self, pump: str, claim: Claim, letters: Sequence[Letter], attempts: int) -> str:
+        """Dead-letter ``letters`` of ``claim`` for ``pump`` (or :data:`UNDECODABLE`); returns the
+        list's key. Reasons are scrubbed: they are kept in Redis and shown by ``pump deadletter``.
+        Waits for Redis as long as it takes: the records are safe in their claim meanwhile."""
+        key = deadletter_key(self.source.namespace, pump)
+        if not letters:
+            return key
+        entries: list[bytes | str] = [
+            Entry(pump, scrub(r), claim.key.name, claim.key.wire, claim.batch_id, attempts, payload, rid).encode()
+            for payload, r, rid in letters
+        ]
+        first = letters[0].record_id
+        guard = f"{claim.batch_id}:{pump}" + (f":{first}:{len(letters)}" if first else "")
+        await until_ok(lambda: self.source.append_once(key, guard, entries), "dead-letter", self.metrics)
+        return key
 
 
 # --- `pump deadletter list | replay | purge` -----------------------------------------------------

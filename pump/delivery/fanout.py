@@ -1,9 +1,16 @@
 """The claim loop: claim a batch, decode it, offer every pump its view, repeat while there is
 backlog, then wait ``purge_delay``.
 
-Lists are visited round-robin, one batch each per round, so one busy list cannot starve the
-others. At most ``max_batches_in_flight`` claimed batches wait for acknowledgement at a time: the
-bound on memory, whatever the size of the backlog in Redis.
+Two parts, both flowing one way (source → fan-out → pump workers):
+
+* :class:`Intake` turns a claim into a :class:`~pump.delivery.batch.Batch`: it claims from a
+  list, decodes, dead-letters what is not a Tyk record, and hands the batch to the acknowledger
+  to track. The claim loop uses it for the gateway lists; an idle pump uses it, as its
+  ``Backlog``, to take the next batch of its own Redis backlog.
+* :class:`Fanout` is the loop. Lists are visited round-robin, one batch each per round, so one
+  busy list cannot starve the others. At most ``max_batches_in_flight`` claimed batches wait for
+  acknowledgement at a time (the acknowledger's window): the bound on memory, whatever the size
+  of the backlog in Redis.
 
 A payload that is not a Tyk record is dead-lettered with the decoder's reason, counted, and
 logged at ERROR like every dead letter; it never stops the loop and never reaches a sink.
@@ -18,13 +25,14 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from pump.decode import DECODERS
-from pump.delivery.ack import Acknowledger, Batch, RedisWaitAbandoned, until_ok
-from pump.delivery.deadletter import UNDECODABLE, Entry, deadletter_key
-from pump.delivery.tasks import wait_tasks
+from pump.delivery.ack import Acknowledger, RedisWaitAbandoned, until_ok
+from pump.delivery.batch import Batch
+from pump.delivery.deadletter import UNDECODABLE, DeadLetters, Letter
 from pump.delivery.worker import PumpWorker
 from pump.errors import DecodeError
 from pump.source.redis_list import Claim, RedisSource, SourceKey
@@ -50,45 +58,116 @@ def decode_all(wire: str, raws: Sequence[bytes]) -> tuple[list[Any], list[bytes]
     return records, good, bad
 
 
-class Fanout:
+class Intake:
+    """Claim → decode → a tracked :class:`Batch` (module docstring).
+
+    ``pumps`` are the pumps that exist; ``analytics_pumps`` those a gateway list without
+    ``targets`` goes to. A batch's pending pumps are its targets minus those that finished it
+    before (a batch that came back after a crash)."""
+
     def __init__(
         self,
         source: RedisSource,
-        keys: list[SourceKey],
-        workers: dict[str, PumpWorker],
-        analytics_pumps: frozenset[str],
         acks: Acknowledger,
+        dead_letters: DeadLetters,
         metrics: Metrics,
         claim_size: int,
-        max_in_flight: int,
+        pumps: frozenset[str],
+        analytics_pumps: frozenset[str],
+    ) -> None:
+        self.source = source
+        self.acks = acks
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.claim_size = claim_size
+        self.pumps = pumps
+        self.analytics_pumps = analytics_pumps
+        self.stopped = asyncio.Event()  # set by stop(): Redis waits of claims give up
+        self.undecodable = 0  # payloads dead-lettered as undecodable by this process
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    async def claim(self, key: SourceKey, on_retry: Callable[[], None] | None = None) -> Claim | None:
+        """Claim the next batch of ``key``; None if it is empty or a stop came while Redis was
+        unavailable (whatever a lost reply may have moved returns with its lease)."""
+        token = self.source.new_token()  # one token for every retry: a lost reply is not a lost batch
+        try:
+            return await until_ok(
+                lambda: self.source.claim(key, self.claim_size, token), "claim", self.metrics, on_retry=on_retry, stop=self.stopped
+            )
+        except RedisWaitAbandoned:
+            return None
+
+    async def open(self, claim: Claim, holds_slot: bool = False) -> Batch | None:
+        """Decode a claimed batch and track it; None (and the batch acknowledged) when no pump
+        owes it anything — every pump finished it before, or nothing in it decoded."""
+        key = claim.key
+        self.metrics.records_claimed.labels(key.name).inc(len(claim.raws))
+        self.metrics.batches_claimed.labels(key.name).inc()
+        records, raws, bad = decode_all(key.wire, claim.raws)
+        self.metrics.records_decoded.labels(key.name).inc(len(records))
+        if bad and UNDECODABLE not in claim.done:
+            await self._dead_letter_undecodable(claim, bad)
+        targets = key.targets if key.targets is not None else self.analytics_pumps
+        pending = {p for p in targets if p in self.pumps and p not in claim.done}
+        batch = Batch(claim, records, raws, pending, holds_slot=holds_slot)
+        self.acks.track(batch)
+        if not pending or not records:
+            await self.acks.ack(batch)
+            return None
+        return batch
+
+    async def claim_backlog(self, keys: Sequence[SourceKey]) -> Batch | None:
+        """An idle pump's next batch from its own backlog (``keys``, one per wire format); None
+        if the backlog is empty or the loop is stopping. Backlog batches take no in-flight slot:
+        the pump takes one only when it has room for it."""
+        for key in keys:
+            while not self.stopped.is_set() and (claim := await self.claim(key)) is not None:
+                batch = await self.open(claim)
+                if batch is not None:
+                    return batch
+        return None
+
+    async def _dead_letter_undecodable(self, claim: Claim, bad: list[tuple[bytes, str]]) -> None:
+        dlq = await self.dead_letters.write(UNDECODABLE, claim, [Letter(raw, reason) for raw, reason in bad], 0)
+        claim.done.add(UNDECODABLE)
+        self.metrics.records_undecodable.labels(claim.key.name).inc(len(bad))
+        self.undecodable += len(bad)
+        log.error(
+            "Payloads that are not Tyk records were dead-lettered.",
+            extra={"source": claim.key.name, "records": len(bad), "first_reason": bad[0][1][:200], "list": dlq},
+        )
+
+
+class Fanout:
+    def __init__(
+        self,
+        intake: Intake,
+        keys: list[SourceKey],
+        workers: dict[str, PumpWorker],
+        acks: Acknowledger,
+        metrics: Metrics,
         purge_delay: float,
         once: bool = False,
     ) -> None:
-        self.source = source
+        self.intake = intake
+        self.source = intake.source
         self.keys = keys
         self.workers = workers
-        self.analytics_pumps = analytics_pumps
+        self.acks = acks
         self.metrics = metrics
-        self.claim_size = claim_size
+        self.claim_size = intake.claim_size
         self.purge_delay = purge_delay
         self.poll_interval = 0.2 if once else purge_delay
         self.once = once
         self.stopping = False
-        self._stopped = asyncio.Event()  # set by stop(): Redis waits of the loop give up
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._slot_holders: set[str] = set()
         self._wake = asyncio.Event()
-        self.acks = acks
-        acks.on_released = self._release_slot
         self.last_tick = time.monotonic()
-        self.undecodable = 0  # payloads dead-lettered as undecodable by this process
-        for w in workers.values():
-            w.fanout = self
 
-    def _release_slot(self, batch: Batch) -> None:
-        if batch.claim.token in self._slot_holders:
-            self._slot_holders.discard(batch.claim.token)
-            self._slots.release()
+    @property
+    def undecodable(self) -> int:
+        return self.intake.undecodable
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -113,10 +192,10 @@ class Fanout:
 
     def stop(self) -> None:
         self.stopping = True
-        self._stopped.set()
+        self.intake.stop()
         self._wake.set()
         for w in self.workers.values():
-            w.wake_intake()  # a dispatch waiting for room in a full pump parks its share instead
+            w.close_intake()  # a dispatch waiting for room in a full pump parks its share instead
 
     async def drain(self) -> None:
         """Visit the lists round-robin; a list whose claim came back full is visited again after
@@ -138,111 +217,47 @@ class Fanout:
                 pending = None
                 if claim is not None and len(claim.raws) >= self.claim_size:
                     to_visit.append(key)  # type: ignore[arg-type]
-                if to_visit and not self.stopping and not self._slots.locked():
+                if to_visit and not self.stopping and not self.acks.window_full:
                     pending_key = to_visit.popleft()
                     pending = await self._start_claim(pending_key)
                 if claim is not None:
-                    await self.dispatch(claim)
+                    await self._open_and_dispatch(claim)
         finally:
             if pending is not None:
                 claim = await pending
                 if claim is not None:
-                    await self.dispatch(claim)
+                    await self._open_and_dispatch(claim)
 
     async def _start_claim(self, key: SourceKey) -> asyncio.Task[Claim | None] | None:
         """Reserve an in-flight slot and send a claim for ``key`` without waiting for it; None if
-        the loop is stopped while every slot is taken (batches whose pumps wait for Redis or for
-        a slow sink hold them: a stop must not wait for those)."""
-        if self._slots.locked():
-            acquire = asyncio.ensure_future(self._slots.acquire())
-            if await wait_tasks([acquire], None, self._stopped):
-                acquire.cancel()
-                await asyncio.wait({acquire})
-                if not acquire.cancelled():
-                    self._slots.release()  # it was granted just before the cancel
-                return None
-        else:
-            await self._slots.acquire()
+        the loop is stopped while every slot is taken."""
+        if not await self.acks.reserve(self.intake.stopped):
+            return None
         return asyncio.create_task(self._claim(key))
 
     async def _claim(self, key: SourceKey) -> Claim | None:
-        token = self.source.new_token()  # one token for every retry: a lost reply is not a lost batch
-        try:
-            claim = await until_ok(
-                lambda: self.source.claim(key, self.claim_size, token),
-                "claim",
-                self.metrics,
-                on_retry=self.tick,
-                stop=self._stopped,
-            )
-        except RedisWaitAbandoned:
-            claim = None  # stopping; a batch the lost reply may have moved returns with its lease
+        claim = await self.intake.claim(key, on_retry=self.tick)
         self.tick()
         if claim is None:
-            self._slots.release()
-        else:
-            self._slot_holders.add(claim.token)
+            self.acks.unreserve()
         return claim
 
-    async def dispatch(self, claim: Claim) -> None:
-        """Decode a claimed batch and hand each pump that still owes it its share."""
-        key = claim.key
-        self.metrics.records_claimed.labels(key.name).inc(len(claim.raws))
-        self.metrics.batches_claimed.labels(key.name).inc()
-        records, raws, bad = decode_all(key.wire, claim.raws)
-        self.metrics.records_decoded.labels(key.name).inc(len(records))
-        if bad and UNDECODABLE not in claim.done:
-            await self._dead_letter_undecodable(claim, bad)
-        targets = key.targets if key.targets is not None else self.analytics_pumps
-        pending = {p for p in targets if p in self.workers and p not in claim.done}
-        batch = Batch(claim, records, raws, set(pending))
-        self.acks.track(batch)
-        if not pending or not records:
-            await self.acks.ack(batch)
-            return
-        for name in sorted(pending):
-            await self.workers[name].offer(batch)
+    async def _open_and_dispatch(self, claim: Claim) -> None:
+        batch = await self.intake.open(claim, holds_slot=True)
+        if batch is not None:
+            await self.dispatch(batch)
 
-    async def _dead_letter_undecodable(self, claim: Claim, bad: list[tuple[bytes, str]]) -> None:
-        entries: list[bytes | str] = [
-            Entry(UNDECODABLE, reason, claim.key.name, claim.key.wire, claim.batch_id, 0, raw).encode() for raw, reason in bad
-        ]
-        dlq = deadletter_key(self.source.namespace, UNDECODABLE)
-        await until_ok(lambda: self.source.append_once(dlq, f"{claim.batch_id}:undecodable", entries), "dead-letter", self.metrics)
-        claim.done.add(UNDECODABLE)
-        self.metrics.records_undecodable.labels(claim.key.name).inc(len(bad))
-        self.undecodable += len(bad)
-        log.error(
-            "Payloads that are not Tyk records were dead-lettered.",
-            extra={"source": claim.key.name, "records": len(bad), "first_reason": bad[0][1][:200], "list": dlq},
-        )
+    async def dispatch(self, batch: Batch) -> None:
+        """Hand each pump that owes ``batch`` its share. A full pump waits for room (backpressure
+        on this loop) unless that would hold up another pump of the batch that has room: then,
+        with ``when_full: park``, its share is parked (:meth:`_others_have_room`)."""
+        for name in sorted(batch.pending):
+            await self.workers[name].offer(batch, park_if_full=partial(self._others_have_room, batch, name))
 
-    def others_have_room(self, batch: Batch, pump: str) -> bool:
+    def _others_have_room(self, batch: Batch, pump: str) -> bool:
         """Would waiting for ``pump`` hold up another pump that owes ``batch``? Yes if one of them
         is healthy and not backed up (under half its queue): it would soon run out of work."""
-        return any(
-            name != pump and not w.failing and w.queued_records <= w.policy.queue_records // 2
-            for name, w in self.workers.items()
-            if name in batch.pending
-        )
-
-    async def claim_backlog(self, worker: PumpWorker) -> bool:
-        """Give an idle pump the next batch from its own backlog; False if it has none."""
-        for key in worker.backlogs:
-            token = self.source.new_token()
-            try:
-                claim = await until_ok(
-                    lambda k=key, t=token: self.source.claim(k, self.claim_size, t),  # type: ignore[misc]
-                    "claim",
-                    self.metrics,
-                    stop=self._stopped,
-                )
-            except RedisWaitAbandoned:
-                return False
-            if claim is not None:
-                await self.dispatch(claim)
-                return True
-        return False
+        return any(name != pump and w.has_room_to_spare for name, w in self.workers.items() if name in batch.pending)
 
     # -- --once ----------------------------------------------------------------------------------
 

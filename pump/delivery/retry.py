@@ -10,10 +10,10 @@ without bound and :func:`backoff_bound` must stay correct for any of them.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 
 from pump.config.model import Delivery
+from pump.delivery.clock import SYSTEM_CLOCK, Clock
 
 #: Doublings after which the exponential bound is past any cap: ``initial`` × 2**1000 is above every
 #: finite ``maximum`` for any ``initial`` ≥ 1e-290 s, and 2.0**1000 is still a finite float.
@@ -39,26 +39,27 @@ def backoff(attempt: int, initial: float, maximum: float, rng: random.Random | N
 
 @dataclass
 class RetryState:
-    """Attempts of one piece of work; ``first_failure`` is monotonic seconds."""
+    """Attempts of one piece of work; ``first_failure`` is monotonic seconds (of ``clock``)."""
 
     policy: Delivery
     attempts: int = 0
     first_failure: float | None = None
     last_error: str = ""
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def failed(self, error: str) -> None:
         self.attempts += 1
         self.last_error = error
         if self.first_failure is None:
-            self.first_failure = time.monotonic()
+            self.first_failure = self.clock.now()
 
     def exhausted(self) -> bool:
         """True when the policy says this work goes to the dead-letter list."""
         p = self.policy
         if p.max_attempts and self.attempts >= p.max_attempts:
             return True
-        return bool(p.max_age and self.first_failure is not None and time.monotonic() - self.first_failure >= p.max_age)
+        return bool(p.max_age and self.first_failure is not None and self.clock.now() - self.first_failure >= p.max_age)
 
     def delay(self) -> float:
         return backoff(self.attempts, self.policy.backoff_initial, self.policy.backoff_max, self._rng)

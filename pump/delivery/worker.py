@@ -3,7 +3,12 @@
 Each pump is independent: a slow or failing pump fills only its own queue. When the queue is full,
 or while the pump is failing, its share of new batches is parked in its own Redis backlog
 (``ack.Acknowledger.park``) and the other pumps carry on; the worker drains that backlog once it
-has room again. Memory stays bounded by ``queue_records`` per pump whatever the backlog.
+has room again, claiming from it through a :class:`Backlog`. Memory stays bounded by
+``queue_records`` per pump whatever the backlog.
+
+A worker knows nothing of the claim loop or of the other pumps: batches come in through
+:meth:`PumpWorker.offer` (or its own backlog), and go out to the acknowledger (done, or parked)
+and to the dead letters (``deadletter.DeadLetters``).
 
 What happens when a write fails depends on the error (``pump.errors``):
 
@@ -22,31 +27,31 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from pump.config.model import Delivery
-from pump.delivery.ack import Acknowledger, Batch, pump_backlogs, until_ok
-from pump.delivery.deadletter import Entry, deadletter_key
+from pump.delivery.ack import Acknowledger, pump_backlogs
+from pump.delivery.batch import Batch
+from pump.delivery.clock import SYSTEM_CLOCK, Clock
+from pump.delivery.deadletter import DeadLetters, Letter
 from pump.delivery.retry import RetryState
 from pump.delivery.tasks import CANCEL_GRACE, wait_tasks
 from pump.errors import RejectedRecords, RetriableError
 from pump.redact import scrub
 from pump.sinks.base import Sink, SinkBatch
+from pump.source.redis_list import SourceKey
 from pump.telemetry.metrics import Metrics
 from pump.transforms import View
-
-if TYPE_CHECKING:
-    from pump.delivery.fanout import Fanout
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
-class Work:
-    batch: Batch
-    records: Sequence[Any]
+class Backlog(Protocol):
+    """Where an idle pump takes more work: the next batch of its own Redis backlog, claimed,
+    decoded and tracked by the acknowledger (``fanout.Intake``); None when there is none."""
+
+    async def claim_backlog(self, keys: Sequence[SourceKey]) -> Batch | None: ...
 
 
 class ParkRequested(Exception):
@@ -67,9 +72,13 @@ class PumpWorker:
         timeout: float,
         metrics: Metrics,
         acks: Acknowledger,
+        dead_letters: DeadLetters,
         namespace: str,
+        backlog: Backlog | None = None,
+        poll_interval: float = 1.0,
         once: bool = False,
         once_patience: float = 10.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = name
         self.sink = sink
@@ -78,66 +87,79 @@ class PumpWorker:
         self.timeout = timeout
         self.metrics = metrics
         self.acks = acks
-        self.namespace = namespace
+        self.dead_letters = dead_letters
+        self.backlog = backlog
+        self.poll_interval = poll_interval
         self.once = once
         self.once_patience = once_patience
-        self.queue: deque[Work] = deque()
+        self.clock = clock
+        self.queue: deque[Batch] = deque()  # each with this pump's share in ``batch.shares[name]``
         self.queued_records = 0
         self.busy = 0
         self.started = False
-        self.failing_since: float | None = None
+        self.failing_since: float | None = None  # clock.now() of the first failure of this outage
         self.last_error = ""
-        self.fanout: Fanout | None = None
         self.backlogs = pump_backlogs(namespace, name)
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
+        self._intake_closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self.gave_up_records = 0
         self.delivered = 0
 
     # -- intake ----------------------------------------------------------------------------------
 
-    async def offer(self, batch: Batch) -> None:
-        """Take this pump's view of a batch, or park it if the pump is full or failing."""
-        records = self.view(batch.records)
-        filtered = len(batch.records) - len(records)
+    async def offer(self, batch: Batch, park_if_full: Callable[[], bool] | None = None) -> None:
+        """Take this pump's view of a batch, or park it if the pump is full or failing.
+
+        A healthy but full pump waits for room (backpressure on whoever offers), unless
+        ``park_if_full`` says waiting would hold up someone else (and ``when_full`` is ``park``):
+        only then is its share parked. Parking costs Redis round trips and a second decode, so it
+        is not done for nothing."""
+        share = self.view(batch.records)
+        filtered = len(batch.records) - len(share)
         if filtered:
             self.metrics.records_filtered.labels(self.name).inc(filtered)
-        if not records:
+        if not share:
             await self.acks.finished(batch, self.name)
             return
-        while self.is_full(len(records)) and self.failing_since is None and not self._closing() and self._should_wait(batch):
+        while self.is_full(len(share)) and self.failing_since is None and not self._closing() and self._should_wait(park_if_full):
             self._room.clear()
             await self._room.wait()
         if self._closing() and self.failing_since is None:
             return  # stopping: the batch stays unfinished and goes back to its list at shutdown
-        if self.failing_since is not None or self.is_full(len(records)):
+        if self.failing_since is not None or self.is_full(len(share)):
             await self.acks.park(batch, self.name)
             return
-        self.queue.append(Work(batch, records))
-        self.queued_records += len(records)
+        batch.shares[self.name] = share
+        self.queue.append(batch)
+        self.queued_records += len(share)
         self.metrics.queue_records.labels(self.name).set(self.queued_records)
         self._wake.set()
 
-    def _should_wait(self, batch: Batch) -> bool:
-        """A healthy but full pump waits for room (backpressure on the claim loop) unless waiting
-        would hold up another pump of this batch that has room: only then is its share parked.
-        Parking costs Redis round trips and a second decode, so it is not done for nothing."""
-        if self.policy.when_full == "wait" or self.fanout is None:
+    def _should_wait(self, park_if_full: Callable[[], bool] | None) -> bool:
+        if self.policy.when_full == "wait" or park_if_full is None:
             return True
-        return not self.fanout.others_have_room(batch, self.name)
+        return not park_if_full()
 
     def is_full(self, incoming: int) -> bool:
         """No room for ``incoming`` more records (an empty, idle pump always takes one batch)."""
         return self.queued_records + incoming > self.policy.queue_records and self.queued_records + self.busy > 0
 
-    def _closing(self) -> bool:
-        return self._stopping or (self.fanout is not None and self.fanout.stopping)
+    @property
+    def has_room_to_spare(self) -> bool:
+        """Healthy and under half its queue: this pump would soon run out of work if made to wait."""
+        return not self.failing and self.queued_records <= self.policy.queue_records // 2
 
-    def wake_intake(self) -> None:
-        """The claim loop is stopping: an intake waiting for room looks again (and parks)."""
+    def _closing(self) -> bool:
+        return self._stopping or self._intake_closed
+
+    def close_intake(self) -> None:
+        """No more batches will be offered (the claim loop is stopping): an offer waiting for room
+        looks again (and leaves its batch unfinished), and the backlog is not claimed from."""
+        self._intake_closed = True
         self._room.set()
 
     def poke(self) -> None:
@@ -151,6 +173,10 @@ class PumpWorker:
     @property
     def failing(self) -> bool:
         return self.failing_since is not None
+
+    def failing_for(self) -> float | None:
+        """Seconds this pump has been failing, or None while it is healthy."""
+        return None if self.failing_since is None else self.clock.now() - self.failing_since
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -185,7 +211,7 @@ class PumpWorker:
     async def _ensure_started(self) -> bool:
         """Connect the sink, retrying with backoff: a server that is down at start is an outage
         like any other, not a reason to exit. False if asked to stop first."""
-        state = RetryState(self.policy)
+        state = RetryState(self.policy, clock=self.clock)
         while not self.started:
             try:
                 await self.sink.start()
@@ -204,63 +230,70 @@ class PumpWorker:
 
     async def _run(self) -> None:
         while not self._stopping or self.queue:
-            work = await self._next()
-            if work is None:
+            batch = await self._next()
+            if batch is None:
                 if self._stopping:
                     return
                 continue
+            share = batch.shares[self.name]
             self.busy += 1
             try:
                 if not await self._ensure_started():
                     return  # stopping: the batch stays unacknowledged and is returned to its list
-                await self._deliver(work)
-                await self.acks.finished(work.batch, self.name)
+                await self._deliver(batch, share)
+                await self.acks.finished(batch, self.name)
             except ParkRequested:
-                await self.acks.park(work.batch, self.name)
+                await self.acks.park(batch, self.name)
             except Abandoned:
                 return  # unfinished: released to its list by the shutdown
             finally:
                 self.busy -= 1
-                self.queued_records -= len(work.records)
+                batch.shares.pop(self.name, None)
+                self.queued_records -= len(share)
                 self.metrics.queue_records.labels(self.name).set(self.queued_records)
                 self._room.set()
 
-    async def _next(self) -> Work | None:
+    async def _next(self) -> Batch | None:
         if self.queue:
             return self.queue.popleft()
-        idle_and_healthy = not self._stopping and not self.failing and self.fanout is not None and not self.fanout.stopping
-        if idle_and_healthy and await self.fanout.claim_backlog(self):  # type: ignore[union-attr]
-            return self.queue.popleft() if self.queue else None
+        # Cleared before looking at the backlog, not after: a batch offered (or a poke) while the
+        # backlog claim is on its way must wake the wait below, not wait for the next poll.
         self._wake.clear()
+        idle_and_healthy = not self._stopping and not self.failing and not self._intake_closed
+        if idle_and_healthy and self.backlog is not None:
+            batch = await self.backlog.claim_backlog(self.backlogs)
+            if batch is not None:
+                await self.offer(batch)
+                return self.queue.popleft() if self.queue else None
         if self._stopping:
             return None
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self.fanout.poll_interval if self.fanout else 1.0)
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
         except TimeoutError:
             pass
         return None
 
     # -- writing ---------------------------------------------------------------------------------
 
-    async def _deliver(self, work: Work) -> None:
-        """Write one batch to the sink, splitting and retrying until every record is written or
-        dead-lettered."""
-        parts: list[tuple[str, Sequence[Any]]] = [(work.batch.id, work.records)]
-        state = RetryState(self.policy)
+    async def _deliver(self, batch: Batch, share: Sequence[Any]) -> None:
+        """Write this pump's share of a batch to the sink, splitting and retrying until every
+        record is written or dead-lettered."""
+        parts: list[tuple[str, Sequence[Any]]] = [(batch.id, share)]
+        state = RetryState(self.policy, clock=self.clock)
         while parts:
             part_id, records = parts.pop()
             try:
-                await self._write(part_id, records, work.batch)
-                state = RetryState(self.policy)
+                await self._write(part_id, records, batch)
+                state = RetryState(self.policy, clock=self.clock)
             except RetriableError as exc:
                 self._count_failure(records, exc)
-                parts += await self._retry_or_give_up(work, state, part_id, records, str(exc), exc, failing=True)
+                parts += await self._retry_or_give_up(batch, state, part_id, records, str(exc), exc, failing=True)
             except RejectedRecords as exc:
                 self._count_failure(records, exc)
                 valid = range(len(records))
                 rejected = [i for i in sorted(exc.rejected) if i in valid]
                 for i in rejected:
-                    await self._dead_letter(work.batch, [records[i]], exc.rejected[i], state.attempts + 1)
+                    await self._dead_letter(batch, [records[i]], exc.rejected[i], state.attempts + 1)
                 retry = [records[i] for i in exc.retry if i in valid]
                 written = len(records) - len(rejected) - len(retry)
                 if written > 0:
@@ -268,7 +301,7 @@ class PumpWorker:
                 if retry:
                     retry_id = f"{part_id}.r{state.attempts + 1}"
                     parts += await self._retry_or_give_up(
-                        work, state, retry_id, retry, f"{len(retry)} record(s) to retry", exc, failing=False
+                        batch, state, retry_id, retry, f"{len(retry)} record(s) to retry", exc, failing=False
                     )
             except asyncio.CancelledError:
                 raise
@@ -276,7 +309,7 @@ class PumpWorker:
                 self._count_failure(records, exc)
                 reason = f"{type(exc).__name__}: {exc}"
                 if len(records) == 1:
-                    await self._dead_letter(work.batch, records, reason, state.attempts + 1)
+                    await self._dead_letter(batch, records, reason, state.attempts + 1)
                     continue
                 mid = len(records) // 2
                 log.warning(
@@ -287,14 +320,14 @@ class PumpWorker:
                 parts.append((f"{part_id}.0", records[:mid]))
 
     async def _retry_or_give_up(
-        self, work: Work, state: RetryState, part_id: str, records: Sequence[Any], error: str, exc: Exception, failing: bool
+        self, batch: Batch, state: RetryState, part_id: str, records: Sequence[Any], error: str, exc: Exception, failing: bool
     ) -> list[tuple[str, Sequence[Any]]]:
         """A transient failure of ``records``: dead-letter them if the retry policy is spent, else
         wait (full-jitter backoff) and hand them back for another attempt. While the whole pump
         is failing, its queued batches are parked meanwhile."""
         state.failed(error)
         if state.exhausted():
-            await self._dead_letter(work.batch, records, state.give_up_reason(), state.attempts)
+            await self._dead_letter(batch, records, state.give_up_reason(), state.attempts)
             return []
         if self.once and self._patience_over(state):
             raise ParkRequested from exc
@@ -337,7 +370,7 @@ class PumpWorker:
         self.last_error = error
         self._room.set()  # a waiting intake must now park instead
         if self.failing_since is None:
-            self.failing_since = time.monotonic()
+            self.failing_since = self.clock.now()
             self.metrics.pump_failing.labels(self.name).set(1)
             log.warning("Pump is failing; its new batches go to its Redis backlog meanwhile.", extra={"pump": self.name, "error": error})
         else:
@@ -347,33 +380,28 @@ class PumpWorker:
         if self.failing_since is not None:
             log.info(
                 "Pump recovered.",
-                extra={"pump": self.name, "failed_for_s": round(time.monotonic() - self.failing_since, 1)},
+                extra={"pump": self.name, "failed_for_s": round(self.clock.now() - self.failing_since, 1)},
             )
             self.failing_since = None
             self.metrics.pump_failing.labels(self.name).set(0)
 
     def _patience_over(self, state: RetryState) -> bool:
         """``--once`` does not wait forever for a pump: after this long its work is parked."""
-        return state.first_failure is not None and time.monotonic() - state.first_failure >= self.once_patience
+        return state.first_failure is not None and self.clock.now() - state.first_failure >= self.once_patience
 
     async def _park_queue(self) -> None:
         """While failing, queued batches wait in Redis rather than in this process's memory, and
         the batches they belong to can be acknowledged for the other pumps."""
         while self.queue:
-            work = self.queue.popleft()
-            self.queued_records -= len(work.records)
-            await self.acks.park(work.batch, self.name)
+            batch = self.queue.popleft()
+            self.queued_records -= len(batch.shares.pop(self.name, ()))
+            await self.acks.park(batch, self.name)
         self.metrics.queue_records.labels(self.name).set(self.queued_records)
 
     async def _dead_letter(self, batch: Batch, records: Sequence[Any], reason: str, attempts: int) -> None:
-        reason = scrub(reason)  # kept in Redis and shown by `pump deadletter list`
-        entries = [
-            Entry(self.name, reason, batch.key.name, batch.key.wire, batch.id, attempts, batch.raw_of(r.record_id), r.record_id).encode()
-            for r in records
-        ]
-        key = deadletter_key(self.namespace, self.name)
-        guard = f"{batch.id}:{self.name}:{records[0].record_id}:{len(records)}"
-        await until_ok(lambda: self.acks.source.append_once(key, guard, entries), "dead-letter", self.metrics)  # type: ignore[arg-type]
+        reason = scrub(reason)  # kept in Redis and shown by `pump deadletter list`, and logged here
+        letters = [Letter(batch.raw_of(r.record_id), reason, r.record_id) for r in records]
+        key = await self.dead_letters.write(self.name, batch.claim, letters, attempts)
         self.metrics.records_deadlettered.labels(self.name).inc(len(records))
         self.gave_up_records += len(records)
         log.error(
@@ -383,7 +411,4 @@ class PumpWorker:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early when asked to stop (shutdown must not wait out a long backoff)."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await self.clock.sleep(seconds, self._stop)
