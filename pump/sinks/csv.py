@@ -104,12 +104,14 @@ def csv_text(records: Sequence[Record]) -> str:
             continue
         if slow is None:
             buf = io.StringIO()
-            slow = csv.writer(buf, lineterminator="")
+            # The writer quotes a value holding a character of its line terminator: with "\r\n"
+            # both CR and LF are quoted (as Go's encoding/csv does); the terminator is cut off.
+            slow = csv.writer(buf, lineterminator="\r\n")
         assert buf is not None
         buf.seek(0)
         buf.truncate()
         slow.writerow(row)
-        out.append(buf.getvalue())
+        out.append(buf.getvalue()[:-2])
     out.append("")
     return "\n".join(out)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from datetime import datetime
 from pathlib import Path
 
 from pump.sinks.base import SinkBatch
-from pump.sinks.csv import HEADER, CsvSink, file_name
+from pump.sinks.csv import HEADER, CsvSink, csv_text, file_name
 from tests.helpers import make_record
 
 
@@ -27,3 +28,14 @@ async def test_header_once_then_rows_appended(tmp_path: Path) -> None:
     assert rows[0] == HEADER
     assert [r[2] for r in rows[1:]] == ['/with,comma "quoted"', "/plain"]
     assert all(len(r) == 42 for r in rows)
+
+
+def test_a_value_with_a_carriage_return_or_line_feed_is_quoted() -> None:
+    """Go's encoding/csv quotes a field holding CR or LF; unquoted, a user agent ending in CRLF
+    split its row in two (and shifted every later column)."""
+    records = [make_record(user_agent="agent\r\n"), make_record(raw_request="GET / HTTP/1.1\r\nHost: x\r\n\r\n", path='/q"')]
+    text = csv_text(records)
+    assert '"agent\r\n"' in text and '"GET / HTTP/1.1\r\nHost: x\r\n\r\n"' in text
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [len(r) for r in rows] == [42, 42]
+    assert rows[0][5] == "agent\r\n" and rows[1][2] == '/q"'
