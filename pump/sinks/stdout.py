@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -77,12 +77,31 @@ def transform_http_payload(raw: str) -> str:
     return flatten(raw)
 
 
+def valid_utf8(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8: bytes the decoder kept as surrogates (they
+    were not UTF-8) become U+FFFD, as Go's JSON encoder prints them."""
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {valid_utf8(k): valid_utf8(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [valid_utf8(v) for v in value]
+    return value
+
+
 def json_line(r: Record, field: str, clean: bool, now: str) -> bytes:
     doc = r.to_json()
     if clean:
         doc["raw_request"] = transform_http_payload(doc["raw_request"])
         doc["raw_response"] = transform_http_payload(doc["raw_response"])
-    return orjson.dumps({"level": "info", "msg": "", "time": now, field: doc}) + b"\n"
+    line = {"level": "info", "msg": "", "time": now, field: doc}
+    try:
+        return orjson.dumps(line) + b"\n"
+    except orjson.JSONEncodeError:  # text that was not UTF-8: print it anyway, never refuse the record
+        return orjson.dumps(valid_utf8(line)) + b"\n"
 
 
 def text_line(r: Record) -> bytes:
