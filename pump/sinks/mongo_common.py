@@ -222,17 +222,20 @@ def map_error(exc: BaseException, action: str, where: str = "") -> SinkError:
 
     * connection trouble, timeouts, elections, throttling, auth and unknown server errors →
       :class:`RetriableError`: the records wait safely in Redis and the write is repeated;
-    * the data itself refused (too large, invalid keys, type clashes, un-encodable strings) →
+    * the data itself refused (too large, invalid keys or collection names, type clashes,
+      un-encodable strings) →
       :class:`BatchDataError`: the delivery layer splits the batch to isolate the record.
     """
     from bson.errors import InvalidDocument
-    from pymongo.errors import DocumentTooLarge, OperationFailure, PyMongoError
+    from pymongo.errors import DocumentTooLarge, InvalidName, OperationFailure, PyMongoError
 
     if isinstance(exc, SinkError):
         return exc
     place = f" ({where})" if where else ""
     text = f"mongo {action} failed{place}: {type(exc).__name__}: {_short(str(exc))}"
-    if isinstance(exc, (DocumentTooLarge, InvalidDocument, UnicodeEncodeError)):
+    # InvalidName: a collection named from the data (selective: z_tyk_analyticz_<OrgID>) that
+    # MongoDB cannot hold, e.g. an OrgID with "$"; retrying can never help.
+    if isinstance(exc, (DocumentTooLarge, InvalidDocument, InvalidName, UnicodeEncodeError)):
         return BatchDataError(text)
     if isinstance(exc, OperationFailure) and exc.code in DATA_ERROR_CODES:
         return BatchDataError(text)
@@ -573,6 +576,9 @@ class MongoTarget:
                     if spec.ttl and self.meta.mongo_db_type == COSMOS_DB:
                         continue  # CosmosDB has no expireAt TTL option (Tyk skips it too)
                     await self._create_index(name, spec)
+            # Only now: a preparation that failed (server lost mid-way) is done again in full.
+            if self._existing is not None:
+                self._existing.add(name)
             self._prepared.add(name)
 
     async def _exists(self, name: str) -> bool:
@@ -583,9 +589,7 @@ class MongoTarget:
                 self._existing = set(await self.db.list_collection_names())
             except Exception as exc:
                 raise map_error(exc, "list collections", self.where) from exc
-        exists = name in self._existing
-        self._existing.add(name)
-        return exists
+        return name in self._existing
 
     async def _create_capped(self, name: str, size: int, exists: bool) -> None:
         if exists:
@@ -638,8 +642,8 @@ class MongoTarget:
         """
         from pymongo.errors import BulkWriteError
 
-        collection = self.db[name]
         try:
+            collection = self.db[name]  # InvalidName for a name MongoDB cannot hold: a data error
             try:
                 await collection.insert_many(docs, ordered=False)
             except UnicodeEncodeError:

@@ -10,6 +10,7 @@ from pymongo.errors import (
     AutoReconnect,
     DocumentTooLarge,
     DuplicateKeyError,
+    InvalidName,
     NetworkTimeout,
     OperationFailure,
     ServerSelectionTimeoutError,
@@ -201,6 +202,7 @@ def test_client_options_are_accepted_by_pymongo() -> None:
         (OperationFailure("Resulting document after update is larger than 16777216", code=17419), BatchDataError),
         (DocumentTooLarge("BSON document too large (17000000 bytes)"), BatchDataError),
         (UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed"), BatchDataError),
+        (InvalidName("collection names must not contain '$': 'z_tyk_analyticz_a$b'"), BatchDataError),
     ],
 )
 def test_map_error(exc: BaseException, kind: type) -> None:
