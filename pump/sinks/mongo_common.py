@@ -34,6 +34,7 @@ from pump.errors import BatchDataError, RetriableError, SinkError
 from pump.record import Record, UptimeRecord
 from pump.redact import SecretDsn, redact_url, scrub
 from pump.sinks.base import SinkMeta
+from pump.text import valid_utf8
 
 log = logging.getLogger(__name__)
 
@@ -415,20 +416,8 @@ def chunk_by_size(sizes: Sequence[int], limit: int) -> list[range]:
     return runs
 
 
-def sanitize(value: Any) -> Any:
-    """``value`` with every string (keys too) made valid UTF-8.
-
-    The decoder keeps bytes that are not UTF-8 as surrogate escapes; BSON strings must be UTF-8,
-    so such characters become U+FFFD. Only called after an encoding failure, so the normal path
-    pays nothing.
-    """
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {sanitize(k): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [sanitize(v) for v in value]
-    return value
+#: Every string (keys too) made valid UTF-8: BSON refuses the decoder's surrogate escapes.
+sanitize = valid_utf8
 
 
 # --------------------------------------------------------------------------- indexes

@@ -14,12 +14,13 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 import orjson
 
 from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+from pump.text import valid_utf8
 
 
 class Meta(SinkMeta):
@@ -75,21 +76,6 @@ def transform_http_payload(raw: str) -> str:
     if sep and _json_valid(body):
         return f"{flatten(headers)} {compact_json(body)}"
     return flatten(raw)
-
-
-def valid_utf8(value: Any) -> Any:
-    """``value`` with every string made valid UTF-8: bytes the decoder kept as surrogates (they
-    were not UTF-8) become U+FFFD, as Go's JSON encoder prints them."""
-    if isinstance(value, str):
-        try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeEncodeError:  # a surrogate that stands for no byte
-            return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {valid_utf8(k): valid_utf8(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [valid_utf8(v) for v in value]
-    return value
 
 
 def json_line(r: Record, field: str, clean: bool, now: str) -> bytes:

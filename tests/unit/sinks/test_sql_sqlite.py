@@ -298,7 +298,7 @@ async def test_integer_beyond_64_bits_is_a_data_error(tmp_path: Path) -> None:
     db = tmp_path / "x.sqlite"
     sink = raw_sink(db)
     await sink.start()
-    with pytest.raises(BatchDataError, match="refused the data.*too large"):
+    with pytest.raises(BatchDataError, match=r"refused the data.*too large"):
         await sink.write(SinkBatch("a", [*records(3), Record(content_length=1 << 63, org_id="o")]))
     await sink.close()
     assert rows(db, "SELECT COUNT(*) FROM tyk_analytics") == [(0,)]
