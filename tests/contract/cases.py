@@ -19,6 +19,12 @@ How to add a case (say a new ``kafka`` family)
 3. ``scripts/test tests/contract -k <id>``. A clause the sink fails is a finding: fix the sink, or
    name the clause in ``xfail`` with the reason (strict: it fails the suite once it passes).
 
+Shapes to expect: a sink over UDP (syslog, StatsD) keeps no connection to cut — its store sets
+``address = None`` and the case says in ``no_outage`` why a dead server cannot be noticed; a sink
+whose records are aggregated (StatsD, Prometheus) reads back one key per counted record (as the
+aggregate stores below expand ``hits``); a store for a server that keeps everything it is sent
+(Kafka, an HTTP receiver) is ``at_least_once`` unless the sink deduplicates.
+
 Sinks are built only through the public API (``pump.sinks.build`` / ``pump.sinks.uptime_module``,
 from a validated :class:`~pump.config.model.Config`), exactly as the daemon builds them.
 """
@@ -374,7 +380,7 @@ class MongoStore:
         if self.shape.uptime:
             return {"uptime_pump_config": {"uptime_type": "mongo", "mongo_url": url, **self.shape.meta}}
         # ``timeout`` bounds pymongo's server selection, so an outage is reported in seconds.
-        return {"type": self.shape.pump_type, "timeout": 3, "meta": {"mongo_url": url, **self.shape.meta}}
+        return {"type": self.shape.pump_type, "timeout": 2, "meta": {"mongo_url": url, **self.shape.meta}}
 
     def read(self, sink: Any) -> list[str]:
         return self.shape.read(self.db)
