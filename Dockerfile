@@ -5,9 +5,10 @@
 # pump.conf mounted there works unchanged. /health, /ready and /metrics are on port 8083.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY pump ./pump
-RUN pip install --no-cache-dir --prefix=/install ".[all]"
+# constraints.txt pins every runtime dependency (regenerate with scripts/lock).
+RUN pip install --no-cache-dir --prefix=/install -c constraints.txt ".[all]"
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PUMP_CONFIG=/etc/pump/pump.yaml

@@ -330,7 +330,7 @@ class Daemon:
         keys = [SourceKey(name, wire, ns) for name, wire in gateway_lists(cfg.analytics_storage_config.prefix)]
         acks = Acknowledger(source, self.metrics)
         for name, pump in cfg.pumps.items():
-            sink = build_sink(SinkContext(name, pump, cfg))
+            sink = build_sink(SinkContext(name, pump, cfg, extra={"metrics": self.metrics}))
             self.workers[name] = PumpWorker(
                 name,
                 sink,
@@ -343,7 +343,7 @@ class Daemon:
                 once=self.once,
                 once_patience=self.once_patience,
             )
-            self.metrics.init_pump(name)
+            self.metrics.init_pump(name, pump.type.strip().lower())
         uptime = build_uptime_sink(cfg)
         if uptime is not None:
             keys.append(SourceKey(UPTIME_LIST, "uptime", ns, frozenset({UPTIME_PUMP})))
@@ -351,7 +351,7 @@ class Daemon:
                 UPTIME_PUMP, uptime, lambda records: records, cfg.delivery, 0, self.metrics, acks,
                 namespace=ns, once=self.once, once_patience=self.once_patience,
             )  # fmt: skip
-            self.metrics.init_pump(UPTIME_PUMP)
+            self.metrics.init_pump(UPTIME_PUMP, f"uptime {uptime_kind(cfg)}")
         for key in keys:
             self.metrics.init_source(key.name)
         self.fanout = Fanout(

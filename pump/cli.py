@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--hours", type=float, default=24, help="spread timestamps over the last N hours (default 24)")
     demo.add_argument("--protobuf-share", type=float, default=0.1, help="share of records sent as protobuf (default 0.1)")
 
+    top = sub.add_parser("top", help="live view of a running pump, from its /metrics endpoint")
+    with_config(top)
+    top.add_argument("--url", help="the pump's /metrics URL (default: from the config's health listener or telemetry.metrics_address)")
+    top.add_argument("--interval", type=_positive, default=2.0, metavar="SECONDS", help="refresh every N seconds (default 2)")
+    top.add_argument("--once", action="store_true", help="print one screen (two scrapes one interval apart) and exit")
+
     dl = sub.add_parser("deadletter", help="inspect, replay or purge dead-lettered records")
     dl.add_argument("action", choices=["list", "replay", "purge"])
     with_config(dl)
@@ -121,6 +127,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         _parser().print_help()
         return EX_USAGE
+    if args.command == "top" and args.url:
+        return _top(args.url, args)  # a remote pump (port-forward): no local config needed
     try:
         config, warnings = load(args.config)
     except ConfigError as exc:
@@ -140,6 +148,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return serve(config, once=args.once)
         if args.command == "demo":
             return _with_redis(config, args, _demo(config, args))
+        if args.command == "top":
+            return _top(metrics_url(config), args)
         return _with_redis(config, args, _deadletter(config, args))
     except CommandError as exc:
         if args.command == "run":
@@ -147,6 +157,28 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             print(f"pump {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def metrics_url(config: Config) -> str:
+    """Where a pump run with ``config`` serves /metrics, as seen from this host."""
+    tel = config.telemetry
+    if tel.metrics_address:
+        host, _, port = tel.metrics_address.rpartition(":")
+    else:
+        host, port = tel.health_bind, str(config.health_check_endpoint_port or 8083)
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/metrics"
+
+
+def _top(url: str, args: argparse.Namespace) -> int:
+    from pump import top
+
+    try:
+        return top.run(url, interval=args.interval, once=args.once)
+    except top.ScrapeError as exc:
+        print(f"pump top: {exc}; is the pump running, and is its health listener enabled?", file=sys.stderr)
+        return EX_UNAVAILABLE
 
 
 def _with_redis(config: Config, args: argparse.Namespace, command: Coroutine[Any, Any, int]) -> int:

@@ -48,7 +48,14 @@ class SinkError(PumpError):
 
 
 class RetriableError(SinkError):
-    """A transient failure: the same write may succeed later (network, timeouts, 429, 5xx)."""
+    """A transient failure: the same write may succeed later (network, timeouts, 429, 5xx).
+
+    ``retry_after`` (seconds) is the server's own ``Retry-After``: the delivery layer waits at
+    least that long before the next attempt, instead of only its jittered backoff."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class BatchDataError(SinkError):
@@ -59,9 +66,12 @@ class RejectedRecords(SinkError):
     """A partial failure: ``rejected`` maps batch index → reason for records refused for good;
     ``retry`` lists batch indexes that failed transiently and should be written again."""
 
-    def __init__(self, rejected: Mapping[int, str], retry: list[int] | None = None, message: str = "") -> None:
+    def __init__(
+        self, rejected: Mapping[int, str], retry: list[int] | None = None, message: str = "", retry_after: float | None = None
+    ) -> None:
         self.rejected = dict(rejected)
         self.retry = list(retry or [])
+        self.retry_after = retry_after  # as for RetriableError: the wait the server asked for
         super().__init__(message or f"{len(self.rejected)} record(s) rejected, {len(self.retry)} to retry")
 
 

@@ -43,6 +43,13 @@ LOCAL_ZONE: tzinfo = _local_zone()
 _SECOND_CACHE: dict[tuple[int, tzinfo], datetime] = {}
 
 
+def shard_suffix(day: datetime) -> str:
+    """``YYYYMMDD`` of a date, always 8 digits (year 1 → ``00010101``): the suffix of every
+    sharded SQL table (raw, aggregate and uptime pumps), so the same date names the same day in
+    each. Not ``%Y``, which does not zero-pad years below 1000 on glibc."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
 def time_from_unix(sec: int, nsec: int = 0, zone: tzinfo | None = None) -> datetime:
     """Build an aware datetime from Go's ``[sec, nsec]`` pair, in ``zone`` (default: the pump's).
 

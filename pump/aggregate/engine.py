@@ -34,6 +34,7 @@ from functools import lru_cache
 from pump.aggregate.buckets import Bucketer, hour_floor
 from pump.aggregate.model import Counter, OrgAggregate, TimeID
 from pump.record import Record
+from pump.transforms.paths import tracked
 
 #: Characters Go's ``strings.TrimSpace`` removes (Unicode White_Space), spelled out so Python's
 #: slightly different ``str.isspace`` (which also strips \x1c-\x1f) cannot change tag keys.
@@ -121,7 +122,7 @@ def aggregate_records(
         if rec.response_code == -1:
             _add_network(agg, rec, ts)
         else:
-            _add_hit(agg, rec, ts, track_all_paths or rec.track_path, skip_prefixes)
+            _add_hit(agg, rec, ts, tracked(rec, track_all_paths), skip_prefixes)
     for agg in result.values():
         _refresh_averages(agg)
     return result

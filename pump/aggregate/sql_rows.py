@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from pump.aggregate.buckets import sql_bucketer
 from pump.aggregate.engine import aggregate_records
 from pump.aggregate.model import Counter, OrgAggregate, iter_dimensions
-from pump.record import Record
+from pump.record import Record, shard_suffix
 
 AGGREGATE_TABLE = "tyk_aggregated"
 #: Columns of the ``<table>_idx_dimension`` index, in index order.
@@ -179,7 +179,7 @@ def update_rules() -> tuple[ColumnRule, ...]:
 
 def table_name(day: datetime | None = None) -> str:
     """``tyk_aggregated``, or ``tyk_aggregated_YYYYMMDD`` for ``day`` when sharding."""
-    return AGGREGATE_TABLE if day is None else f"{AGGREGATE_TABLE}_{day:%Y%m%d}"
+    return AGGREGATE_TABLE if day is None else f"{AGGREGATE_TABLE}_{shard_suffix(day)}"
 
 
 def index_name(table: str) -> str:

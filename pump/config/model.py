@@ -186,9 +186,7 @@ class DeliveryDefaults(Delivery):
     namespace: str = Field("pump", min_length=1, description="prefix of the pump's own Redis keys")
     lease_seconds: float = Field(60, ge=2, le=3600, description="a claim not renewed for this long is returned to its list")
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
-    max_batches_in_flight: int = Field(
-        4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)"
-    )
+    max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)")
 
     @field_validator("instance_id")
     @classmethod

@@ -7,8 +7,9 @@ has room again. Memory stays bounded by ``queue_records`` per pump whatever the 
 
 What happens when a write fails depends on the error (``pump.errors``):
 
-* ``RetriableError`` (and write timeouts): wait (full-jitter backoff) and write the same records
-  again, forever by default, or until ``max_attempts``/``max_age`` sends them to the dead letters;
+* ``RetriableError`` (and write timeouts): wait (full-jitter backoff, and at least the server's
+  ``Retry-After`` when the error carries one) and write the same records again, forever by
+  default, or until ``max_attempts``/``max_age`` sends them to the dead letters;
 * ``RejectedRecords``: dead-letter the records the server refused, retry the ones it asks for;
 * anything else: the batch holds a record the sink cannot take, so split it in halves and write
   each, down to the single bad record, which is dead-lettered with the error as the reason.
@@ -17,6 +18,7 @@ What happens when a write fails depends on the error (``pump.errors``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -154,7 +156,13 @@ class PumpWorker:
 
     def start(self) -> list[asyncio.Task[None]]:
         self._tasks = [asyncio.create_task(self._run(), name=f"pump-{self.name}-{i}") for i in range(self.policy.concurrency)]
+        if getattr(self.sink, "start_at_launch", False):  # a sink that serves (prometheus): up before the first batch
+            self._tasks.append(asyncio.create_task(self._start_early(), name=f"pump-{self.name}-start"))
         return self._tasks
+
+    async def _start_early(self) -> None:
+        with contextlib.suppress(ParkRequested):
+            await self._ensure_started()
 
     async def stop(self, deadline: float, interrupt: asyncio.Event | None = None) -> None:
         """Stop taking work; give in-flight writes until ``deadline`` (monotonic) to finish, or
@@ -292,7 +300,8 @@ class PumpWorker:
             raise ParkRequested from exc
         if failing:
             await self._park_queue()
-        await self._sleep(state.delay())
+        retry_after = getattr(exc, "retry_after", None) or 0.0  # the server's Retry-After, if it sent one
+        await self._sleep(max(state.delay(), retry_after))
         if self._stopping:
             raise Abandoned from exc
         self.metrics.retries.labels(self.name).inc()

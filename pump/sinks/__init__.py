@@ -26,6 +26,10 @@ SINKS: dict[str, str] = {
     "mongo-pump-selective": "pump.sinks.mongo_selective",
     "mongo-pump-aggregate": "pump.sinks.mongo_aggregate",
     "elasticsearch": "pump.sinks.elasticsearch",
+    "prometheus": "pump.sinks.prometheus",
+    "http": "pump.sinks.http",
+    "splunk": "pump.sinks.http.splunk",
+    "moesif": "pump.sinks.http.moesif",
 }
 
 #: ``uptime_pump_config.uptime_type`` → module providing ``build_uptime(config) -> Sink``.
@@ -38,6 +42,7 @@ UPTIME_SINKS: dict[str, str] = {
 EXTRAS: dict[str, str] = {
     "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
     "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "uptime mongo": "mongo", "uptime sql": "postgres",
+    "http": "http", "splunk": "http", "moesif": "http",
 }  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error

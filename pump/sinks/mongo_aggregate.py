@@ -50,14 +50,17 @@ from pump.aggregate import (
 )
 from pump.aggregate.model import OrgAggregate
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
-from pump.errors import BatchDataError, RetriableError, SinkError
+from pump.errors import BatchDataError, RejectedRecords, RetriableError, SinkError
 from pump.record import LOCAL_ZONE, Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.mongo_common import (
     AGGREGATE_INDEXES,
     NOT_IMPLEMENTED,
     BaseMongoMeta,
+    InvalidCollection,
     MongoTarget,
+    collection_name_problem,
+    database_name,
     gc_paused,
     is_size_error,
     map_error,
@@ -273,6 +276,8 @@ class Plan:
 
     aggregates: dict[str, OrgAggregate]
     done: set[tuple[str, str]] = field(default_factory=set)
+    #: org → why its collection name is refused: its records are dead-lettered, not written.
+    invalid: dict[str, str] = field(default_factory=dict)
 
 
 class MongoAggregateSink:
@@ -315,6 +320,7 @@ class MongoAggregateSink:
             while True:
                 try:
                     await self._apply(plan, batch.id)
+                    rejected = self._rejected(plan, batch.records)
                     break
                 except AggregateTooLarge as exc:
                     if not self._heal(exc):
@@ -328,6 +334,18 @@ class MongoAggregateSink:
             plan.aggregates = {}  # the id will not come back (it is split instead); keep what is done
             raise
         self.plans.pop(batch.id, None)
+        if rejected:
+            raise RejectedRecords(rejected)
+
+    def _rejected(self, plan: Plan, records: Sequence[Record]) -> dict[int, str]:
+        """The records of orgs whose collection name was refused, with the reason."""
+        if not plan.invalid:
+            return {}
+        log.error(
+            "Org ids make invalid collection names; dead-lettering their records.",
+            extra={"pump": self.name, "orgs": len(plan.invalid), "error": next(iter(plan.invalid.values()))[:300]},
+        )
+        return {i: f"mongo-pump-aggregate: {plan.invalid[r.org_id]}" for i, r in enumerate(records) if r.org_id in plan.invalid}
 
     def _plan(self, batch_id: str, records: Sequence[Record]) -> Plan:
         """The batch's plan: the cached one on a retry (same buckets even though the clock has
@@ -372,7 +390,12 @@ class MongoAggregateSink:
             *(self._apply_org(plan, org, agg, batch_id) for org, agg in plan.aggregates.items()),
             return_exceptions=True,
         )
-        failures = [r for r in results if isinstance(r, BaseException)]
+        failures = []
+        for org, result in zip(plan.aggregates, results, strict=True):
+            if isinstance(result, InvalidCollection):
+                plan.invalid[org] = str(result)
+            elif isinstance(result, BaseException):
+                failures.append(result)
         for failure in failures:
             if isinstance(failure, asyncio.CancelledError):
                 raise failure
@@ -380,11 +403,27 @@ class MongoAggregateSink:
             raise next((f for f in failures if isinstance(f, AggregateTooLarge)), failures[0])
 
     async def _apply_org(self, plan: Plan, org: str, agg: OrgAggregate, batch_id: str) -> None:
+        """One org's aggregate into its collections, org collection first. A name refused (before
+        any I/O where possible, else by the server) raises :class:`InvalidCollection` before the
+        mixed collection is touched, so the org's records are either stored or dead-lettered."""
+        if org in plan.invalid:
+            return
+        database = database_name(self.meta.mongo_url.get_secret_value())
+        for name in collection_names(org, self.meta.use_mixed_collection):
+            problem = collection_name_problem(database, name)
+            if problem:
+                raise InvalidCollection(problem)
         for name in collection_names(org, self.meta.use_mixed_collection):
             if (org, name) in plan.done:
                 continue
-            await self.target.prepare(name, AGGREGATE_INDEXES)
-            result = await self.writer.write(self.target.collection(name), agg, batch_id)
+            try:
+                await self.target.prepare(name, AGGREGATE_INDEXES)
+                result = await self.writer.write(self.target.collection(name), agg, batch_id)
+            except Exception as exc:
+                error = map_error(exc, f"aggregate upsert into {name[:80]}", self.target.where)
+                if isinstance(error, InvalidCollection):
+                    raise error from exc
+                raise
             plan.done.add((org, name))
             self._after_write(org, name, result)
 

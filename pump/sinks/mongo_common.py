@@ -59,6 +59,10 @@ STANDARD_MONGO, AWS_DOCUMENT_DB, COSMOS_DB = 0, 1, 2
 
 DUPLICATE_KEY = 11000
 NOT_IMPLEMENTED = 238
+INVALID_NAMESPACE = 73
+
+#: MongoDB's limit on ``<database>.<collection>`` (4.4+), in UTF-8 bytes.
+MAX_NAMESPACE_BYTES = 255
 
 #: Server error codes that mean "this data can never be written" (split the batch, dead-letter the
 #: culprit) rather than "try again later". Anything else is retried: a stalled pump is visible and
@@ -204,6 +208,31 @@ def client_options(meta: BaseMongoMeta, timeout: float = 0) -> dict[str, Any]:
 # --------------------------------------------------------------------------- errors
 
 
+class InvalidCollection(BatchDataError):
+    """A collection name the driver or server refuses (built from record data, e.g. an org id
+    with ``$`` or over the namespace limit): a data error of the records bound for it only."""
+
+
+def collection_name_problem(database: str, name: str) -> str:
+    """Why ``name`` cannot be a collection of ``database`` ("" if it can), decided before any I/O:
+    pymongo's client-side rules (``InvalidName``), UTF-8 and MongoDB's 255-byte namespace. A
+    server with stricter rules (FerretDB: 235 characters) answers code 73, mapped to
+    :class:`InvalidCollection` too."""
+    if not name or ".." in name:
+        return f"invalid collection name {name[:80]!r}: empty, or contains '..'"
+    if "$" in name or "\x00" in name:
+        return f"invalid collection name {name[:80]!r}: contains '$' or a NUL character"
+    if name[0] == "." or name[-1] == ".":
+        return f"invalid collection name {name[:80]!r}: starts or ends with '.'"
+    try:
+        size = len(database.encode()) + 1 + len(name.encode())
+    except UnicodeEncodeError:
+        return f"invalid collection name {name[:80]!r}: not valid UTF-8"
+    if size > MAX_NAMESPACE_BYTES:
+        return f"invalid collection name {name[:80]!r}…: namespace of {size} bytes, at most {MAX_NAMESPACE_BYTES}"
+    return ""
+
+
 def is_size_error(exc: BaseException) -> bool:
     """True when the server (or pymongo before sending) refused a document as too large."""
     from pymongo.errors import DocumentTooLarge, OperationFailure
@@ -223,9 +252,10 @@ def map_error(exc: BaseException, action: str, where: str = "") -> SinkError:
 
     * connection trouble, timeouts, elections, throttling, auth and unknown server errors →
       :class:`RetriableError`: the records wait safely in Redis and the write is repeated;
-    * the data itself refused (too large, invalid keys or collection names, type clashes,
-      un-encodable strings) →
-      :class:`BatchDataError`: the delivery layer splits the batch to isolate the record.
+    * the data itself refused (too large, invalid keys, type clashes, un-encodable strings) →
+      :class:`BatchDataError`: the delivery layer splits the batch to isolate the record;
+    * a collection name refused (``InvalidName``, code 73) → :class:`InvalidCollection`: the pumps
+      that name collections after record data dead-letter the records bound for it.
     """
     from bson.errors import InvalidDocument
     from pymongo.errors import DocumentTooLarge, InvalidName, OperationFailure, PyMongoError
@@ -234,9 +264,9 @@ def map_error(exc: BaseException, action: str, where: str = "") -> SinkError:
         return exc
     place = f" ({where})" if where else ""
     text = f"mongo {action} failed{place}: {type(exc).__name__}: {_short(str(exc))}"
-    # InvalidName: a collection named from the data (selective: z_tyk_analyticz_<OrgID>) that
-    # MongoDB cannot hold, e.g. an OrgID with "$"; retrying can never help.
-    if isinstance(exc, (DocumentTooLarge, InvalidDocument, InvalidName, UnicodeEncodeError)):
+    if isinstance(exc, InvalidName) or (isinstance(exc, OperationFailure) and exc.code == INVALID_NAMESPACE):
+        return InvalidCollection(text)
+    if isinstance(exc, (DocumentTooLarge, InvalidDocument, UnicodeEncodeError)):
         return BatchDataError(text)
     if isinstance(exc, OperationFailure) and exc.code in DATA_ERROR_CODES:
         return BatchDataError(text)

@@ -8,7 +8,9 @@ Differences from Tyk, on purpose:
 * a record over ``max_document_size_bytes`` is not written (Tyk's behaviour) but *dead-lettered*
   with the reason instead of silently dropped, so it can be inspected and replayed;
 * insert errors are reported to the delivery layer (retried or dead-lettered) instead of only
-  being logged — Tyk loses the batch.
+  being logged — Tyk loses the batch;
+* an org id that makes an invalid collection name (``$``, NUL, ``..``, over the namespace limit,
+  not UTF-8) dead-letters that org's records with the reason; the other orgs are written.
 
 Idempotent like ``mongo``: deterministic ``_id``, unordered inserts, duplicates ignored. New
 per-org collections get ``apiid``, a TTL index on ``expireAt`` (best-effort) and
@@ -31,10 +33,14 @@ from pump.sinks.mongo import insert_in_runs
 from pump.sinks.mongo_common import (
     SELECTIVE_INDEXES,
     InsertOutcome,
+    InvalidCollection,
     MongoTarget,
     SizedMongoMeta,
+    collection_name_problem,
+    database_name,
     estimated_size,
     gc_paused,
+    map_error,
     skipped_by_raw_pumps,
     to_document,
 )
@@ -85,9 +91,24 @@ class MongoSelectiveSink:
             raise RejectedRecords(outcome.rejected, outcome.retry)
 
     async def _write_org(self, org: str, run: _OrgRun) -> InsertOutcome:
+        """One org's records into its collection. A name the driver or server refuses (decided
+        up front where possible) rejects that org's records only: the others are written."""
         name = collection_for(org)
-        await self.target.prepare(name, SELECTIVE_INDEXES)
-        return await insert_in_runs(self.target, name, run.docs, run.positions, run.sizes, self.meta.batch_bytes)
+        problem = collection_name_problem(database_name(self.meta.mongo_url.get_secret_value()), name)
+        if not problem:
+            try:
+                await self.target.prepare(name, SELECTIVE_INDEXES)
+                return await insert_in_runs(self.target, name, run.docs, run.positions, run.sizes, self.meta.batch_bytes)
+            except Exception as exc:
+                error = map_error(exc, f"insert into {name[:80]}", self.target.where)
+                if not isinstance(error, InvalidCollection):
+                    raise
+                problem = str(error)
+        log.error(
+            "Org id makes an invalid collection name; dead-lettering its records.",
+            extra={"pump": self.name, "records": len(run.positions), "error": problem},
+        )
+        return InsertOutcome(rejected={pos: f"mongo-pump-selective: {problem}" for pos in run.positions})
 
     def _group(self, records: Sequence[Record]) -> tuple[dict[str, _OrgRun], dict[int, str]]:
         with gc_paused():

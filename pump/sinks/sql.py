@@ -25,7 +25,7 @@ import orjson
 
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
-from pump.record import LOCAL_ZONE, Record, time_from_unix
+from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql_common import (
     Backend,
@@ -219,7 +219,7 @@ def day_key(r: Record) -> str:
     day = _DAY_CACHE.get(key)
     if day is None:
         dt = time_from_unix(sec, 0, r.tz or LOCAL_ZONE)
-        day = f"{dt.year:04d}{dt.month:02d}{dt.day:02d}"
+        day = shard_suffix(dt)
         if len(_DAY_CACHE) > 8192:
             _DAY_CACHE.clear()
         _DAY_CACHE[key] = day

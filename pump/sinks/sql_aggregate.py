@@ -16,14 +16,17 @@ row shape into ``tyk_uptime_analytics``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from pump.aggregate.model import TOTAL_DIMENSION, TOTAL_VALUE
 from pump.aggregate.mongo_update import DISCARD_ALIASES
 from pump.aggregate.sql_rows import (
     AGGREGATE_TABLE,
@@ -35,7 +38,7 @@ from pump.aggregate.sql_rows import (
     build_rows,
     update_rules,
 )
-from pump.errors import SinkError
+from pump.errors import RejectedRecords, SinkError
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql_common import (
     LEDGER_RETENTION_DAYS,
@@ -61,6 +64,9 @@ from pump.sinks.sql_common import (
     utf8,
 )
 
+if TYPE_CHECKING:
+    from pump.telemetry.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 _KINDS = {"TEXT": "text", "BIGINT": "bigint", "DOUBLE PRECISION": "double", "TIMESTAMPTZ": "timestamptz"}
@@ -74,12 +80,58 @@ _TIME_POSITION = SQL_COLUMNS.index("counter_last_time")
 
 RowsOf = Callable[[Sequence[Any]], dict[str, list[AggregateRow]]]
 
-#: Longest ``id`` written (hex of bucket + org + dimension + value, so values up to ~1,280 bytes).
-#: PostgreSQL cannot index a longer key (B-tree entries are limited to 2,704 bytes), which would
-#: make the whole batch fail — as it does in Tyk. Such rows (in practice only endpoint dimensions
-#: of pathological paths) are skipped with a warning instead, on both backends alike; the record
-#: still counts in every other dimension and in the total.
+#: Longest ``id`` written as Tyk writes it (hex of bucket + org + dimension + value, so keys up to
+#: 1,300 bytes). PostgreSQL cannot index a longer key (B-tree entries are limited to 2,704 bytes),
+#: which would make the whole batch fail — as it does in Tyk. A longer id is replaced by
+#: :func:`long_row_id`, which any index holds, on both backends alike.
 MAX_ID_LENGTH = 2600
+
+#: Longest key (UTF-8 bytes of bucket seconds + org + dimension + value) a row can be stored with:
+#: ``idx_dimension`` holds the same text, under the same 2,704-byte limit. A dimension row over
+#: it (in practice an endpoint of a pathological path) is dropped and counted in
+#: ``pump_aggregate_dimensions_dropped_total``; the record still counts in the total and in every
+#: other dimension. A record whose org id leaves no room even for its total row is dead-lettered.
+MAX_KEY_BYTES = 2600
+
+#: Room the total row's key needs besides the org id: the bucket's unix seconds (12 characters at
+#: most, year 1 included) and the total's dimension and value.
+_TOTAL_KEY_EXTRA = 12 + len(TOTAL_DIMENSION) + len(TOTAL_VALUE)
+
+#: Seconds between two warnings about dropped dimension rows (the metric counts every one).
+DROP_LOG_INTERVAL = 60.0
+
+
+def long_row_id(hex_id: str) -> str:
+    """The id of a row whose Tyk id is over :data:`MAX_ID_LENGTH`: deterministic, so redeliveries
+    and other pumps upsert the same row, and never equal to a Tyk id (those are bare hex)."""
+    return "sha256:" + hashlib.sha256(hex_id.encode()).hexdigest()
+
+
+def fit_row(row: AggregateRow) -> AggregateRow | None:
+    """``row`` as it can be stored: unchanged, under :func:`long_row_id`, or None (its key is over
+    :data:`MAX_KEY_BYTES`)."""
+    if len(row.id) <= MAX_ID_LENGTH:
+        return row
+    if len(row.id) // 2 > MAX_KEY_BYTES:
+        return None
+    return row._replace(id=long_row_id(row.id))
+
+
+def org_fits(record: Any) -> bool:
+    """False when the record's org id is too long for even its total row to be stored."""
+    org: str = getattr(record, "org_id", "") or ""
+    room = MAX_KEY_BYTES - _TOTAL_KEY_EXTRA
+    return len(org) * 4 <= room or len(org.encode("utf-8", "surrogateescape")) <= room  # 4: UTF-8's longest
+
+
+def org_rejections(records: Sequence[Any]) -> dict[int, str]:
+    """Batch index → dead-letter reason for the records :func:`org_fits` refuses."""
+    limit = MAX_KEY_BYTES - _TOTAL_KEY_EXTRA
+    return {
+        i: f"org id of {len(r.org_id)} characters is too long for an aggregate row (at most {limit} bytes fit the index)"
+        for i, r in enumerate(records)
+        if not org_fits(r)
+    }
 
 
 class Meta(SqlMeta):
@@ -211,6 +263,11 @@ class AggregateSink:
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self.applied = 0
         self.skipped = 0
+        #: Set by :func:`build` (the daemon's metrics); None in tests that build sinks directly.
+        self.metrics: Metrics | None = None
+        self._last_drop_log = -DROP_LOG_INTERVAL
+        self._dropped_unlogged = 0
+        self._dropped_dimensions: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -234,39 +291,61 @@ class AggregateSink:
         if not batch.records:
             return
         try:
-            applied = await (self._write_pg(batch) if self.pool is not None else self._write_sqlite(batch))
+            applied, dropped = await (self._write_pg(batch) if self.pool is not None else self._write_sqlite(batch))
         except SinkError as exc:
             if is_schema_error(exc):
                 self.schema.forget()
             raise
         if applied:
             self.applied += 1
+            if dropped:
+                self._report_dropped(dropped)
         else:
             self.skipped += 1
             log.info("Batch already applied; nothing written.", extra={"pump": self.name, "batch_id": batch.id})
         if self.ledger.due_for_prune():
             await self._prune()
+        rejected = org_rejections(batch.records)
+        if rejected:  # the rest is written; these can never be
+            raise RejectedRecords(rejected)
 
-    def _tables(self, records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
+    def _tables(self, records: Sequence[Any]) -> tuple[dict[str, list[AggregateRow]], list[AggregateRow]]:
+        """Rows to upsert per table, and the dimension rows that cannot be stored. Records whose
+        org id cannot be stored at all are left out here and dead-lettered by :meth:`write`."""
+        if not all(org_fits(r) for r in records):
+            records = [r for r in records if org_fits(r)]
         tables: dict[str, list[AggregateRow]] = {}
-        skipped: list[AggregateRow] = []
+        dropped: list[AggregateRow] = []
         for table, rows in self.rows_of(records).items():
-            kept = [r for r in rows if len(r.id) <= MAX_ID_LENGTH]
+            kept = [f for f in map(fit_row, rows) if f is not None]
             if len(kept) < len(rows):
-                skipped.extend(r for r in rows if len(r.id) > MAX_ID_LENGTH)
+                dropped.extend(r for r in rows if fit_row(r) is None)
             if kept:
                 tables[table] = kept
-        if skipped:
-            log.warning(
-                "Skipped aggregate rows whose dimension value is too long to index.",
-                extra={
-                    "pump": self.name,
-                    "rows": len(skipped),
-                    "dimensions": ",".join(sorted({r.dimension for r in skipped})),
-                    "longest_value_chars": max(len(r.dimension_value) for r in skipped),
-                },
-            )
-        return tables
+        return tables, dropped
+
+    def _report_dropped(self, dropped: list[AggregateRow]) -> None:
+        """Count dimension rows that could not be stored; warn at most every minute."""
+        if self.metrics is not None:
+            self.metrics.aggregate_dimensions_dropped.labels(self.name, "key_too_long").inc(len(dropped))
+        self._dropped_unlogged += len(dropped)
+        self._dropped_dimensions.update(r.dimension for r in dropped)
+        now = time.monotonic()
+        if now - self._last_drop_log < DROP_LOG_INTERVAL:
+            return
+        log.warning(
+            "Aggregate dimension rows dropped: their key is too long to index (the records still count in the total).",
+            extra={
+                "pump": self.name,
+                "rows": self._dropped_unlogged,
+                "dimensions": ",".join(sorted(self._dropped_dimensions)),
+                "longest_value_chars": max(len(r.dimension_value) for r in dropped),
+                "max_key_bytes": MAX_KEY_BYTES,
+            },
+        )
+        self._last_drop_log = now
+        self._dropped_unlogged = 0
+        self._dropped_dimensions.clear()
 
     def _statement(self, table: str) -> Any:
         stmt = self._statements.get(table)
@@ -274,7 +353,7 @@ class AggregateSink:
             stmt = self._statements[table] = upsert_text(table, postgres=self.pool is not None)
         return stmt
 
-    async def _write_pg(self, batch: SinkBatch) -> bool:
+    async def _write_pg(self, batch: SinkBatch) -> tuple[bool, list[AggregateRow]]:
         """Ledger claim, then per table: COPY the rows into the staging table and upsert them
         from there with one ``INSERT … SELECT … ON CONFLICT`` — all in one transaction.
 
@@ -283,7 +362,7 @@ class AggregateSink:
         import psycopg
 
         assert self.pool is not None
-        tables = self._tables(batch.records)
+        tables, dropped = self._tables(batch.records)
         for table in tables:
             await self.schema.ensure_pg(self.pool, table)
         payloads = self._payloads(tables)
@@ -296,14 +375,15 @@ class AggregateSink:
                     if related is None:
                         raise psycopg.Rollback()
                     if related:
-                        payloads = self._payloads(await self._remaining_pg(batch, related))
+                        remaining, dropped = await self._remaining_pg(batch, related)
+                        payloads = self._payloads(remaining)
                     await self._ensure_stage(conn)
                     for table, parts in payloads.items():
                         await self._upsert_pg(conn, table, parts)
                     applied = True
             except Exception as exc:
                 raise map_error(exc, self.target, doing) from None
-        return applied
+        return applied, dropped
 
     def _payloads(self, tables: dict[str, list[AggregateRow]]) -> dict[str, list[bytes]]:
         size = self.meta.rows_per_statement * 10
@@ -326,7 +406,7 @@ class AggregateSink:
             await cur.execute(self._statement(table))
             await cur.execute(f"TRUNCATE {quote(STAGE_TABLE)}")
 
-    async def _remaining_pg(self, batch: SinkBatch, related: set[str]) -> dict[str, list[AggregateRow]]:
+    async def _remaining_pg(self, batch: SinkBatch, related: set[str]) -> tuple[dict[str, list[AggregateRow]], list[AggregateRow]]:
         assert self.pool is not None
         remaining = [r for _, part in pending_parts(batch.id, batch.records, related) for r in part]
         log.info(
@@ -335,32 +415,32 @@ class AggregateSink:
         )
         return self._tables(remaining)
 
-    async def _write_sqlite(self, batch: SinkBatch) -> bool:
+    async def _write_sqlite(self, batch: SinkBatch) -> tuple[bool, list[AggregateRow]]:
         assert self.db is not None
-        tables = self._tables(batch.records)
+        tables, dropped = self._tables(batch.records)
         size = self.meta.rows_per_statement
 
-        def body(conn: sqlite3.Connection) -> bool:
-            def tx(c: sqlite3.Connection) -> bool:
+        def body(conn: sqlite3.Connection) -> tuple[bool, list[AggregateRow]]:
+            def tx(c: sqlite3.Connection) -> tuple[bool, list[AggregateRow]]:
                 related = self.ledger.claim_sqlite(c, batch.id)
                 if related is None:
                     raise _AlreadyApplied
-                todo = tables
+                todo, todo_dropped = tables, dropped
                 if related:
                     remaining = [r for _, part in pending_parts(batch.id, batch.records, related) for r in part]
-                    todo = self._tables(remaining)
+                    todo, todo_dropped = self._tables(remaining)
                 for table in todo:
                     self.schema.ensure_sqlite(c, table)
                 for table, rows in sorted(todo.items()):
                     stmt = self._statement(table)
                     for part in chunks(rows, size):
                         c.executemany(stmt, [sqlite_params(r) for r in part])
-                return True
+                return True, todo_dropped
 
             try:
                 return sqlite_transaction(conn, tx)
             except _AlreadyApplied:
-                return False
+                return False, []
 
         return await self.db.run(body, f"upsert into {', '.join(sorted(tables)) or self.spec.prefix}")
 
@@ -412,7 +492,7 @@ def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
             "Unknown names in ignore_aggregations are ignored.",
             extra={"pump": ctx.name, "unknown": ",".join(unknown), "expected_some_of": known},
         )
-    return AggregateSink(
+    sink = AggregateSink(
         ctx.name,
         meta,
         target_of(meta),
@@ -421,3 +501,5 @@ def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
         meta.ledger_retention_days,
         concurrency_of(ctx.config, ctx.name),
     )
+    sink.metrics = ctx.extra.get("metrics")
+    return sink

@@ -41,7 +41,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 
 from pump.config.model import StrictModel
 from pump.errors import BatchDataError, RetriableError, SinkError
-from pump.record import LOCAL_ZONE
+from pump.record import LOCAL_ZONE, shard_suffix
 from pump.redact import SecretDsn, scrub
 from pump.sinks.base import SinkMeta
 
@@ -255,7 +255,7 @@ def quote(name: str) -> str:
 
 
 def shard_table(prefix: str, day: datetime | None) -> str:
-    return checked_table(prefix if day is None else f"{prefix}_{day:%Y%m%d}")
+    return checked_table(prefix if day is None else f"{prefix}_{shard_suffix(day)}")
 
 
 # --------------------------------------------------------------------------- values

@@ -2,17 +2,34 @@
 
 Names follow Prometheus conventions (``pump_`` prefix, base units, ``_total`` counters) and
 Vector's vocabulary; labels are bounded (``pump`` and ``source`` are config-sized, never per API
-or per record). The registry is passed in so tests read a fresh one.
+or per record). The registry is passed in so tests read a fresh one. Every name here is in the
+README's metrics table (a test compares the table with a real scrape).
+
+No ``_created`` series: they doubled the exposition and no dashboard reads them (Prometheus
+derives resets itself). The standard ``process_*`` (CPU, RSS, open files) and ``python_*`` (GC,
+version) collectors are on, as every Go exporter has them.
 """
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from pump import __version__
 from pump.redact import scrub
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -20,6 +37,9 @@ WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.records_claimed = Counter("pump_records_claimed", "Records claimed from Redis.", ["source"], registry=r)
         self.batches_claimed = Counter("pump_batches_claimed", "Batches claimed from Redis.", ["source"], registry=r)
         self.records_decoded = Counter("pump_records_decoded", "Records decoded.", ["source"], registry=r)
@@ -34,6 +54,12 @@ class Metrics:
         )
         self.records_parked = Counter(
             "pump_records_parked", "Records moved to a pump's own Redis backlog because it was full or failing.", ["pump"], registry=r
+        )
+        self.aggregate_dimensions_dropped = Counter(
+            "pump_aggregate_dimensions_dropped",
+            "Aggregate dimension rows an aggregate pump could not store (the records still count in the total).",
+            ["pump", "reason"],
+            registry=r,
         )
         self.retries = Counter("pump_retries", "Write attempts retried after a failure.", ["pump"], registry=r)
         self.write_seconds = Histogram(
@@ -61,6 +87,7 @@ class Metrics:
         self.pump_failing = Gauge("pump_failing", "1 while a pump's writes are failing.", ["pump"], registry=r)
         self.redis_up = Gauge("pump_redis_up", "1 when the last Redis command succeeded.", registry=r)
         Info("pump_build", "Version of the pump.", registry=r).info({"version": __version__})
+        self.info = Gauge("pump_info", "1 for each configured pump, with its type.", ["pump", "type"], registry=r)
         #: Monotonic time of the first failure of the current Redis outage (None while Redis
         #: answers, or before it was ever tried), and that failure: what ``/ready`` reports.
         self.redis_down_since: float | None = None
@@ -81,8 +108,9 @@ class Metrics:
         if self.redis_down_since is None:
             self.redis_down_since = time.monotonic()
 
-    def init_pump(self, pump: str) -> None:
+    def init_pump(self, pump: str, type_name: str = "") -> None:
         """Pre-create a pump's series at 0 so dashboards and rates work before the first event."""
+        self.info.labels(pump, type_name).set(1)
         for metric in (
             self.records_delivered, self.records_failed, self.records_filtered, self.records_deadlettered,
             self.records_parked, self.retries,

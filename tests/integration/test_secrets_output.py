@@ -235,7 +235,7 @@ async def test_deadletter_list_scrubs_entries_written_before_the_upgrade(
     dsn = "postgresql://tyk:Old-Entry-Pw-9@db:5432/x"
     config_path = write_config(tmp_path / "pump.conf", redis_url, {"sql": {"type": "sql", "meta": {"connection_string": dsn}}})
     config, _ = load(config_path, {})
-    reason = "ProgrammingError: invalid dsn: missing \"=\" after \"Old-Entry-Pw-9@db\" in connection info string"
+    reason = 'ProgrammingError: invalid dsn: missing "=" after "Old-Entry-Pw-9@db" in connection info string'
     entry = Entry("sql", reason, "analytics-tyk-system-analytics", "msgpack", "b1", 3, b"payload", "r1")
     redis = client(redis_url)
     redis.rpush("pump:deadletter:sql", entry.encode())

@@ -14,6 +14,9 @@ requests (or all of them), optionally only for one ``path``/``path_prefix``/``me
 * a ``delay`` in seconds before answering (timeouts; the request is already recorded while it waits);
 * ``close``: drop the connection without any response (a crashed or misbehaving proxy).
 
+A rule may also require ``body_contains``: a text the (decoded) body must contain, so a test can
+have the server refuse exactly the requests that carry one bad record, as a real collector would.
+
 Rules are checked in the order added; the first that matches and has requests left applies.
 Everything is driven over HTTP on reserved paths under ``/_receiver/`` (never recorded), so it
 works the same for a receiver run elsewhere (``python -m tests.servers http`` in another terminal,
@@ -66,6 +69,7 @@ class _Rule:
     path: str | None = None
     path_prefix: str | None = None
     method: str | None = None
+    body_contains: str | None = None
     retry_after: str | None = None
     delay: float = 0.0
     body: str | None = None
@@ -73,8 +77,10 @@ class _Rule:
     action: str = "respond"  # or "close"
     hits: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         if self.count is not None and self.hits >= self.count:
+            return False
+        if self.body_contains is not None and self.body_contains.encode() not in body:
             return False
         if self.method is not None and self.method.upper() != method:
             return False
@@ -105,10 +111,10 @@ class _State:
             self.by_status.clear()
             self.tls_failures = 0
 
-    def pick_rule(self, method: str, path: str) -> _Rule | None:
+    def pick_rule(self, method: str, path: str, body: bytes = b"") -> _Rule | None:
         with self.lock:
             for rule in self.rules:
-                if rule.matches(method, path):
+                if rule.matches(method, path, body):
                     rule.hits += 1
                     return rule
         return None
@@ -184,7 +190,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._control(path[len(CONTROL_PREFIX) :], raw)
             return
         state = self.server.state
-        rule = state.pick_rule(self.command, path)
+        try:
+            decoded = _decode_body(raw, self.headers.get("Content-Encoding", ""))
+        except (zlib.error, ValueError):
+            decoded = raw
+        rule = state.pick_rule(self.command, path, decoded)
         record: dict[str, Any] = {
             "method": self.command,
             "path": path,
@@ -497,6 +507,7 @@ class HttpReceiver:
         path: str | None = None,
         path_prefix: str | None = None,
         method: str | None = None,
+        body_contains: str | None = None,
         retry_after: float | str | None = None,
         delay: float = 0.0,
         body: str | None = None,
@@ -510,6 +521,7 @@ class HttpReceiver:
             "path": path,
             "path_prefix": path_prefix,
             "method": method,
+            "body_contains": body_contains,
             "retry_after": retry,
             "delay": delay,
             "body": body,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pump.sinks.base import SinkBatch
-from pump.sinks.csv import HEADER, CsvSink, csv_text, file_name
-from tests.helpers import make_record
+from pump.sinks.csv import HEADER, CsvSink, csv_row, csv_text, file_name, go_csv_line
+from tests.helpers import ROOT, make_record
 
 
 def test_file_name_has_no_zero_padding() -> None:
@@ -30,12 +35,71 @@ async def test_header_once_then_rows_appended(tmp_path: Path) -> None:
     assert all(len(r) == 42 for r in rows)
 
 
-def test_a_value_with_a_carriage_return_or_line_feed_is_quoted() -> None:
-    """Go's encoding/csv quotes a field holding CR or LF; unquoted, a user agent ending in CRLF
-    split its row in two (and shifted every later column)."""
-    records = [make_record(user_agent="agent\r\n"), make_record(raw_request="GET / HTTP/1.1\r\nHost: x\r\n\r\n", path='/q"')]
-    text = csv_text(records)
-    assert '"agent\r\n"' in text and '"GET / HTTP/1.1\r\nHost: x\r\n\r\n"' in text
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert [len(r) for r in rows] == [42, 42]
-    assert rows[0][5] == "agent\r\n" and rows[1][2] == '/q"'
+GO_QUOTING = json.loads((ROOT / "tests" / "fixtures" / "tyk" / "csv_quoting.json").read_text())["cases"]
+
+
+def _text(hex_bytes: str) -> str:
+    return bytes.fromhex(hex_bytes).decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("case", GO_QUOTING, ids=lambda c: "+".join(c["fields_hex"]))
+def test_fields_are_quoted_exactly_as_go_encoding_csv_does(case: dict[str, Any]) -> None:
+    """tests/fixtures/tyk/csv_quoting.json is Go's own output (tests/tools/gocsv): empty fields
+    bare, ``\\.`` quoted, a leading Go space quoted, quotes doubled, \\r and \\n kept inside quotes."""
+    fields = [_text(h) for h in case["fields_hex"]]
+    line = go_csv_line(fields) + "\n"
+    assert line.encode("utf-8", "surrogateescape") == bytes.fromhex(case["line_hex"])
+
+
+TEXT_FIELDS = ("method", "host", "path", "raw_path", "user_agent", "api_key", "api_version", "api_name", "api_id",
+               "org_id", "oauth_id", "raw_request", "raw_response", "ip_address", "alias", "api_schema",
+               "original_path", "listen_path")  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["/a\nb", "/a\rb", "/a\r\nb", "\n", "\r", '"', " lead", "\\.", ",", "\x00", "\udcff\udcfe", "\u2028x"])
+def test_every_row_reads_back_as_42_columns_whatever_the_bytes(value: str) -> None:
+    """Issue 9 item 2: ``/a\\nb`` in any text field used to read back as two broken rows
+    (3 and 40 columns). Every text column, one at a time, and the tags."""
+    records = [make_record(**{f: value}) for f in TEXT_FIELDS] + [make_record(tags=[value, value]), make_record()]
+    rows = list(csv.reader(io.StringIO(csv_text(records), newline="")))
+    assert [len(r) for r in rows] == [42] * len(records)
+    for row, record in zip(rows, records, strict=True):
+        assert row == csv_row(record)
+    assert rows[-2][35] == f"{value};{value}"
+
+
+@pytest.mark.parametrize("cut", ["mid_row", "inside_quoted_newline", "mid_header", "after_quote"])
+async def test_a_torn_last_row_is_cut_off_before_the_next_append(tmp_path: Path, cut: str) -> None:
+    """Issue 9 item 1: a kill in the middle of an append leaves part of a row; the next append
+    (a new process: nothing remembered) used to glue its first row onto it (77 columns)."""
+    out = tmp_path / "out"
+    sink = CsvSink("csv", out)
+    await sink.start()
+    first = [make_record(path="/one"), make_record(path="/two")]
+    await sink.write(SinkBatch("a", first))
+    path = next(out.iterdir())
+    whole = path.read_bytes()
+    torn_row = csv_text([make_record(path='/torn\n"row"')]).encode()
+    torn = {
+        "mid_row": whole + torn_row[:30],
+        "inside_quoted_newline": whole + torn_row[: torn_row.index(b"\n") + 1],  # ends in \n, inside quotes
+        "mid_header": whole[:20],
+        "after_quote": whole + torn_row[: torn_row.index(b'"') + 1],
+    }[cut]
+    path.write_bytes(torn)
+    restarted = CsvSink("csv", out)
+    await restarted.write(SinkBatch("b", [make_record(path="/three")]))
+    rows = list(csv.reader(path.open(newline="")))
+    assert all(len(r) == 42 for r in rows), [len(r) for r in rows]
+    expected = ["/three"] if cut == "mid_header" else ["/one", "/two", "/three"]
+    assert rows[0] == HEADER and [r[2] for r in rows[1:]] == expected
+
+
+def test_a_file_this_process_left_whole_is_not_rescanned(tmp_path: Path) -> None:
+    sink = CsvSink("csv", tmp_path)
+    asyncio.run(sink.write(SinkBatch("a", [make_record()])))
+    path = next(tmp_path.iterdir())
+    assert sink._clean == (path, path.stat().st_size)
+    asyncio.run(sink.write(SinkBatch("b", [make_record(path="/a\nb")])))
+    assert sink._clean == (path, path.stat().st_size)
+    assert [len(r) for r in csv.reader(path.open(newline=""))] == [42, 42, 42]

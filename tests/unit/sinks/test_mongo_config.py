@@ -23,6 +23,7 @@ from pump.sinks.mongo import Meta as MongoMeta
 from pump.sinks.mongo_aggregate import Meta as AggregateMeta
 from pump.sinks.mongo_common import (
     CollectionMeta,
+    InvalidCollection,
     classify_write_errors,
     client_options,
     database_name,
@@ -202,7 +203,7 @@ def test_client_options_are_accepted_by_pymongo() -> None:
         (OperationFailure("Resulting document after update is larger than 16777216", code=17419), BatchDataError),
         (DocumentTooLarge("BSON document too large (17000000 bytes)"), BatchDataError),
         (UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed"), BatchDataError),
-        (InvalidName("collection names must not contain '$': 'z_tyk_analyticz_a$b'"), BatchDataError),
+        (InvalidName("collection names must not contain '$': 'z_tyk_analyticz_a$b'"), InvalidCollection),
     ],
 )
 def test_map_error(exc: BaseException, kind: type) -> None:

@@ -201,6 +201,25 @@ async def test_sharded_aggregates_and_per_minute_buckets(tmp_path: Path) -> None
     assert rows(db, "SELECT DISTINCT timestamp FROM tyk_aggregated_20240311") == [(int(T.timestamp()) + 86400 + 180,)]
 
 
+async def test_year_one_shards_are_zero_padded_by_both_pumps(tmp_path: Path) -> None:
+    """Issue 9 item 4: ``sql_aggregate`` named year 1's shard ``tyk_aggregated_10101`` (``%Y`` is
+    not zero padded), refused it as an unexpected table name and never delivered; the raw pump
+    wrote ``tyk_analytics_00010101``. Both now use ``shard_suffix``; year 2024 still 20240310."""
+    db = tmp_path / "pump.sqlite"
+    year1 = datetime(1, 1, 1, 0, 0, 5, tzinfo=UTC)
+    batch = records(2, year1) + records(3, T)
+    raw_pump, agg_pump = raw_sink(db, table_sharding=True), agg_sink(db, table_sharding=True)
+    for sink in (raw_pump, agg_pump):
+        await sink.start()
+        await sink.write(SinkBatch("y1", batch))
+        await sink.close()
+    tables = {t for (t,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'tyk_%'")}
+    assert {"tyk_analytics_00010101", "tyk_aggregated_00010101", "tyk_analytics_20240310", "tyk_aggregated_20240310"} <= tables
+    assert rows(db, "SELECT COUNT(*) FROM tyk_analytics_00010101") == [(2,)]
+    assert rows(db, "SELECT counter_hits FROM tyk_aggregated_00010101 WHERE dimension = ''") == [(2,)]
+    assert rows(db, "SELECT counter_hits FROM tyk_aggregated_20240310 WHERE dimension = ''") == [(3,)]
+
+
 # --------------------------------------------------------------------------- uptime
 
 UPTIME = json.loads((ROOT / "tests/fixtures/tyk/uptime.json").read_text())
@@ -302,3 +321,42 @@ async def test_integer_beyond_64_bits_is_a_data_error(tmp_path: Path) -> None:
         await sink.write(SinkBatch("a", [*records(3), Record(content_length=1 << 63, org_id="o")]))
     await sink.close()
     assert rows(db, "SELECT COUNT(*) FROM tyk_analytics") == [(0,)]
+
+
+async def test_over_long_ids_never_lose_the_total_and_every_drop_is_counted(tmp_path: Path) -> None:
+    """Issue 9 item 5 (golden): rows whose id exceeded MAX_ID_LENGTH were skipped, the total row
+    included, so an org id of 1,500 characters lost every hit. Now: such a row is stored under a
+    hashed id when its key fits the index; a dimension row that cannot fit is dropped and counted
+    in ``pump_aggregate_dimensions_dropped_total``; a record whose org id is too long even for
+    its total row is dead-lettered, never dropped."""
+    from prometheus_client import CollectorRegistry
+
+    from pump.errors import RejectedRecords
+    from pump.telemetry.metrics import Metrics
+
+    db = tmp_path / "pump.sqlite"
+    metrics = Metrics(CollectorRegistry())
+    sink = agg_sink(db)
+    sink.metrics = metrics
+    long_org, huge_org = "L" * 1500, "H" * 3000
+    batch = (
+        [Record(org_id="o", api_id="a", path=f"/p{i % 10}", track_path=True, response_code=200, timestamp=T) for i in range(100)]
+        + [Record(org_id="o", api_id="a", path="/" + "x" * 3000, track_path=True, response_code=200, timestamp=T) for _ in range(7)]
+        + [Record(org_id=long_org, api_id="a", response_code=200, timestamp=T) for _ in range(5)]
+        + [Record(org_id=huge_org, api_id="a", response_code=200, timestamp=T) for _ in range(3)]
+    )
+    await sink.start()
+    with pytest.raises(RejectedRecords) as info:
+        await sink.write(SinkBatch("b", batch))
+    assert sorted(info.value.rejected) == [112, 113, 114]
+    assert all("org id" in reason and "3000" in reason for reason in info.value.rejected.values())
+    with pytest.raises(RejectedRecords):
+        await sink.write(SinkBatch("b", batch))  # redelivered: nothing counted twice
+    await sink.close()
+    totals = dict(rows(db, "SELECT org_id, counter_hits FROM tyk_aggregated WHERE dimension = ''"))
+    assert totals == {"o": 107, long_org: 5}
+    stored_long = rows(db, "SELECT id, dimension FROM tyk_aggregated WHERE org_id = ?", (long_org,))
+    assert len(stored_long) == 2 and all(i.startswith("sha256:") for i, _ in stored_long)  # apiid + total
+    assert rows(db, "SELECT SUM(counter_hits) FROM tyk_aggregated WHERE dimension = 'endpoints'") == [(100,)]
+    dropped = metrics.registry.get_sample_value("pump_aggregate_dimensions_dropped_total", {"pump": "agg", "reason": "key_too_long"})
+    assert dropped == 2  # the 3,000-char path's endpoints and apiendpoints rows, once (not again on redelivery)

@@ -1,0 +1,3 @@
+module gocsv
+
+go 1.21
