@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 
 def valid_utf8(value: Any) -> Any:
     """``value`` with every string, dict keys included, made valid UTF-8 (recursively)."""
@@ -23,3 +25,12 @@ def valid_utf8(value: Any) -> Any:
     if isinstance(value, list):
         return [valid_utf8(v) for v in value]
     return value
+
+
+def json_bytes(doc: Any, option: int | None = None) -> bytes:
+    """``orjson.dumps(doc)``; if the document holds text that was not UTF-8, the same with that
+    text as U+FFFD. What still cannot be JSON (an integer beyond 64 bits) raises as before."""
+    try:
+        return orjson.dumps(doc, option=option)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(valid_utf8(doc), option=option)

@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-import orjson
-
 from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
-from pump.text import valid_utf8
+from pump.text import json_bytes
 
 
 class Meta(SinkMeta):
@@ -84,10 +82,7 @@ def json_line(r: Record, field: str, clean: bool, now: str) -> bytes:
         doc["raw_request"] = transform_http_payload(doc["raw_request"])
         doc["raw_response"] = transform_http_payload(doc["raw_response"])
     line = {"level": "info", "msg": "", "time": now, field: doc}
-    try:
-        return orjson.dumps(line) + b"\n"
-    except orjson.JSONEncodeError:  # text that was not UTF-8: print it anyway, never refuse the record
-        return orjson.dumps(valid_utf8(line)) + b"\n"
+    return json_bytes(line) + b"\n"  # text that was not UTF-8 is printed as U+FFFD, never refused
 
 
 def text_line(r: Record) -> bytes:
