@@ -424,6 +424,40 @@ class ElasticStore:
         self.http.close()
 
 
+class HttpStore:
+    """A path of its own on the session's HTTP receiver, which answers 400 to any request whose
+    body carries :data:`REFUSED` — as a collector refuses a record it cannot take."""
+
+    def __init__(self, server: servers.Server | None, tmp: Path) -> None:
+        from tests.servers.http_receiver import HttpReceiver
+
+        assert server is not None
+        self.receiver = HttpReceiver(server)
+        self.path = f"/contract-{uuid.uuid4().hex[:12]}"
+        self.url = server.url.rstrip("/") + self.path
+        self.address = netloc(server.url)
+        self.rule = self.receiver.fail(400, path=self.path, body_contains=REFUSED, body='{"error": "refused"}')
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return {"type": "http", "meta": {"url": redial(self.url, address), "connect_timeout": 3, "read_timeout": 10}}
+
+    def read(self, sink: Any) -> list[str]:
+        """The records of every request the receiver answered 2xx (Tyk's record JSON, one a line)."""
+        done = [r for r in self.receiver.requests(path=self.path) if 200 <= r.status < 300]
+        return [doc["path"] for r in done for doc in r.ndjson()]
+
+    def dead(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.receiver.clear_rules()
+        self.receiver.close()
+
+
+#: What makes the HTTP receiver refuse a request (see :class:`HttpStore`).
+REFUSED = "contract-refuse-this-record"
+
+
 # ------------------------------------------------------------------------------------- cases
 
 
@@ -522,6 +556,11 @@ CASES: list[Case] = [
         "uptime-mongo", "mongo_server", _mongo(MONGO_UPTIME), by_url, records=uptime_records, awkward=awkward_uptime,
         no_bad="uptime Mongo has no bad record here: its documents have fixed keys and any value fits; only a document "
         "over 16 MiB is refused, by MongoDB, and FerretDB (the test server) stores it",
+    ),
+    Case(
+        "http", "http_receiver_server", HttpStore, by_path,
+        at_least_once="an HTTP endpoint keeps what it is sent: a redelivered batch is POSTed again (docs/sinks/http.md)",
+        bad=lambda: _with(raw_records(1, "bad"), api_name=REFUSED),  # the receiver answers 400, as a collector does
     ),
     *(
         Case(f"elasticsearch-{kind}", fixture, ElasticStore, by_id, bad=lambda: _with(raw_records(1, "bad"), response_code=1 << 40))
