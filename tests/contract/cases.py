@@ -34,6 +34,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import socket
 import sqlite3
 import sys
 import uuid
@@ -454,6 +456,47 @@ class HttpStore:
         self.receiver.close()
 
 
+class PrometheusStore:
+    """The sink is the server: it serves the metrics on a port of its own, scraped back over HTTP.
+    A record counts once in ``tyk_http_status{code, api}``; ``read`` gives one API id per count."""
+
+    address = None
+
+    def __init__(self, server: servers.Server | None, tmp: Path) -> None:
+        self.port = servers.free_port()
+        self.blocker: socket.socket | None = None
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return self._pump(self.port)
+
+    def _pump(self, port: int) -> dict[str, Any]:
+        return {"type": "prometheus", "meta": {"listen_address": f"127.0.0.1:{port}"}}
+
+    def read(self, sink: Any) -> list[str]:
+        import httpx
+
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
+        keys: list[str] = []
+        for line in text.splitlines():
+            if line.startswith("tyk_http_status{"):
+                labels, _, value = line.rpartition(" ")
+                api = re.search(r'api="([^"]*)"', labels)
+                assert api is not None, line
+                keys += [api.group(1)] * int(float(value))
+        return keys
+
+    def dead(self) -> dict[str, Any]:
+        """A listen address another process holds."""
+        self.blocker = socket.socket()
+        self.blocker.bind(("127.0.0.1", 0))
+        self.blocker.listen()
+        return self._pump(self.blocker.getsockname()[1])
+
+    def close(self) -> None:
+        if self.blocker is not None:
+            self.blocker.close()
+
+
 #: What makes the HTTP receiver refuse a request (see :class:`HttpStore`).
 REFUSED = "contract-refuse-this-record"
 
@@ -561,6 +604,11 @@ CASES: list[Case] = [
         "http", "http_receiver_server", HttpStore, by_path,
         at_least_once="an HTTP endpoint keeps what it is sent: a redelivered batch is POSTed again (docs/sinks/http.md)",
         bad=lambda: _with(raw_records(1, "bad"), api_name=REFUSED),  # the receiver answers 400, as a collector does
+    ),
+    Case(
+        "prometheus", None, PrometheusStore, by_api,  # a new process starts from zero: what it counts is the redelivery, once
+        no_bad="Prometheus has no bad record: every record becomes label values and counts; label sets over "
+        "max_series_per_metric are dropped and counted (pump_prometheus_dropped_series_total), never refused",
     ),
     *(
         Case(f"elasticsearch-{kind}", fixture, ElasticStore, by_id, bad=lambda: _with(raw_records(1, "bad"), response_code=1 << 40))
