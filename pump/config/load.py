@@ -53,6 +53,10 @@ GO_NAMES: dict[str, str] = {
     "extended_stats": "EXTENDEDSTATISTICS",
     "auth_basic_username": "USERNAME",
     "auth_basic_password": "PASSWORD",
+    "sasl_username": "USERNAME",  # Kafka's KafkaConf.Username
+    "sasl_password": "PASSWORD",
+    "sasl_algorithm": "ALGORITHM",
+    "async_uds_write_timeout_seconds": "ASYNCUDSWRITETIMEOUT",  # DogStatsdConf.AsyncUDSWriteTimeout
 }
 
 #: Tyk keys accepted here but without effect, and why (logged once at start).

@@ -30,6 +30,10 @@ SINKS: dict[str, str] = {
     "http": "pump.sinks.http",
     "splunk": "pump.sinks.http.splunk",
     "moesif": "pump.sinks.http.moesif",
+    "kafka": "pump.sinks.kafka",
+    "syslog": "pump.sinks.syslog",
+    "statsd": "pump.sinks.statsd",
+    "dogstatsd": "pump.sinks.statsd.dogstatsd",
 }
 
 #: ``uptime_pump_config.uptime_type`` → module providing ``build_uptime(config) -> Sink``.
@@ -42,7 +46,7 @@ UPTIME_SINKS: dict[str, str] = {
 EXTRAS: dict[str, str] = {
     "sql": "postgres", "sql_aggregate": "postgres", "mongo": "mongo", "mongo-pump-selective": "mongo",
     "mongo-pump-aggregate": "mongo", "elasticsearch": "elasticsearch", "uptime mongo": "mongo", "uptime sql": "postgres",
-    "http": "http", "splunk": "http", "moesif": "http",
+    "http": "http", "splunk": "http", "moesif": "http", "kafka": "kafka",
 }  # fmt: skip
 
 #: Every pump type Tyk Pump knows (tyk-pump.md §4). A type here but not in SINKS gets an error

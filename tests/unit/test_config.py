@@ -104,7 +104,7 @@ def test_errors_name_the_key_and_what_is_expected(tmp_path: Path) -> None:
     bad["purge_dely"] = 5
     bad["analytics_storage_config"]["port"] = 70000
     bad["pumps"]["csv"]["meta"]["csv_dirr"] = "x"
-    bad["pumps"]["k"] = {"type": "kafka"}
+    bad["pumps"]["k"] = {"type": "influx"}
     bad["pumps"]["z"] = {"type": "zeppelin"}
     errs = errors_of(write(tmp_path, bad))
     text = "\n".join(errs)
@@ -112,7 +112,7 @@ def test_errors_name_the_key_and_what_is_expected(tmp_path: Path) -> None:
     assert "purge_dely: unknown key (expected one of: analytics_storage_type" in text
     assert "analytics_storage_config.port: Input should be less than or equal to 65535 (got 70000)" in text
     assert "pumps.csv.meta.csv_dirr: unknown key (expected one of: meta_env_prefix, csv_dir)" in text
-    assert "pumps.k.type: 'kafka' is a Tyk Pump type that this pump does not implement" in text
+    assert "pumps.k.type: 'influx' is a Tyk Pump type that this pump does not implement" in text
     assert "pumps.z.type: unknown pump type 'zeppelin'" in text
 
 
