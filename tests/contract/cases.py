@@ -38,12 +38,13 @@ import re
 import socket
 import sqlite3
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -53,6 +54,8 @@ from pump.decode.msgpack import encode_record
 from pump.record import Record, UptimeRecord
 from tests import servers
 from tests.helpers import T0, make_record
+
+T = TypeVar("T")
 
 # ----------------------------------------------------------------------------------- records
 
@@ -497,6 +500,118 @@ class PrometheusStore:
             self.blocker.close()
 
 
+def settled(read: Callable[[], list[T]], quiet: float = 0.6, timeout: float = 20.0) -> list[T]:
+    """``read()`` once what it returns has stopped growing for ``quiet`` seconds: for servers that
+    store what they were sent a moment after the sink's write returned (a consumer's view of a
+    topic, a syslog receiver's file)."""
+    found = read()
+    deadline = time.monotonic() + timeout
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = read()
+        if len(now) != len(found):
+            found, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+    return found
+
+
+class KafkaStore:
+    """A topic of its own on the session's broker; read back by a consumer from the beginning.
+
+    ``address`` is None: a Kafka client dials the brokers the bootstrap server advertises, not the
+    address it was given, so a proxy in front of the bootstrap address cannot cut its connection."""
+
+    address = None
+
+    def __init__(self, server: servers.Server | None, tmp: Path) -> None:
+        assert server is not None
+        self.bootstrap = server.url
+        self.topic = f"contract-{uuid.uuid4().hex[:12]}"
+
+    def _pump(self, broker: str) -> dict[str, Any]:
+        meta = {"broker": [broker], "topic": self.topic, "timeout": 2, "delivery_timeout": 5}
+        return {"type": "kafka", "meta": meta}
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return self._pump(address or self.bootstrap)
+
+    def read(self, sink: Any) -> list[str]:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"contract-{uuid.uuid4().hex[:8]}"})
+        try:
+            try:
+                topic = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+            except KafkaException:
+                return []
+            if topic.error is not None:
+                return []  # not created yet: nothing was written
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in topic.partitions])
+            messages: list[str] = []
+
+            def poll() -> list[str]:
+                for m in consumer.consume(1000, 0.2):
+                    assert m.error() is None, m.error()
+                    messages.append(json.loads(m.value())["path"])
+                return list(messages)
+
+            return settled(poll, quiet=1.0)
+        finally:
+            consumer.close()
+
+    def dead(self) -> dict[str, Any]:
+        return self._pump(closed_port())
+
+    def close(self) -> None:
+        return None
+
+
+class SyslogStore:
+    """Messages with an APP-NAME of its own on the session's rsyslog (``format: json``), read from
+    the file rsyslog writes. Over UDP there is no connection (``address`` None): a closed port
+    is noticed only through the ICMP error a following datagram gets."""
+
+    def __init__(self, transport: str, server: servers.Server | None, tmp: Path) -> None:
+        assert server is not None
+        self.server, self.transport = server, transport
+        self.tag = f"contract-{uuid.uuid4().hex[:10]}"
+        self.address = server.url if transport == "tcp" else None
+
+    def _pump(self, addr: str) -> dict[str, Any]:
+        meta = {"transport": self.transport, "network_addr": addr, "tag": self.tag, "log_level": 134, "format": "json", "timeout": 3}
+        if self.transport == "tcp":
+            meta["max_message_bytes"] = SYSLOG_MAX
+        return {"type": "syslog", "meta": meta}
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return self._pump(address or self.server.url)
+
+    def read(self, sink: Any) -> list[str]:
+        from tests.servers import rsyslog
+
+        def mine() -> list[str]:
+            return [json.loads(str(m["msg"]))["path"] for m in rsyslog.read_messages(self.server) if m.get("app_name") == self.tag]
+
+        return settled(mine)
+
+    def dead(self) -> dict[str, Any]:
+        return self._pump(closed_port(udp=self.transport == "udp"))
+
+    def close(self) -> None:
+        return None
+
+
+#: The longest syslog message the TCP case accepts (UDP's limit is 65,000 bytes by default).
+SYSLOG_MAX = 16384
+
+
+def closed_port(udp: bool = False) -> str:
+    """``127.0.0.1:PORT`` where nothing listens."""
+    return f"127.0.0.1:{servers.free_port(udp=udp)}"
+
+
 #: What makes the HTTP receiver refuse a request (see :class:`HttpStore`).
 REFUSED = "contract-refuse-this-record"
 
@@ -542,6 +657,8 @@ class Case:
     no_bad: str = ""
     #: Why the sink has no outage at all (when neither a server nor ``store.dead()`` exists).
     no_outage: str = ""
+    #: Why ``check()`` cannot tell a dead server (UDP: nothing answers a datagram).
+    check_blind: str = ""
     records: Callable[[int, str], list[Any]] = raw_records
     awkward: Callable[[str], Any] = awkward_raw
     #: Contract clause (test function name without ``test_``) → why this sink fails it today.
@@ -609,6 +726,21 @@ CASES: list[Case] = [
         "prometheus", None, PrometheusStore, by_api,  # a new process starts from zero: what it counts is the redelivery, once
         no_bad="Prometheus has no bad record: every record becomes label values and counts; label sets over "
         "max_series_per_metric are dropped and counted (pump_prometheus_dropped_series_total), never refused",
+    ),
+    Case(
+        "kafka", "kafka_server", KafkaStore, by_path,
+        at_least_once="a redelivered batch is produced again (same keys: a consumer or a compacted topic drops the copies)",
+        bad=lambda: _with(raw_records(1, "bad"), raw_request="x" * (2 << 20)),  # over message.max.bytes: MSG_SIZE_TOO_LARGE
+    ),
+    *(
+        Case(
+            f"syslog-{transport}", "syslog_server", lambda server, tmp, t=transport: SyslogStore(t, server, tmp), by_path,
+            at_least_once="syslog has no acknowledgement: a redelivered batch is sent again (the record id is in the structured data)",
+            bad=lambda size=size: _with(raw_records(1, "bad"), raw_request="x" * size),  # over max_message_bytes
+            check_blind="" if transport == "tcp" else "nothing answers a UDP datagram: a closed port shows only as the ICMP "
+            "error of a following send, which a write sees (test_outage_at_start_is_retriable) and a check has none of",
+        )
+        for transport, size in (("tcp", SYSLOG_MAX), ("udp", 70_000))
     ),
     *(
         Case(f"elasticsearch-{kind}", fixture, ElasticStore, by_id, bad=lambda: _with(raw_records(1, "bad"), response_code=1 << 40))

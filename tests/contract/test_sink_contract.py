@@ -190,14 +190,19 @@ class Cut:
         self.writers.clear()
         await self.server.wait_closed()
         self.server = None
+        await asyncio.sleep(0.1)  # the aborted sockets are closed by loop callbacks: let them run
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)  # at once: a cut while the upstream connection is opened must reach it
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return
-        self.writers |= {writer, up_writer}
+        if writer not in self.writers:  # cut meanwhile
+            up_writer.transport.abort()
+            return
+        self.writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
@@ -253,15 +258,16 @@ async def test_lost_server_is_retriable_and_the_retry_writes_once(case: Case, st
         sink = await started(case, store, sinks, proxy.address)
         first, second = case.records(N, "l1"), case.records(N, "l2")
         await bounded(sink.write(SinkBatch("l1", first)))
+        assert await arrived(store, sink) == keys(case, first), "through the proxy before it is cut"
         await proxy.cut()
         with pytest.raises(RetriableError):
             await bounded(sink.write(SinkBatch("l2", second)))
         await proxy.open()  # the server is back, same address
         await bounded(sink.write(SinkBatch("l2", second)))  # the delivery layer's retry
+        assert await arrived(store, sink) == keys(case, first + second)  # before the proxy goes away
     finally:
         if proxy.server is not None:
             await proxy.cut()
-    assert await arrived(store, sink) == keys(case, first + second)
 
 
 async def test_bad_record_is_a_data_error(case: Case, store: Store, sinks: list[Sink]) -> None:
@@ -303,6 +309,8 @@ async def test_check_passes_live_and_fails_clearly_dead(case: Case, store: Store
     live = make(store.pump(), sinks)
     await bounded(live.check())
     await bounded(live.close())
+    if case.check_blind:
+        pytest.skip(f"check() passes on the live server; on a dead one it cannot tell: {case.check_blind}")
     dead = make(dead_entry(case, store), sinks)
     with pytest.raises(RetriableError) as failed:
         await bounded(dead.check())
