@@ -63,6 +63,21 @@ def elastic_server(server_root: Path) -> Iterator[servers.Server]:
     yield from _server("elastic", server_root)
 
 
+@pytest.fixture(scope="session")
+def elastic7_server(server_root: Path) -> Iterator[servers.Server]:
+    """A real Elasticsearch 7.10.2 node (skipped, with the reason, if it cannot start here).
+
+    Shared by the Elasticsearch pipeline tests and the sink contract suite (one node per session)."""
+    try:
+        srv = servers.start("elastic7", server_root / "elastic7")
+    except servers.ServerError as exc:
+        pytest.skip(f"Elasticsearch 7.10.2 unavailable: {exc}")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # More real servers (tests/servers): MariaDB, Kafka, rsyslog, statsd_exporter, Redis Cluster and
 # Sentinel, and our HTTP receiver. Each starts on first use, once per session; replace one with

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-import orjson
-
 from pump.record import Record
-from pump.sinks.base import SinkBatch, SinkContext, SinkMeta, SinkSpec
+from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+from pump.text import json_bytes
 
 
 class Meta(SinkMeta):
@@ -82,7 +81,8 @@ def json_line(r: Record, field: str, clean: bool, now: str) -> bytes:
     if clean:
         doc["raw_request"] = transform_http_payload(doc["raw_request"])
         doc["raw_response"] = transform_http_payload(doc["raw_response"])
-    return orjson.dumps({"level": "info", "msg": "", "time": now, field: doc}) + b"\n"
+    line = {"level": "info", "msg": "", "time": now, field: doc}
+    return json_bytes(line) + b"\n"  # text that was not UTF-8 is printed as U+FFFD, never refused
 
 
 def text_line(r: Record) -> bytes:
@@ -126,6 +126,3 @@ class StdoutSink:
 
 def build(ctx: SinkContext, meta: Meta) -> StdoutSink:
     return StdoutSink(ctx.name, meta)
-
-
-SPEC = SinkSpec(meta=Meta, build=build)

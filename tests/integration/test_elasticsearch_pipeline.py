@@ -46,19 +46,6 @@ DEADLETTER = f"pump:deadletter:{PUMP}"
 # --------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def elastic7_server(server_root: Path) -> Iterator[servers.Server]:
-    """A real Elasticsearch 7.10.2 node (skipped, with the reason, if it cannot start here)."""
-    try:
-        srv = servers.start("elastic7", server_root / "elastic7")
-    except servers.ServerError as exc:
-        pytest.skip(f"Elasticsearch 7.10.2 unavailable: {exc}")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
 @dataclass
 class Cluster:
     """A node under test and a plain HTTP client to look at what the pump wrote."""

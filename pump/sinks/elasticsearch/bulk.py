@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from pump.errors import BatchDataError, RejectedRecords, RetriableError
+from pump.text import json_bytes
 
 #: Asks the server to echo only what we read: per item the status and, on failure, the error.
 #: (Positions are kept: every item still has its status, so item i is document i.)
@@ -60,7 +61,9 @@ def action_line(index: str, doc_id: str, doc_type: str | None = None) -> bytes:
 
 
 def encode_document(doc: dict[str, Any]) -> bytes:
-    return orjson.dumps(doc)
+    """The document's JSON; text that was not UTF-8 is written with U+FFFD (as Tyk's Go client
+    does) instead of the record being refused."""
+    return json_bytes(doc)
 
 
 def bulk_body(items: Sequence[Item]) -> bytes:

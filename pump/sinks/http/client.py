@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pump import __version__
+from pump.errors import RetriableError
 from pump.redact import redact_url, scrub
 from pump.sinks.http.config import Meta
 
@@ -185,7 +186,7 @@ class Client:
         try:
             resp = await self.http.request("OPTIONS", url, extensions=self.extensions)
         except httpx.HTTPError as exc:
-            raise ConnectionError(describe_error(exc, url)) from exc
+            raise RetriableError(describe_error(exc, url)) from exc
         return f"HTTP {resp.status_code}"
 
     async def _gzip(self, body: bytes) -> bytes:

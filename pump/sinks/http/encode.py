@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from pump.record import Record
+from pump.text import json_bytes
 
 Encoder = Callable[[Record], bytes]
 
@@ -86,7 +85,7 @@ def go_float(x: float) -> float | int:
 
 def go_json(doc: Any) -> bytes:
     """``json.Marshal`` of a document whose maps are already in Go's (sorted) key order."""
-    return go_escape(orjson.dumps(doc))
+    return go_escape(json_bytes(doc))
 
 
 # --- record documents -------------------------------------------------------------------------
@@ -95,12 +94,12 @@ def go_json(doc: Any) -> bytes:
 def record_encoder(keys: Sequence[str]) -> Encoder:
     """Tyk's record JSON, whole or cut down to ``keys`` (in the order given)."""
     if not keys:
-        return lambda r: orjson.dumps(r.to_json())
+        return lambda r: json_bytes(r.to_json())
     wanted = tuple(keys)
 
     def encode(r: Record) -> bytes:
         doc = r.to_json()
-        return orjson.dumps({k: doc[k] for k in wanted})
+        return json_bytes({k: doc[k] for k in wanted})
 
     return encode
 

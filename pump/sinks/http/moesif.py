@@ -33,6 +33,7 @@ from pump.sinks.http.config import Auth, check_url
 from pump.sinks.http.config import Meta as HttpMeta
 from pump.sinks.http.encode import Encoder, Options, go_escape, go_float
 from pump.sinks.http.sink import HttpSink, build_sink
+from pump.text import json_bytes
 
 DEFAULT_ENDPOINT = "https://api.moesif.net"
 BATCH_PATH = "/v1/events/batch"
@@ -113,7 +114,7 @@ def encode_body(body: bytes, keys: tuple[str, ...]) -> str:
     if doc is None:
         body = b"null"
     elif isinstance(doc, dict):
-        body = go_escape(orjson.dumps(_go_numbers(mask(doc, keys) if keys else doc), option=orjson.OPT_SORT_KEYS))
+        body = go_escape(json_bytes(_go_numbers(mask(doc, keys) if keys else doc), option=orjson.OPT_SORT_KEYS))
     else:
         return base64.b64encode(body).decode()
     return base64.b64encode(body).decode()
@@ -230,7 +231,7 @@ def event(r: Record, o: MoesifOptions) -> dict[str, Any]:
 
 
 def event_encoder(o: MoesifOptions) -> Encoder:
-    return lambda r: go_escape(orjson.dumps(event(r, o)))
+    return lambda r: go_escape(json_bytes(event(r, o)))
 
 
 # --- the pump ---------------------------------------------------------------------------------

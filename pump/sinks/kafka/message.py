@@ -19,6 +19,7 @@ import orjson
 
 from pump.record import Record
 from pump.sinks.elasticsearch.document import timestamp_text
+from pump.text import json_bytes
 
 
 def message_fields(r: Record) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class Encoder:
         doc = message_fields(r)
         if self.meta_data:
             doc.update(self.meta_data)
-        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        return json_bytes(doc, option=orjson.OPT_SORT_KEYS)  # text that was not UTF-8 as U+FFFD
 
     def key(self, r: Record) -> bytes | None:
         return r.record_id.encode() if self.keyed and r.record_id else None

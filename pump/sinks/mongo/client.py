@@ -149,6 +149,9 @@ class MongoTarget:
                     if spec.ttl and self.meta.mongo_db_type == COSMOS_DB:
                         continue  # CosmosDB has no expireAt TTL option (Tyk skips it too)
                     await self._create_index(name, spec)
+            # Only now: a preparation that failed (server lost mid-way) is done again in full.
+            if self._existing is not None:
+                self._existing.add(name)
             self._prepared.add(name)
 
     async def _exists(self, name: str) -> bool:
@@ -159,9 +162,7 @@ class MongoTarget:
                 self._existing = set(await self.db.list_collection_names())
             except Exception as exc:
                 raise map_error(exc, "list collections", self.where) from exc
-        exists = name in self._existing
-        self._existing.add(name)
-        return exists
+        return name in self._existing
 
     async def _create_capped(self, name: str, size: int, exists: bool) -> None:
         if exists:
@@ -214,8 +215,8 @@ class MongoTarget:
         """
         from pymongo.errors import BulkWriteError
 
-        collection = self.db[name]
         try:
+            collection = self.db[name]  # InvalidName for a name MongoDB cannot hold: a data error
             try:
                 await collection.insert_many(docs, ordered=False)
             except UnicodeEncodeError:

@@ -14,6 +14,7 @@ from bson import Int64, ObjectId
 
 from pump.record import Record, UptimeRecord
 from pump.sinks.mongo.config import KIB
+from pump.text import valid_utf8
 
 #: What Tyk writes instead of the raw payloads of a record over ``max_document_size_bytes``
 #: (base64 of "Document too large, not writing raw request and raw response!").
@@ -181,17 +182,5 @@ def chunk_by_size(sizes: Sequence[int], limit: int) -> list[range]:
     return runs
 
 
-def sanitize(value: Any) -> Any:
-    """``value`` with every string (keys too) made valid UTF-8.
-
-    The decoder keeps bytes that are not UTF-8 as surrogate escapes; BSON strings must be UTF-8,
-    so such characters become U+FFFD. Only called after an encoding failure, so the normal path
-    pays nothing.
-    """
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {sanitize(k): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [sanitize(v) for v in value]
-    return value
+#: Every string (keys too) made valid UTF-8: BSON refuses the decoder's surrogate escapes.
+sanitize = valid_utf8

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pump.errors import RetriableError
+from pump.errors import BatchDataError, RetriableError
 from pump.sinks.sql.config import Target
 from pump.sinks.sql.errors import map_error
 
@@ -114,6 +114,8 @@ class SqliteDb:
             return await asyncio.to_thread(self._call, fn)
         except sqlite3.Error as exc:
             raise map_error(exc, self.target, doing) from None
+        except OverflowError as exc:  # an integer beyond SQLite's 64 bits: the data is refused, not the database
+            raise BatchDataError(f"SQLite {self.target.description} refused the data while trying to {doing}: {exc}") from None
 
     def close_sync(self) -> None:
         with self._lock:

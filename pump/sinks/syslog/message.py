@@ -24,6 +24,7 @@ import orjson
 from pump.record import Record, go_time_string
 from pump.sinks.elasticsearch.document import timestamp_text
 from pump.sinks.syslog.config import Meta
+from pump.text import json_bytes
 
 SD_ID = "pump@32473"
 
@@ -76,7 +77,7 @@ def json_text(r: Record) -> bytes:
     fields["timestamp"] = timestamp_text(r.timestamp_ns, r.tz)
     fields["raw_request"], fields["raw_response"] = r.raw_request, r.raw_response
     fields["tags"] = r.tags
-    return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    return json_bytes(fields, option=orjson.OPT_SORT_KEYS)  # text that was not UTF-8 as U+FFFD
 
 
 def sd_escape(value: str) -> str:
@@ -113,7 +114,8 @@ class Encoder:
     def message(self, r: Record) -> bytes:
         sd = f'[{SD_ID} id="{sd_escape(r.record_id)}"]' if r.record_id else "-"
         head = f"{self.head}{rfc5424_time(r.timestamp_ns)}{self.tail}{sd} ".encode()
-        body = json_text(r) if self.json else tyk_text(r).encode()
+        # Tyk's %s writes a string's bytes as they came: bytes that were not UTF-8 go out unchanged.
+        body = json_text(r) if self.json else tyk_text(r).encode("utf-8", "surrogateescape")
         if self.lf:
             body = body.replace(b"\n", b"\\n")  # a newline would end the message early
         return head + body

@@ -19,6 +19,7 @@ from pump.sinks.elasticsearch.bulk import (
     check_response,
     chunks,
     classify_item,
+    encode_document,
     parse_bulk_response,
 )
 
@@ -242,3 +243,12 @@ def test_add_all_maps_chunk_items_to_batch_positions() -> None:
     t.add_all(chunk, [(OK, ""), (REJECT, "bad")])
     t.add_all([item(3)], None)
     assert t.ok == 2 and t.rejected == {9: "bad"}
+
+
+def test_text_that_was_not_utf8_is_encoded_with_replacement_characters() -> None:
+    """orjson refuses the decoder's surrogate escapes; the document used to be refused (and its
+    record dead-lettered) where Tyk's Go client writes U+FFFD."""
+    doc = {"request_uri": "/caf\udce9", "tags": ["t\udcff"], "geo": {"n\udcff": 1}}
+    assert json.loads(encode_document(doc)) == {"request_uri": "/caf\ufffd", "tags": ["t\ufffd"], "geo": {"n\ufffd": 1}}
+    with pytest.raises(TypeError):  # what cannot be JSON at all is still refused (the sink names the record)
+        encode_document({"n": 1 << 70})

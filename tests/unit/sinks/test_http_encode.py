@@ -150,6 +150,15 @@ def test_ndjson_and_json_array_framing_and_fields() -> None:
     assert full == records[0].to_json()
 
 
+@pytest.mark.parametrize("fmt", ["ndjson", "json-array", "splunk", "logzio", "moesif"])
+def test_text_that_was_not_utf8_is_sent_as_replacement_characters(fmt: str) -> None:
+    """The decoder keeps bytes that were not UTF-8 as surrogates; orjson refuses them, and every
+    format used to refuse (dead-letter) such a record where Tyk's Go pumps send U+FFFD."""
+    r = make_record(path="/caf\udce9", user_agent="a\udcff", api_name="n\udcfe", raw_request=b64(b"GET / HTTP/1.1\r\n\r\n"))
+    doc = json.loads(encoder(fmt, Options())(r))
+    assert "\ufffd" in json.dumps(doc, ensure_ascii=False)
+
+
 def test_chunks_by_records_and_bytes_including_framing() -> None:
     items = [(i, b"x" * 10) for i in range(10)]
     assert [len(c) for c in chunks(items, NDJSON, 4, 0)] == [4, 4, 2]

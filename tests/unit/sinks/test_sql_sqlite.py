@@ -16,7 +16,7 @@ import pytest
 
 from pump.aggregate.sql_rows import SQL_COLUMNS, AggregateRow, merge_row
 from pump.decode.uptime import decode_uptime
-from pump.errors import RetriableError
+from pump.errors import BatchDataError, RetriableError
 from pump.record import Record, UptimeRecord
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql import aggregate as agg
@@ -310,6 +310,18 @@ async def test_summary_reads_every_shard(tmp_path: Path) -> None:
     assert len(lines) == lines.index("Top error codes") + 3  # limit=1
     assert "tables" in lines[0] and "(3 tables)" in lines[0]  # two shards plus today's, created at start
     assert summary(tmp_path / "missing.sqlite").startswith("No aggregate table")
+
+
+async def test_integer_beyond_64_bits_is_a_data_error(tmp_path: Path) -> None:
+    """sqlite3 raises a bare OverflowError for such an integer; it is the data's fault, as
+    PostgreSQL's "out of range" is: a BatchDataError, and nothing of the batch is written."""
+    db = tmp_path / "x.sqlite"
+    sink = raw_sink(db)
+    await sink.start()
+    with pytest.raises(BatchDataError, match=r"refused the data.*too large"):
+        await sink.write(SinkBatch("a", [*records(3), Record(content_length=1 << 63, org_id="o")]))
+    await sink.close()
+    assert rows(db, "SELECT COUNT(*) FROM tyk_analytics") == [(0,)]
 
 
 async def test_over_long_ids_never_lose_the_total_and_every_drop_is_counted(tmp_path: Path) -> None:

@@ -49,3 +49,16 @@ async def test_text_lines() -> None:
     out = io.StringIO()
     await StdoutSink("out", Meta(format="text"), stream=out).write(SinkBatch("b1", [make_record()]))
     assert "GET api.example.com/users/42 200" in out.getvalue()
+
+
+async def test_json_line_of_text_that_was_not_utf8_is_printed_with_replacement_characters() -> None:
+    """Bytes that were not UTF-8 reach the record as surrogates; orjson refuses them, and the
+    record used to be refused (and dead-lettered) where Tyk prints it with U+FFFD."""
+    out = io.StringIO()
+    sink = StdoutSink("out", Meta(format="json"), stream=out)
+    await sink.write(SinkBatch("b1", [make_record(path="/caf\udce9", tags=["t\udcff"], geo_city_names={"en\udcff": "x"}), make_record()]))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    doc = json.loads(lines[0])["tyk-analytics-record"]
+    assert doc["path"] == "/caf\ufffd" and doc["tags"] == ["t\ufffd"]
+    assert doc["geo"]["city"]["names"] == {"en\ufffd": "x"}

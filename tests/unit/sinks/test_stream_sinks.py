@@ -185,3 +185,16 @@ def test_tyk_environment_overrides_use_tyks_go_names(tmp_path: Path) -> None:
     assert kafka.sasl_password.get_secret_value() == "from-the-environment" and kafka.sasl_algorithm == "sha-512"
     assert DogMeta.model_validate(config.pumps["dogstatsd"].meta).async_uds_write_timeout_seconds == 3
     assert SyslogMeta.model_validate(config.pumps["syslog"].meta).network_addr == "logs:6514"
+
+
+def test_text_that_was_not_utf8_is_sent_not_refused() -> None:
+    """The decoder keeps bytes that were not UTF-8 as surrogates. Kafka and syslog's JSON used to
+    refuse (dead-letter) such a record: they now carry U+FFFD, as Go's encoder writes; syslog's
+    Tyk text carries the original bytes, as Go's ``%s`` does. Found by the sink contract suite."""
+    r = make_record(record_id="r1", path="/caf\udce9", tags=["t\udcff"])
+    assert orjson.loads(KafkaEncoder({}).value(r))["path"] == "/caf\ufffd"
+    as_json = SyslogEncoder(SyslogMeta.model_validate({"transport": "tcp", "format": "json", "hostname": "h"})).message(r)
+    doc = orjson.loads(as_json.split(b"] ", 1)[1])
+    assert doc["path"] == "/caf\ufffd" and doc["tags"] == ["t\ufffd"]
+    as_text = SyslogEncoder(SyslogMeta.model_validate({"transport": "tcp", "hostname": "h"})).message(r)
+    assert b"path:/caf\xe9 " in as_text
