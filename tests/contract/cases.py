@@ -25,7 +25,7 @@ whose records are aggregated (StatsD, Prometheus) reads back one key per counted
 aggregate stores below expand ``hits``); a store for a server that keeps everything it is sent
 (Kafka, an HTTP receiver) is ``at_least_once`` unless the sink deduplicates.
 
-Sinks are built only through the public API (``pump.sinks.build`` / ``pump.sinks.uptime_module``,
+Sinks are built only through the public API (``pump.sinks.build`` / ``pump.sinks.build_uptime``,
 from a validated :class:`~pump.config.model.Config`), exactly as the daemon builds them.
 """
 

@@ -37,7 +37,7 @@ import pytest
 
 from pump.config.model import Config
 from pump.errors import BatchDataError, RejectedRecords, RetriableError
-from pump.sinks import build, uptime_module
+from pump.sinks import build, build_uptime
 from pump.sinks.base import Sink, SinkBatch, SinkContext
 from tests.contract.cases import CASES, Case, Store
 
@@ -84,7 +84,7 @@ def make(entry: dict[str, Any], made: list[Sink]) -> Sink:
     if "uptime_pump_config" in entry:
         config = Config.model_validate(entry)
         assert config.uptime_pump_config is not None
-        sink: Sink = uptime_module(config.uptime_pump_config.uptime_type).build_uptime(config)
+        sink: Sink = build_uptime(config.uptime_pump_config.uptime_type, config)
     else:
         config = Config.model_validate({"pumps": {"contract": entry}})
         sink = build(SinkContext("contract", config.pumps["contract"], config))
