@@ -62,6 +62,7 @@ from pump.source.connect import connect, describe
 from pump.source.redis_list import UPTIME_LIST, RedisSource, SourceKey, gateway_lists
 from pump.telemetry.health import HealthServer, Probe
 from pump.telemetry.metrics import Metrics
+from pump.telemetry.purgelog import PurgeLog
 from pump.transforms import build_view
 
 log = logging.getLogger(__name__)
@@ -290,12 +291,17 @@ class Daemon:
             extra={
                 "version": __version__,
                 "instance_id": cfg.delivery.instance_id,
-                "pumps": ",".join(self.workers),
+                "pumps": ",".join(f"{n}={t}" for n, t in self._pump_types().items()),
                 "claim_size": cfg.claim_size(),
                 "mode": "once" if self.once else "daemon",
             },
         )
         return True
+
+    def _pump_types(self) -> dict[str, str]:
+        """Each pump and its type, for the start-up line (``sql=sql``, ``uptime=uptime``)."""
+        types = {name: pump.type.strip().lower() for name, pump in self.config.pumps.items()}
+        return {name: types.get(name, name) for name in self.workers}
 
     async def _unless_stopped(self, aw: Awaitable[T]) -> T | None:
         """``await aw``, unless a stop is requested first: then cancel it and return None."""
@@ -360,6 +366,7 @@ class Daemon:
         for key in keys:
             self.metrics.init_source(key.name)
         self.fanout = Fanout(intake, keys, self.workers, acks, self.metrics, cfg.purge_delay, once=self.once)
+        self.fanout.purge_log = PurgeLog(self.metrics, self.workers, [k.name for k in keys])
 
     async def _start_telemetry(self) -> None:
         cfg = self.config

@@ -37,6 +37,7 @@ from pump.delivery.worker import PumpWorker
 from pump.errors import DecodeError
 from pump.source.redis_list import Claim, RedisSource, SourceKey
 from pump.telemetry.metrics import Metrics
+from pump.telemetry.purgelog import PurgeLog
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ class Fanout:
         self.stopping = False
         self._wake = asyncio.Event()
         self.last_tick = time.monotonic()
+        #: The per-purge INFO line (pump/telemetry/purgelog.py); None in tests that do not want it.
+        self.purge_log: PurgeLog | None = None
 
     @property
     def undecodable(self) -> int:
@@ -177,6 +180,8 @@ class Fanout:
             started = time.monotonic()
             await self.drain()
             self.tick()
+            if self.purge_log is not None:
+                self.purge_log.after_cycle(time.monotonic() - started)
             if self.once or self.stopping:
                 return
             wait = max(0.0, self.purge_delay - (time.monotonic() - started))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from pump.record import Record
-from pump.sinks.base import SinkBatch, SinkContext, SinkMeta
+from pump.sinks.base import SinkBatch, SinkContext, SinkMeta, SinkSpec
 from pump.text import json_bytes
 
 
@@ -126,3 +126,6 @@ class StdoutSink:
 
 def build(ctx: SinkContext, meta: Meta) -> StdoutSink:
     return StdoutSink(ctx.name, meta)
+
+
+SPEC = SinkSpec(meta=Meta, build=build)
