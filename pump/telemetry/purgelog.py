@@ -65,7 +65,7 @@ class PurgeLog:
         fields: dict[str, object] = {"claimed": delta["claimed"]}
         for field in PER_PUMP:
             per = {p: delta[f"{field}:{p}"] for p in self.pumps if delta[f"{field}:{p}"]}
-            fields[field] = ",".join(f"{p}={n}" for p, n in per.items()) if per else "0"
+            fields[field] = ",".join(f"{p}:{n}" for p, n in per.items()) if per else "0"
         fields["undecodable"] = delta["undecodable"]
         fields["backlog"] = int(sum(self._value("pump_source_backlog_records", {"source": s}) for s in self.sources))
         fields["parked_backlog"] = int(sum(self._value("pump_backlog_records", {"pump": p}) for p in self.pumps))

@@ -45,8 +45,8 @@ def test_one_line_per_busy_period_with_the_cycles_summed(caplog: pytest.LogCaptu
     log.after_cycle(0.25)
     (line,) = _lines(caplog)
     assert line.getMessage() == "Purged."
-    assert line.claimed == 5000 and line.written == "csv=5000,sql=4990"  # type: ignore[attr-defined]
-    assert line.deadlettered == "sql=10" and line.parked == "0" and line.backlog == 12000  # type: ignore[attr-defined]
+    assert line.claimed == 5000 and line.written == "csv:5000,sql:4990"  # type: ignore[attr-defined]
+    assert line.deadlettered == "sql:10" and line.parked == "0" and line.backlog == 12000  # type: ignore[attr-defined]
     assert line.cycles == 1 and line.duration_s == 0.25  # the quiet cycle before was already reported (as nothing)  # type: ignore[attr-defined]
 
     # A busy pump: three cycles within the period log nothing, then one line with their sum.
@@ -60,5 +60,5 @@ def test_one_line_per_busy_period_with_the_cycles_summed(caplog: pytest.LogCaptu
     clock.now += 3
     log.after_cycle(0.1)
     (line,) = _lines(caplog)
-    assert line.claimed == 300 and line.written == "csv=300" and line.parked == "sql=300"  # type: ignore[attr-defined]
+    assert line.claimed == 300 and line.written == "csv:300" and line.parked == "sql:300"  # type: ignore[attr-defined]
     assert line.cycles == 4  # type: ignore[attr-defined]
