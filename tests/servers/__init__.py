@@ -35,6 +35,7 @@ import hashlib
 import importlib
 import os
 import pathlib
+import platform
 import shutil
 import signal
 import socket
@@ -354,6 +355,29 @@ def go_binary(needed_for: str) -> str:
     if not found:
         raise ServerError(f"the Go toolchain (go >= 1.25) is needed to build {needed_for}")
     return found
+
+
+def go_install(name: str, module: str, version: str, *, needed_for: str, first_run: str, timeout: float, ldflags: str = "") -> pathlib.Path:
+    """The binary ``name`` of ``go install module@version``, cached under
+    ``<cache>/<name>/<version>-<platform>/`` and built once (under a lock, so parallel test
+    workers build it only once) with the machine's own toolchain (``GOTOOLCHAIN=local``,
+    ``CGO_ENABLED=0``)."""
+    target = cache_root() / name / f"{version}-{platform.system()}-{platform.machine()}" / name
+    if target.exists():
+        return target
+    with cache_lock(f"{name}-build"):
+        if target.exists():
+            return target
+        go = go_binary(needed_for)
+        staging = target.parent / "bin.partial"
+        staging.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false", GOBIN=str(staging))
+        cmd = [go, "install", "-trimpath", *([f"-ldflags={ldflags}"] if ldflags else []), f"{module}@{version}"]
+        with step(f"building {name} {version} from the Go module proxy into {target.parent}", first_run=first_run):
+            run_checked(cmd, what=f"go install {name}", timeout=timeout, cwd=target.parent, env=env)
+            os.replace(staging / name, target)
+        staging.rmdir()
+    return target
 
 
 _PR_SET_PDEATHSIG = 1

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-import platform
 
-from . import cache_lock, cache_root, go_binary, run_checked, step
+from . import go_install
 
 MODULE = "github.com/prometheus/prometheus/cmd/promtool"
 #: Prometheus 3.x is published as module versions v0.3xx (v0.316.0 = Prometheus 3.16).
@@ -26,19 +25,6 @@ def promtool_binary() -> pathlib.Path:
     own = os.environ.get("PUMP_TEST_PROMTOOL")
     if own:
         return pathlib.Path(own)
-    target = cache_root() / "promtool" / f"{VERSION}-{platform.system()}-{platform.machine()}" / "promtool"
-    if target.exists():
-        return target
-    with cache_lock("promtool-build"):
-        if target.exists():
-            return target
-        go = go_binary("promtool for the alert-rule tests")
-        staging = target.parent / "bin.partial"
-        staging.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false", GOBIN=str(staging))
-        with step(f"building promtool {VERSION} from the Go module proxy into {target.parent}", first_run="~15 min on 2 cores"):
-            cmd = [go, "install", "-trimpath", f"{MODULE}@{VERSION}"]
-            run_checked(cmd, what="go install promtool", timeout=3600, cwd=target.parent, env=env)
-            os.replace(staging / "promtool", target)
-        staging.rmdir()
-    return target
+    return go_install(
+        "promtool", MODULE, VERSION, needed_for="promtool for the alert-rule tests", first_run="~15 min on 2 cores", timeout=3600
+    )

@@ -18,16 +18,14 @@ until both show up in a scrape (so that metric is always present; tests look for
 
 from __future__ import annotations
 
-import os
 import pathlib
-import platform
 import re
 import socket
 import time
 import urllib.request
 from collections.abc import Mapping
 
-from . import Server, cache_lock, cache_root, free_port, go_binary, launch, run_checked, step, wait_ready
+from . import Server, free_port, go_install, launch, wait_ready
 
 MODULE = "github.com/prometheus/statsd_exporter"
 VERSION = "v0.31.0"
@@ -36,29 +34,12 @@ PROBE_METRIC = "pump_test_probe"
 
 def statsd_exporter_binary() -> pathlib.Path:
     """Path of the cached statsd_exporter binary, building it from the Go module proxy on first use."""
-    target = cache_root() / "statsd_exporter" / f"{VERSION}-{platform.system()}-{platform.machine()}" / "statsd_exporter"
-    if target.exists():
-        return target
-    with cache_lock("statsd_exporter-build"):
-        if target.exists():
-            return target
-        go = go_binary("statsd_exporter for the StatsD tests")
-        staging = target.parent / "bin.partial"
-        staging.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-buildvcs=false", GOBIN=str(staging))
-        # The version an official build stamps in, so `statsd_exporter --version` and build_info say it.
-        ldflags = f"-X github.com/prometheus/common/version.Version={VERSION.lstrip('v')}"
-        with step(f"building statsd_exporter {VERSION} from the Go module proxy into {target.parent}", first_run="~1 min"):
-            run_checked(
-                [go, "install", "-trimpath", f"-ldflags={ldflags}", f"{MODULE}@{VERSION}"],
-                what="go install statsd_exporter",
-                timeout=1800,
-                cwd=target.parent,
-                env=env,
-            )
-            os.replace(staging / "statsd_exporter", target)
-        staging.rmdir()
-    return target
+    # The version an official build stamps in, so `statsd_exporter --version` and build_info say it.
+    ldflags = f"-X github.com/prometheus/common/version.Version={VERSION.lstrip('v')}"
+    return go_install(
+        "statsd_exporter", MODULE, VERSION, needed_for="statsd_exporter for the StatsD tests", first_run="~1 min", timeout=1800,
+        ldflags=ldflags,
+    )  # fmt: skip
 
 
 def start_statsd(
