@@ -24,6 +24,7 @@ import orjson
 from pump.errors import RetriableError
 from pump.redact import redact_url
 from pump.sinks.elasticsearch.config import Meta
+from pump.sinks.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +61,6 @@ def strip_credentials(url: str) -> tuple[str, str, str]:
     netloc = f"{host}:{parts.port}" if parts.port else host
     bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     return bare, unquote(parts.username or ""), unquote(parts.password or "")
-
-
-def tls_context(meta: Meta) -> ssl.SSLContext:
-    """Verified TLS by default (system CAs, or ``ssl_ca_file``); a client certificate when
-    ``ssl_cert_file``/``ssl_key_file`` are set; no verification only when asked for."""
-    ctx = ssl.create_default_context(cafile=meta.ssl_ca_file or None)
-    if meta.ssl_cert_file:
-        ctx.load_cert_chain(meta.ssl_cert_file, meta.ssl_key_file or None)
-    if meta.ssl_insecure_skip_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @dataclass(frozen=True)

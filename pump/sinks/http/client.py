@@ -34,6 +34,7 @@ from pump import __version__
 from pump.errors import RetriableError
 from pump.redact import redact_url, scrub
 from pump.sinks.http.config import Meta
+from pump.sinks.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +72,6 @@ def auth_headers(meta: Meta) -> dict[str, str]:
     if auth.type == "api_key":
         return {auth.header or "X-API-Key": auth.prefix + token}
     return {}
-
-
-def tls_context(meta: Meta) -> ssl.SSLContext:
-    """Verified TLS by default (system CAs, or ``ssl_ca_file``); a client certificate when
-    ``ssl_cert_file``/``ssl_key_file`` are set; no verification only when asked for."""
-    ctx = ssl.create_default_context(cafile=meta.ssl_ca_file or None)
-    if meta.ssl_cert_file:
-        ctx.load_cert_chain(meta.ssl_cert_file, meta.ssl_key_file or None)
-    if meta.ssl_insecure_skip_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def retry_after_seconds(value: str | None, cap: float, now: float | None = None) -> float | None:

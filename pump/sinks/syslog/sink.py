@@ -23,21 +23,12 @@ from pump.sinks.base import SinkBatch
 from pump.sinks.netio import DatagramConn, StreamConn, split_address
 from pump.sinks.syslog.config import Meta
 from pump.sinks.syslog.message import Encoder
+from pump.sinks.tls import tls_context
 
 log = logging.getLogger(__name__)
 
 #: Bytes handed to the TCP stream per write call.
 CHUNK = 256 * 1024
-
-
-def tls_context(meta: Meta) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=meta.ssl_ca_file or None)
-    if meta.ssl_insecure_skip_verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if meta.ssl_cert_file:
-        ctx.load_cert_chain(meta.ssl_cert_file, meta.ssl_key_file)
-    return ctx
 
 
 class SyslogSink:
