@@ -13,39 +13,12 @@ message of one record lands in the same partition.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
 from pump.record import Record
-from pump.sinks.elasticsearch.document import timestamp_text
+from pump.sinks.message import tyk_message
 from pump.text import json_bytes
-
-
-def message_fields(r: Record) -> dict[str, Any]:
-    """Tyk's twenty fields of a record, by Tyk's names."""
-    return {
-        "timestamp": timestamp_text(r.timestamp_ns, r.tz),
-        "method": r.method,
-        "path": r.path,
-        "raw_path": r.raw_path,
-        "response_code": r.response_code,
-        "alias": r.alias,
-        "api_key": r.api_key,
-        "api_version": r.api_version,
-        "api_name": r.api_name,
-        "api_id": r.api_id,
-        "org_id": r.org_id,
-        "oauth_id": r.oauth_id,
-        "raw_request": r.raw_request,
-        "request_time_ms": r.request_time,
-        "raw_response": r.raw_response,
-        "ip_address": r.ip_address,
-        "host": r.host,
-        "content_length": r.content_length,
-        "user_agent": r.user_agent,
-        "tags": r.tags,
-    }
 
 
 class Encoder:
@@ -56,7 +29,7 @@ class Encoder:
         self.keyed = key_by_record_id
 
     def value(self, r: Record) -> bytes:
-        doc = message_fields(r)
+        doc = tyk_message(r)
         if self.meta_data:
             doc.update(self.meta_data)
         return json_bytes(doc, option=orjson.OPT_SORT_KEYS)  # text that was not UTF-8 as U+FFFD

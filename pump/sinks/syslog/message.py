@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from pump.record import Record, go_time_string
-from pump.sinks.elasticsearch.document import timestamp_text
+from pump.sinks.message import tyk_message
 from pump.sinks.syslog.config import Meta
 from pump.text import json_bytes
 
@@ -33,27 +33,14 @@ _INT = {"response_code": "int", "request_time_ms": "int64", "content_length": "i
 
 
 def tyk_fields(r: Record) -> dict[str, Any]:
-    return {
-        "timestamp": r.timestamp_ns,
-        "method": r.method,
-        "path": r.path,
-        "raw_path": r.raw_path,
-        "response_code": r.response_code,
-        "alias": r.alias,
-        "api_key": r.api_key,
-        "api_version": r.api_version,
-        "api_name": r.api_name,
-        "api_id": r.api_id,
-        "org_id": r.org_id,
-        "oauth_id": r.oauth_id,
-        "raw_request": r.raw_request.replace("\n", "\\n"),
-        "request_time_ms": r.request_time,
-        "raw_response": r.raw_response.replace("\n", "\\n"),
-        "ip_address": r.ip_address,
-        "host": r.host,
-        "content_length": r.content_length,
-        "user_agent": r.user_agent,
-    }
+    """The nineteen fields Tyk's syslog text prints: Tyk's message without ``tags``, the time as
+    nanoseconds (printed by :func:`tyk_text`), newlines of the raw request and response escaped."""
+    fields = tyk_message(r)
+    del fields["tags"]
+    fields["timestamp"] = r.timestamp_ns
+    fields["raw_request"] = r.raw_request.replace("\n", "\\n")
+    fields["raw_response"] = r.raw_response.replace("\n", "\\n")
+    return fields
 
 
 def tyk_text(r: Record) -> str:
@@ -73,11 +60,7 @@ def tyk_text(r: Record) -> str:
 
 
 def json_text(r: Record) -> bytes:
-    fields = tyk_fields(r)
-    fields["timestamp"] = timestamp_text(r.timestamp_ns, r.tz)
-    fields["raw_request"], fields["raw_response"] = r.raw_request, r.raw_response
-    fields["tags"] = r.tags
-    return json_bytes(fields, option=orjson.OPT_SORT_KEYS)  # text that was not UTF-8 as U+FFFD
+    return json_bytes(tyk_message(r), option=orjson.OPT_SORT_KEYS)  # text that was not UTF-8 as U+FFFD
 
 
 def sd_escape(value: str) -> str:
