@@ -206,7 +206,10 @@ def _read(path: pathlib.Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     messages = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    # rsyslog may be in the middle of appending a line: only lines ending in a newline are whole
+    # messages; the rest is read on the next call.
+    *complete, _partial = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    for line in complete:
         if line.strip():
             messages.append(json.loads(line))
     return messages
