@@ -34,6 +34,14 @@ def pg_dsn(postgres_server: servers.Server) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def floats_for_numeric(conn: Any) -> None:
+    """Read ``numeric`` columns (Tyk's type for Go's float64) as Python floats, as the pump wrote
+    them: the stored decimal is the float's exact shortest text, so nothing is rounded."""
+    from psycopg.types.numeric import FloatLoader
+
+    conn.adapters.register_loader("numeric", FloatLoader)
+
+
 class Db:
     """Read rows back from either backend with the same calls."""
 
@@ -52,6 +60,7 @@ class Db:
         """Rows as {column: value}; ``?`` placeholders work on both backends."""
         if self.backend == "postgres":
             with psycopg.connect(self.target) as pg:
+                floats_for_numeric(pg)
                 cur = pg.execute(query.replace("?", "%s").encode(), params)
                 names = [d.name for d in cur.description or []]
                 return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -23,7 +23,7 @@ class Backend:
     def __init__(self, meta: SqlMeta, target: Target, spec: TableSpec, concurrency: int = 1) -> None:
         self.meta = meta
         self.target = target
-        self.schema = Schema(spec, target, meta.omit_index_creation)
+        self.schema = Schema(spec, target, meta.omit_index_creation, meta.migrate)
         self.pool: PgPool | None = PgPool(target, pg_connect_kwargs(meta, target.dsn), concurrency) if target.is_postgres else None
         self.db: SqliteDb | None = None if target.is_postgres else SqliteDb(target)
 

@@ -78,6 +78,7 @@ class SqlMeta(SinkMeta):
     batch_size: int = Field(1000, ge=0, description="rows per statement / COPY chunk; 0 = 1000")
     migrate_sharded_tables: bool = Field(False, description="at start, add missing columns to every existing shard")
     omit_index_creation: bool = Field(False, description="do not create Tyk's indexes")
+    migrate: bool = Field(False, description="ours: at start, convert tables an older version of this pump made to Tyk's column types")
     threshold_len_tag_list: int = Field(1000, description="accepted for Tyk compatibility; no effect in SQL (as in Tyk)")
 
     @field_validator("type", mode="before")

@@ -21,13 +21,12 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any
 
-import orjson
-
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
 from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
+from pump.sinks.sql.columns import NO_GRAPHQL, NO_MCP, RAW_COLUMNS, RAW_INDEXES, city_names_json, graphql_values, mcp_values, tags_json
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
@@ -38,60 +37,10 @@ log = logging.getLogger(__name__)
 
 RAW_TABLE = "tyk_analytics"
 
-#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names.
-RAW_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "text"),
-    ("method", "text"),
-    ("host", "text"),
-    ("path", "text"),
-    ("rawpath", "text"),
-    ("contentlength", "bigint"),
-    ("useragent", "text"),
-    ("day", "bigint"),
-    ("month", "bigint"),
-    ("year", "bigint"),
-    ("hour", "bigint"),
-    ("responsecode", "bigint"),
-    ("apikey", "text"),
-    ("timestamp", "timestamptz"),
-    ("apiversion", "text"),
-    ("api_name", "text"),
-    ("apiid", "text"),
-    ("orgid", "text"),
-    ("oauthid", "text"),
-    ("requesttime", "bigint"),
-    ("rawrequest", "text"),
-    ("rawresponse", "text"),
-    ("ipaddress", "text"),
-    ("geo_country_iso_code", "text"),
-    ("geo_city_geoname_id", "bigint"),
-    ("geo_location_latitude", "double"),
-    ("geo_location_longitude", "double"),
-    ("geo_location_time_zone", "text"),
-    ("network_open_connections", "bigint"),
-    ("network_closed_connections", "bigint"),
-    ("network_bytes_in", "bigint"),
-    ("network_bytes_out", "bigint"),
-    ("latency_total", "bigint"),
-    ("latency_upstream", "bigint"),
-    ("latency_gateway", "bigint"),
-    ("tags", "text"),
-    ("alias", "text"),
-    ("trackpath", "bool"),
-    ("expireAt", "timestamptz"),
-    ("originalpath", "text"),
-    ("listenpath", "text"),
-)
-
-#: Tyk's indexes on the raw table, named ``<table>_idx_<column>``.
-RAW_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
-    (f"idx_{c}", (c,)) for c in ("responsecode", "apikey", "timestamp", "apiid", "orgid", "oauthid")
-)
-
 RAW_SPEC = TableSpec(RAW_TABLE, RAW_COLUMNS, RAW_INDEXES)
 COLUMN_NAMES: tuple[str, ...] = RAW_SPEC.names
 _TEXT_POSITIONS = tuple(i for i, (_, kind) in enumerate(RAW_COLUMNS) if kind in ("text",))
-_BOOL_POSITION = COLUMN_NAMES.index("trackpath")
+_BOOL_POSITIONS = tuple(i for i, (_, kind) in enumerate(RAW_COLUMNS) if kind == "bool")
 _TABS = len(RAW_COLUMNS) - 1
 STAGE_TABLE = "pump_stage_raw"
 
@@ -114,26 +63,18 @@ def rid(r: Record) -> str:
         return record_id(json.dumps(r.to_json(), sort_keys=True, default=str).encode())
 
 
-def tags_json(tags: list[str] | None) -> str:
-    """Tags as a JSON array (``[]`` when there are none): portable, and ``tags::jsonb`` in PG."""
-    if not tags:
-        return "[]"
-    try:
-        return orjson.dumps(tags).decode()
-    except (orjson.JSONEncodeError, TypeError):  # surrogates from undecodable bytes
-        return json.dumps([str(t) for t in tags], ensure_ascii=False)
-
-
 def row_values(r: Record) -> tuple[Any, ...]:
     """One record as Python values in column order (SQLite parameters, and the COPY slow path)."""
     return (
         rid(r), r.method, r.host, r.path, r.raw_path, r.content_length, r.user_agent, r.day, r.month,
         r.year, r.hour, r.response_code, r.api_key, ts_text(r.timestamp_ns), r.api_version, r.api_name,
         r.api_id, r.org_id, r.oauth_id, r.request_time, r.raw_request, r.raw_response, r.ip_address,
-        r.geo_country_iso_code, r.geo_city_geoname_id, r.geo_location_latitude, r.geo_location_longitude,
+        r.geo_country_iso_code, r.geo_city_geoname_id, city_names_json(r.geo_city_names),
+        r.geo_location_latitude, r.geo_location_longitude,
         r.geo_location_time_zone, r.network_open_connections, r.network_closed_connections,
         r.network_bytes_in, r.network_bytes_out, r.latency_total, r.latency_upstream, r.latency_gateway,
         tags_json(r.tags), r.alias, bool(r.track_path), ts_text(r.expire_at_ns), r.original_path, r.listen_path,
+        *graphql_values(r.graphql_stats), *mcp_values(r.mcp_stats),
     )  # fmt: skip
 
 
@@ -150,6 +91,16 @@ def float_text(value: float) -> str:
     return text
 
 
+_NO_EXTRA_COPY = "\t".join(copy_field(v) for v in (*NO_GRAPHQL, *NO_MCP))
+
+
+def _extra_copy(r: Record) -> str:
+    """COPY fields of the GraphQL and MCP columns (a constant for the usual record without them)."""
+    if not r.graphql_stats and not r.mcp_stats:
+        return _NO_EXTRA_COPY
+    return "\t".join(copy_field(v) for v in (*graphql_values(r.graphql_stats), *mcp_values(r.mcp_stats)))
+
+
 def copy_line(r: Record) -> str:
     """One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
 
@@ -160,12 +111,13 @@ def copy_line(r: Record) -> str:
         f"{r.user_agent}\t{r.day}\t{r.month}\t{r.year}\t{r.hour}\t{r.response_code}\t{r.api_key}\t"
         f"{ts_text(r.timestamp_ns)}\t{r.api_version}\t{r.api_name}\t{r.api_id}\t{r.org_id}\t{r.oauth_id}\t"
         f"{r.request_time}\t{r.raw_request}\t{r.raw_response}\t{r.ip_address}\t{r.geo_country_iso_code}\t"
-        f"{r.geo_city_geoname_id}\t{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
+        f"{r.geo_city_geoname_id}\t{city_names_json(r.geo_city_names) if r.geo_city_names else '{}'}\t"
+        f"{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
         f"{_FLOATS.get(r.geo_location_longitude) or float_text(r.geo_location_longitude)}\t"
         f"{r.geo_location_time_zone}\t{r.network_open_connections}\t{r.network_closed_connections}\t"
         f"{r.network_bytes_in}\t{r.network_bytes_out}\t{r.latency_total}\t{r.latency_upstream}\t"
         f"{r.latency_gateway}\t{tags_json(r.tags) if r.tags else '[]'}\t{r.alias}\t{'t' if r.track_path else 'f'}\t"
-        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\n"
+        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\t{_extra_copy(r)}\n"
     )
 
 
@@ -188,7 +140,8 @@ def sqlite_row(r: Record) -> tuple[Any, ...]:
     values = list(row_values(r))
     for i in _TEXT_POSITIONS:
         values[i] = clean(values[i])
-    values[_BOOL_POSITION] = 1 if values[_BOOL_POSITION] else 0
+    for i in _BOOL_POSITIONS:
+        values[i] = 1 if values[i] else 0
     return tuple(values)
 
 
