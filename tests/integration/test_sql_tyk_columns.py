@@ -1,0 +1,199 @@
+"""Issue 11: the columns Tyk's SQL pumps write that the previous version of this pump lacked, and
+the opt-in migration of tables that version created.
+
+The golden records (tests/fixtures/tyk/records.json, encoded by Tyk's own Go code) go through the
+whole pipeline into ``tyk_analytics`` on PostgreSQL and SQLite. Tyk's gorm fork writes a map or
+slice column as ``json.MarshalSafeCollections`` of the value, which for a non-nil value is the
+same text as ``json.Marshal``: the expected column text is cut out of Go's own JSON of the record
+(``go_json_text``), byte for byte; nil values are ``{}`` / ``[]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pump.decode.msgpack import record_id
+from pump.errors import RetriableError
+from pump.sinks.base import SinkBatch
+from pump.sinks.sql import aggregate as agg
+from pump.sinks.sql import raw
+from pump.sinks.sql.config import target_of
+from tests.helpers import ROOT, numbered, push, run_once, write_config
+from tests.integration import sql_helpers
+from tests.integration.sql_helpers import Db
+
+pytestmark = pytest.mark.integration
+db = sql_helpers.db  # fixture (PostgreSQL and SQLite)
+pg_dsn = sql_helpers.pg_dsn  # fixture used by db
+
+CASES = json.loads((ROOT / "tests/fixtures/tyk/records.json").read_text())["cases"]
+NEW_COLUMNS = (
+    "geo_city_names",
+    "graphql_stats_variables",
+    "graphql_stats_root_fields",
+    "graphql_stats_types",
+    "graphql_stats_errors",
+    "graphql_stats_operation_type",
+    "graphql_stats_has_errors",
+    "graphql_stats_is_graph_ql",
+    "mcp_stats_is_mcp",
+    "mcp_stats_jsonrpc_method",
+    "mcp_stats_primitive_type",
+    "mcp_stats_primitive_name",
+)
+
+
+def go_text(doc_text: str, *path: str) -> str | None:
+    """The exact bytes Go printed for the value at ``path`` of a JSON object (None for null)."""
+    decoder = json.JSONDecoder()
+    pos = 0
+    for key in path:
+        pos = doc_text.index(json.dumps(key) + ":", pos) + len(json.dumps(key)) + 1
+    value, end = decoder.raw_decode(doc_text, pos)
+    return None if value is None else doc_text[pos:end]
+
+
+def expected_row(case: dict[str, Any]) -> dict[str, Any]:
+    text, doc = case["go_json_text"], case["go_json"]
+    gql, mcp = doc["graphql_stats"], doc["mcp_stats"]
+    return {
+        "geo_city_names": go_text(text, "geo", "city", "names") or "{}",
+        "geo_location_latitude": doc["geo"]["location"]["latitude"],
+        "geo_location_longitude": doc["geo"]["location"]["longitude"],
+        "graphql_stats_variables": gql["Variables"],
+        "graphql_stats_root_fields": go_text(text, "graphql_stats", "RootFields") or "[]",
+        "graphql_stats_types": go_text(text, "graphql_stats", "Types") or "{}",
+        "graphql_stats_errors": go_text(text, "graphql_stats", "Errors") or "[]",
+        "graphql_stats_operation_type": gql["OperationType"],
+        "graphql_stats_has_errors": gql["HasErrors"],
+        "graphql_stats_is_graph_ql": gql["IsGraphQL"],
+        "mcp_stats_is_mcp": mcp["is_mcp"],
+        "mcp_stats_jsonrpc_method": mcp["jsonrpc_method"],
+        "mcp_stats_primitive_type": mcp["primitive_type"],
+        "mcp_stats_primitive_name": mcp["primitive_name"],
+    }
+
+
+def test_golden_records_fill_tyks_columns(tmp_path: Path, redis_url: str, db: Db) -> None:
+    payloads = [bytes.fromhex(c["msgpack_hex"]) for c in CASES]
+    push(redis_url, payloads)
+    config = write_config(tmp_path / "pump.json", redis_url, {"sql": {"type": "sql", "meta": db.meta}})
+    proc = run_once(config)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    got = {r["id"]: r for r in db.dicts("SELECT * FROM tyk_analytics")}
+    assert set(NEW_COLUMNS) <= set(next(iter(got.values())))
+    graph = 0
+    for case, payload in zip(CASES, payloads, strict=True):
+        if case["go_json"]["mcp_stats"]["is_mcp"]:
+            assert record_id(payload) not in got  # the raw SQL pump skips MCP records, as Tyk's
+            continue
+        have = got[record_id(payload)]
+        for column, want in expected_row(case).items():
+            value = have[column]
+            if isinstance(want, bool):
+                value = bool(value)  # SQLite keeps booleans as 0/1
+            assert value == want, (case["name"], column)
+        graph += bool(have["graphql_stats_is_graph_ql"])
+    assert graph == 1  # the fixture's GraphQL case is stored with its stats
+    assert got[record_id(payloads[[c["name"] for c in CASES].index("graphql_mutation")])]["graphql_stats_errors"] == (
+        '[{"message":"Cannot return null for non-nullable field User.name","path":["createUser","name"]},'
+        '{"message":"index error","path":["createUser",0]}]'
+    )
+
+
+def test_html_characters_in_json_columns_are_escaped_as_go_does(db: Db) -> None:
+    r = numbered(1)[0]
+    r.geo_city_names = {"en": "A&B <x>"}
+    r.graphql_stats = {"IsGraphQL": True, "Types": {"T": None}, "Errors": [{"Message": "<b>"}]}
+    values = dict(zip(raw.COLUMN_NAMES, raw.row_values(r), strict=True))
+    assert values["geo_city_names"] == '{"en":"A\\u0026B \\u003cx\\u003e"}'
+    assert values["graphql_stats_types"] == '{"T":[]}'  # nil slices inside: [] (MarshalSafeCollections)
+    assert values["graphql_stats_errors"] == '[{"message":"\\u003cb\\u003e","path":[]}]'
+    assert values["graphql_stats_root_fields"] == "[]"
+
+
+# --------------------------------------------------------------------------- migration (PostgreSQL)
+
+
+def legacy_ddl(table: str, columns: tuple[tuple[str, str], ...], new: tuple[str, ...]) -> str:
+    """The table as the previous version of this pump created it: no new columns, and
+    ``double precision`` where Tyk has ``numeric``."""
+    pg = {"text": "TEXT", "bigint": "BIGINT", "numeric": "DOUBLE PRECISION", "bool": "BOOLEAN", "timestamptz": "TIMESTAMPTZ"}
+    cols = ", ".join(f'"{n}" {pg[k]}' for n, k in columns if n not in new)
+    return f"CREATE TABLE {table} ({cols}, PRIMARY KEY (id))"
+
+
+def raw_sink(dsn: str, **meta: Any) -> raw.SqlSink:
+    m = raw.Meta(type="postgres", connection_string=dsn, **meta)
+    return raw.SqlSink("sql", m, target_of(m))
+
+
+def agg_sink(dsn: str, **meta: Any) -> agg.AggregateSink:
+    m = agg.Meta(type="postgres", connection_string=dsn, **meta)
+    return agg.AggregateSink("agg", m, target_of(m), agg.AGGREGATE_SPEC, agg.aggregate_rows_of(m))
+
+
+def execute(dsn: str, query: str, params: tuple[Any, ...] = ()) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(query.encode(), params or None)
+
+
+def pg_types(dsn: str, table: str) -> dict[str, str]:
+    rows = Db("postgres", dsn).rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", (table,))
+    return {str(n): str(t) for n, t in rows}
+
+
+async def test_old_raw_table_is_refused_until_migrate_then_converted_exactly(pg_dsn: str) -> None:
+    db = Db("postgres", pg_dsn)
+    execute(pg_dsn, legacy_ddl("tyk_analytics", raw.RAW_COLUMNS, NEW_COLUMNS))
+    execute(
+        pg_dsn, "INSERT INTO tyk_analytics (id, geo_location_latitude, geo_location_longitude) VALUES ('old', %s, %s)", (0.1 + 0.2, -1 / 3)
+    )
+    refused = raw_sink(pg_dsn)
+    with pytest.raises(RetriableError) as err:
+        await refused.start()
+    await refused.close()
+    message = str(err.value)
+    assert "older version of this pump" in message and "migrate: true" in message
+    assert "geo_location_latitude, geo_location_longitude" in message
+    assert pg_types(pg_dsn, "tyk_analytics")["geo_location_latitude"] == "double precision"  # untouched
+
+    sink = raw_sink(pg_dsn, migrate=True)
+    await sink.start()
+    await sink.write(SinkBatch("b", numbered(2)))
+    await sink.close()
+    types = pg_types(pg_dsn, "tyk_analytics")
+    assert (types["geo_location_latitude"], types["geo_location_longitude"]) == ("numeric", "numeric")
+    assert set(types) == set(raw.COLUMN_NAMES)
+    # Every digit of the stored doubles survives the conversion (a plain cast keeps 15).
+    assert db.rows("SELECT geo_location_latitude, geo_location_longitude FROM tyk_analytics WHERE id = 'old'") == [(0.1 + 0.2, -1 / 3)]
+    assert db.count("tyk_analytics") == 3
+    again = raw_sink(pg_dsn)  # converted: no migrate needed any more
+    await again.start()
+    await again.close()
+
+
+async def test_old_aggregate_table_is_refused_until_migrate(pg_dsn: str) -> None:
+    db = Db("postgres", pg_dsn)
+    execute(pg_dsn, legacy_ddl("tyk_aggregated", agg.AGGREGATE_SPEC.columns, ("counter_error_map", "counter_error_list")))
+    refused = agg_sink(pg_dsn)
+    with pytest.raises(RetriableError, match="counter_request_time, counter_total_request_time, counter_upstream_latency, counter_latency"):
+        await refused.start()
+    await refused.close()
+    sink = agg_sink(pg_dsn, migrate=True)
+    await sink.start()
+    await sink.write(SinkBatch("b", numbered(3)))
+    await sink.close()
+    types = pg_types(pg_dsn, "tyk_aggregated")
+    assert {c: types[c] for c in ("counter_request_time", "counter_latency", "counter_error_map")} == {
+        "counter_request_time": "numeric",
+        "counter_latency": "numeric",
+        "counter_error_map": "text",
+    }
+    rows = db.dicts("SELECT counter_error_map, counter_error_list, counter_hits FROM tyk_aggregated WHERE dimension = ''")
+    assert rows == [{"counter_error_map": "{}", "counter_error_list": "[]", "counter_hits": 3}]
