@@ -18,8 +18,8 @@ from pump.config.model import StrictModel
 from pump.redact import SecretDsn, scrub
 from pump.sinks.base import SinkMeta
 
-#: The backends this pump speaks. MySQL (Tyk's other SQL type) is refused with a clear message.
-BACKENDS = ("postgres", "sqlite")
+#: The backends this pump speaks (MySQL and MariaDB are ``mysql``, as in Tyk).
+BACKENDS = ("postgres", "mysql", "sqlite")
 #: Where an SQLite pump writes when no connection_string is given.
 DEFAULT_SQLITE_PATH = "pump.sqlite"
 #: PostgreSQL connection defaults, applied only when the connection string does not set them.
@@ -58,9 +58,15 @@ _PG_URL = re.compile(r"^postgres(ql)?://", re.I)
 _PG_KEYWORDS = re.compile(r"(^|\s)(host|hostaddr|dbname|user|port|service|sslmode)\s*=", re.I)
 
 
+_MYSQL = re.compile(r"^(mysql|mariadb)://|@(tcp|unix)\(", re.I)
+
+
 def infer_backend(connection_string: str) -> str:
-    """``postgres`` for a libpq URL or ``key=value`` string, else ``sqlite`` (a file path)."""
+    """``postgres`` for a libpq URL or ``key=value`` string, ``mysql`` for a ``mysql://`` URL or
+    Go's ``user:pass@tcp(host:port)/db``, else ``sqlite`` (a file path)."""
     s = connection_string.strip()
+    if _MYSQL.search(s):
+        return "mysql"
     return "postgres" if _PG_URL.match(s) or _PG_KEYWORDS.search(s) else "sqlite"
 
 
@@ -87,12 +93,12 @@ class SqlMeta(SinkMeta):
         if not isinstance(v, str):
             return v
         name = v.strip().lower()
-        if name == "mysql":
-            raise ValueError("MySQL is not supported by this pump; use type: postgres (or sqlite for a local file)")
+        if name == "mariadb":
+            name = "mysql"
         if name == "postgresql":
             name = "postgres"
         if name not in ("", *BACKENDS):
-            raise ValueError(f"unknown SQL type {v!r}; expected one of: postgres, sqlite")
+            raise ValueError(f"unknown SQL type {v!r}; expected one of: postgres, mysql, sqlite")
         return name
 
     @field_validator("connection_string")
@@ -104,6 +110,12 @@ class SqlMeta(SinkMeta):
             raise ValueError("required for type postgres, e.g. postgresql://user@host:5432/dbname")
         if backend == "postgres":
             check_pg_dsn(text)
+        if backend == "mysql":
+            from pump.sinks.sql.mysql import parse_dsn
+
+            if not text:
+                raise ValueError("required for type mysql, e.g. user:password@tcp(db:3306)/analytics")
+            parse_dsn(text)
         return v
 
     @model_validator(mode="after")
@@ -151,9 +163,18 @@ class Target:
     def is_postgres(self) -> bool:
         return self.backend == "postgres"
 
+    @property
+    def is_mysql(self) -> bool:
+        return self.backend == "mysql"
+
 
 def target_of(meta: SqlMeta) -> Target:
     dsn = meta.connection_string.get_secret_value().strip()
+    if meta.type == "mysql":
+        from pump.sinks.sql.mysql import parse_dsn
+
+        _, description, password = parse_dsn(dsn)
+        return Target("mysql", dsn, description, password)
     return _pg_target(dsn) if meta.type == "postgres" else _sqlite_target(dsn)
 
 

@@ -25,6 +25,7 @@ from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
 from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
 from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.sql import mysql
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.columns import NO_GRAPHQL, NO_MCP, RAW_COLUMNS, RAW_INDEXES, city_names_json, graphql_values, mcp_values, tags_json
 from pump.sinks.sql.config import SqlMeta, Target, target_of
@@ -214,6 +215,8 @@ class SqlSink:
         try:
             if self.pool is not None:
                 await self._write_pg(groups)
+            elif self.backend.my is not None:
+                await self._write_mysql(groups)
             else:
                 await self._write_sqlite(groups)
         except SinkError as exc:
@@ -318,6 +321,20 @@ class SqlSink:
             return sqlite_transaction(conn, insert)
 
         inserted = await self.db.run(body, f"write to {', '.join(sorted(groups))}")
+        self._count(inserted, sum(len(v) for v in rows.values()))
+
+    async def _write_mysql(self, groups: dict[str, list[Record]]) -> None:
+        """Multi-row ``INSERT … ON DUPLICATE KEY UPDATE id = id`` per table, one transaction."""
+        my = self.backend.my
+        assert my is not None
+        rows = {table: [sqlite_row(r) for r in recs] for table, recs in groups.items()}
+
+        def body(conn: Any) -> int:
+            for table in rows:
+                self.backend.ensure_mysql(conn, table)
+            return mysql.insert_raw(conn, rows, COLUMN_NAMES, self.meta.rows_per_statement)
+
+        inserted = await my.run(body, f"write to {', '.join(sorted(groups))}")
         self._count(inserted, sum(len(v) for v in rows.values()))
 
     def _count(self, inserted: int, staged: int) -> None:
