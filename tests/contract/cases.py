@@ -325,8 +325,49 @@ class PostgresStore(_SqlStore):
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+class MysqlStore(_SqlStore):
+    """A database of its own on the session's MariaDB (``type: mysql``), dropped at the end."""
+
+    def __init__(self, shape: SqlShape, server: servers.Server | None, tmp: Path) -> None:
+        assert server is not None
+        self.shape, self.backend, self.server = shape, "mysql", server
+        self.name = "contract_" + uuid.uuid4().hex[:12]
+        self._execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+        self.dsn = server.url.rsplit("/", 1)[0] + "/" + self.name
+        self.address = netloc(server.url)
+
+    def _execute(self, query: str, dsn: str | None = None) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        from pump.sinks.sql.mysql import parse_dsn
+
+        kwargs, _, _ = parse_dsn(dsn or self.server.url)
+        with pymysql.connect(**kwargs, autocommit=True, charset="utf8mb4") as conn, conn.cursor() as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return self._pump(redial(self.dsn, address))
+
+    def _rows(self) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        try:
+            return self._execute(self.shape.query, self.dsn)
+        except pymysql.err.ProgrammingError as exc:
+            if exc.args and exc.args[0] == 1146:  # no such table (yet)
+                return []
+            raise
+
+    def dead(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+
+
 def sql_store(shape: SqlShape, backend: str) -> Callable[[servers.Server | None, Path], Store]:
-    kind = PostgresStore if backend == "postgres" else SqliteStore
+    kind = {"postgres": PostgresStore, "mysql": MysqlStore}.get(backend, SqliteStore)
     return lambda server, tmp: kind(shape, server, tmp)
 
 
@@ -673,6 +714,7 @@ def _sql_cases(shape: SqlShape, name: str, **common: Any) -> list[Case]:
     return [
         Case(f"{name}-sqlite", None, sql_store(shape, "sqlite"), **common),
         Case(f"{name}-postgres", "postgres_server", sql_store(shape, "postgres"), **common),
+        Case(f"{name}-mysql", "mysql_server", sql_store(shape, "mysql"), **common),
     ]
 
 
