@@ -21,8 +21,9 @@ from tests.integration import sql_helpers
 from tests.integration.sql_helpers import Db, crashed_write
 
 pytestmark = pytest.mark.integration
-db = sql_helpers.db  # fixture (PostgreSQL and SQLite)
-pg_dsn = sql_helpers.pg_dsn  # fixture used by db
+db = sql_helpers.db  # fixture (PostgreSQL, SQLite and MariaDB)
+pg_dsn = sql_helpers.pg_dsn  # fixtures used by db
+my_dsn = sql_helpers.my_dsn
 
 T2019 = datetime(2019, 1, 1, tzinfo=UTC)
 BUCKET_2019 = 1546300800
@@ -185,6 +186,13 @@ def suffixes(table: str) -> list[str]:
 def index_names(db: Db, table: str) -> set[str]:
     if db.backend == "postgres":
         return {r[0] for r in db.rows("SELECT indexname FROM pg_indexes WHERE tablename = ?", (table,))}
+    if db.backend == "mysql":
+        return {
+            r[0]
+            for r in db.rows(
+                "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?", (table,)
+            )
+        }
     return {r[0] for r in db.rows("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))}
 
 

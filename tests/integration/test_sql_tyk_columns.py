@@ -28,8 +28,9 @@ from tests.integration import sql_helpers
 from tests.integration.sql_helpers import Db
 
 pytestmark = pytest.mark.integration
-db = sql_helpers.db  # fixture (PostgreSQL and SQLite)
-pg_dsn = sql_helpers.pg_dsn  # fixture used by db
+db = sql_helpers.db  # fixture (PostgreSQL, SQLite and MariaDB)
+pg_dsn = sql_helpers.pg_dsn  # fixtures used by db
+my_dsn = sql_helpers.my_dsn
 
 CASES = json.loads((ROOT / "tests/fixtures/tyk/records.json").read_text())["cases"]
 NEW_COLUMNS = (

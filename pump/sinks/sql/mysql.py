@@ -261,7 +261,9 @@ def upsert_text(table: str) -> str:
         elif rule.merge is Merge.AVG:
             assert rule.total_column and rule.hits_column
             tot, h = ident(rule.total_column), ident(rule.hits_column)
-            expr = f"CASE WHEN {t}.{h} + VALUES({h}) = 0 THEN 0 ELSE ({t}.{tot} + VALUES({tot})) / ({t}.{h} + VALUES({h})) END"
+            # CAST: integer / integer would be DECIMAL division, cut to a few digits.
+            hits = f"{t}.{h} + VALUES({h})"
+            expr = f"CASE WHEN {hits} = 0 THEN 0 ELSE ({t}.{tot} + VALUES({tot})) / CAST({hits} AS DOUBLE) END"
         elif rule.merge is Merge.MAX:
             expr = f"GREATEST({t}.{c}, VALUES({c}))"
         elif rule.merge is Merge.MIN:
