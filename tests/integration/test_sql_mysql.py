@@ -1,45 +1,28 @@
-"""The ``mysql`` dialect (Tyk's ``type: mysql``) on a real MariaDB: Tyk's own aggregate rows through
-the whole pipeline, raw rows written once per record, and a redelivered aggregate batch applied once."""
+"""The ``mysql`` dialect (Tyk's ``type: mysql``) on a real MariaDB, beyond what the shared SQL
+tests check on it (tests/integration/sql_helpers.py ``db`` runs Tyk's golden rows on MariaDB too):
+Tyk's Go connection string, login errors, and redelivered batches written once."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
-from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
+from pump.errors import RetriableError
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql import aggregate as agg
 from pump.sinks.sql import raw
 from pump.sinks.sql.config import target_of
 from pump.sinks.sql.mysql import parse_dsn
-from tests import servers
-from tests.helpers import ROOT, numbered, push, run_once, write_config
+from tests.helpers import numbered
+from tests.integration import sql_helpers
 
 pytestmark = pytest.mark.integration
 
-FIXTURE = json.loads((ROOT / "tests/fixtures/tyk/aggregates.json").read_text())
-CASE = next(c for c in FIXTURE["cases"] if c["name"] == "main_track_all_paths_false")
 
-
-@pytest.fixture
-def my_dsn(mysql_server: servers.Server) -> Iterator[str]:
-    """A new, empty database on the session's MariaDB (dropped afterwards)."""
-    name = "pump_" + uuid.uuid4().hex[:12]
-    kwargs, _, _ = parse_dsn(mysql_server.url)
-    with pymysql.connect(**kwargs, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield mysql_server.url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with pymysql.connect(**kwargs, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+my_dsn = sql_helpers.my_dsn  # fixture: a fresh database on the session's MariaDB
 
 
 def dicts(dsn: str, query: str) -> list[dict[str, Any]]:
@@ -49,31 +32,30 @@ def dicts(dsn: str, query: str) -> list[dict[str, Any]]:
         return list(cur.fetchall())
 
 
-def test_tyk_aggregate_rows_on_mariadb(tmp_path: Path, redis_url: str, my_dsn: str) -> None:
-    push(redis_url, [bytes.fromhex(r["msgpack_hex"]) for r in CASE["records"]])
-    meta = {"type": "mysql", "connection_string": my_dsn}
-    agg_meta = {**meta, "store_analytics_per_minute": CASE["aggregation_time"] != 60}
-    config = write_config(
-        tmp_path / "pump.json", redis_url, {"agg": {"type": "sql_aggregate", "meta": agg_meta}, "raw": {"type": "sql", "meta": meta}}
-    )
-    proc = run_once(config)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    got = {r["id"]: r for r in dicts(my_dsn, "SELECT * FROM tyk_aggregated")}
-    expected = {row["columns"]["id"]: row["columns"] for rows in CASE["sql_rows"].values() for row in rows}
-    assert set(got) == set(expected)
-    for rid, want in expected.items():
-        have = got[rid]
-        assert (have["counter_error_map"], have["counter_error_list"]) == ("{}", "[]")
-        for column, value in want.items():
-            if column == "counter_last_time":
-                head, _, frac = value.rstrip("Z").partition(".")
-                want_time = datetime.fromisoformat(f"{head}.{frac[:6].ljust(6, '0')}")  # DATETIME(6) in UTC
-                assert have[column] == want_time, (want["dimension"], column)
-            elif isinstance(value, float):
-                assert have[column] == pytest.approx(value, rel=1e-15), (want["dimension"], want["dimension_value"], column)
-            else:
-                assert have[column] == value, (want["dimension"], want["dimension_value"], column)
-    assert len(dicts(my_dsn, "SELECT id FROM tyk_analytics")) == len(CASE["records"])
+def go_dsn(url: str, password: str | None = None) -> str:
+    """The same server as Tyk's Go form ``user:pass@tcp(host:port)/db?parseTime=True``."""
+    kwargs, _, real = parse_dsn(url)
+    secret = real if password is None else password
+    return f"{kwargs['user']}:{secret}@tcp({kwargs['host']}:{kwargs['port']})/{kwargs['database']}?parseTime=True&loc=Local"
+
+
+def test_tyks_go_connection_string_writes_and_a_wrong_password_is_a_clear_retriable_error(my_dsn: str) -> None:
+    async def run() -> None:
+        m = raw.Meta(type="mysql", connection_string=go_dsn(my_dsn))
+        sink = raw.SqlSink("sql", m, target_of(m))
+        await sink.start()
+        await sink.write(SinkBatch("b", numbered(3)))
+        await sink.close()
+        bad = raw.Meta(type="mysql", connection_string=go_dsn(my_dsn, "wrong-S3cret"))
+        refused = raw.SqlSink("sql", bad, target_of(bad))
+        with pytest.raises(RetriableError) as err:
+            await refused.start()
+        await refused.close()
+        assert "refused the login" in str(err.value) and "fix user/password" in str(err.value)
+        assert "wrong-S3cret" not in str(err.value)
+
+    asyncio.run(run())
+    assert len(dicts(my_dsn, "SELECT id FROM tyk_analytics")) == 3
 
 
 def test_raw_and_aggregate_batches_are_written_once(my_dsn: str) -> None:

@@ -1,7 +1,7 @@
 """A SQL pump's settings and where they point: Tyk's ``SQLConf`` keys, validated, and :class:`Target`.
 
-``type: mysql`` is refused by name, and a PostgreSQL connection string libpq cannot parse is
-refused at ``pump validate``. :class:`Target` holds where to connect plus a description that never
+A PostgreSQL connection string libpq cannot parse, or a MySQL one of neither Tyk's Go form nor a
+``mysql://`` URL, is refused at ``pump validate``. :class:`Target` holds where to connect plus a description that never
 contains the password (``connection_string`` is a ``SecretStr``; :func:`target_of` is where its
 value is taken out).
 """
@@ -45,7 +45,8 @@ class PostgresOptions(_Options):
 
 
 class MysqlOptions(_Options):
-    """Tyk's ``mysql`` block: accepted so a Tyk file loads, without effect (MySQL is refused)."""
+    """Tyk's ``mysql`` block: accepted so a Tyk file loads, without effect (the tables' types are
+    fixed here: ``LONGTEXT`` text, ``DATETIME(6)`` times, see docs/sinks/sql.md)."""
 
     default_string_size: int = 256
     disable_datetime_precision: bool = False
@@ -111,8 +112,12 @@ class SqlMeta(SinkMeta):
         if backend == "postgres":
             check_pg_dsn(text)
         if backend == "mysql":
+            import importlib.util
+
             from pump.sinks.sql.mysql import parse_dsn
 
+            if importlib.util.find_spec("pymysql") is None:
+                raise ValueError("type mysql needs the PyMySQL driver: pip install 'pump[mysql]'")
             if not text:
                 raise ValueError("required for type mysql, e.g. user:password@tcp(db:3306)/analytics")
             parse_dsn(text)
