@@ -36,6 +36,8 @@ SINKS: dict[str, str] = {
     "dummy": "pump.sinks.dummy",
     "sql": "pump.sinks.sql:RAW [postgres]",
     "sql_aggregate": "pump.sinks.sql:AGGREGATE [postgres]",
+    "sql-graph": "pump.sinks.sql.graph:GRAPH [postgres]",
+    "sql-mcp": "pump.sinks.sql.graph:MCP [postgres]",
     "mongo": "pump.sinks.mongo:RAW [mongo]",
     "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",

@@ -198,3 +198,44 @@ async def test_old_aggregate_table_is_refused_until_migrate(pg_dsn: str) -> None
     }
     rows = db.dicts("SELECT counter_error_map, counter_error_list, counter_hits FROM tyk_aggregated WHERE dimension = ''")
     assert rows == [{"counter_error_map": "{}", "counter_error_list": "[]", "counter_hits": 3}]
+
+
+# --------------------------------------------------------------------------- sql-graph, sql-mcp
+
+
+def test_graph_and_mcp_pumps_keep_only_their_records(tmp_path: Path, redis_url: str, db: Db) -> None:
+    """Tyk's GraphRecord / MCPRecord tables: the record's columns prefixed ``analytics_`` plus the
+    GraphQL or MCP fields, and only GraphQL (resp. MCP) records; the same golden payloads also go
+    to ``sql`` so the prefixed columns can be compared with the raw table's."""
+    payloads = [bytes.fromhex(c["msgpack_hex"]) for c in CASES]
+    push(redis_url, payloads)
+    pumps = {
+        "graph": {"type": "sql-graph", "meta": db.meta},
+        "mcp": {"type": "sql-mcp", "meta": {**db.meta, "table_name": "my_mcp"}},
+        "sql": {"type": "sql", "meta": db.meta},
+    }
+    proc = run_once(write_config(tmp_path / "pump.json", redis_url, pumps))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    raw_rows = {r["id"]: r for r in db.dicts("SELECT * FROM tyk_analytics")}
+    by_name = {c["name"]: (c, record_id(p)) for c, p in zip(CASES, payloads, strict=True)}
+
+    (graph,) = db.dicts("SELECT * FROM tyk_analytics_graph")
+    case, rid = by_name["graphql_mutation"]
+    gql = case["go_json"]["graphql_stats"]
+    assert graph["id"] == rid
+    assert graph["types"] == go_text(case["go_json_text"], "graphql_stats", "Types")
+    assert graph["root_fields"] == go_text(case["go_json_text"], "graphql_stats", "RootFields")
+    assert graph["errors"] == go_text(case["go_json_text"], "graphql_stats", "Errors")
+    assert (graph["operation_type"], graph["variables"], bool(graph["has_errors"])) == ("Mutation", gql["Variables"], True)
+    prefixed = {k.removeprefix("analytics_"): v for k, v in graph.items() if k.startswith("analytics_")}
+    assert prefixed == {k: v for k, v in raw_rows[rid].items() if k != "id"}
+
+    (mcp,) = db.dicts("SELECT * FROM my_mcp")
+    case, rid = by_name["mcp_tools_call"]
+    stats = case["go_json"]["mcp_stats"]
+    assert mcp["id"] == rid and rid not in raw_rows  # sql skips MCP records; sql-mcp keeps only them
+    assert (mcp["jsonrpc_method"], mcp["primitive_type"], mcp["primitive_name"]) == (
+        stats["jsonrpc_method"], stats["primitive_type"], stats["primitive_name"],
+    )  # fmt: skip
+    assert bool(mcp["analytics_mcp_stats_is_mcp"]) and mcp["analytics_path"] == case["go_json"]["path"]
+    assert db.tables("tyk_analytics_mcp") == []

@@ -32,6 +32,7 @@ from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.schema import TYPES, TableSpec, checked_table, quote, shard_table
+from pump.sinks.sql.shape import RowShape
 from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,14 @@ def sqlite_row(r: Record) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def _not_mcp(r: Record) -> bool:
+    return not (r.mcp_stats and r.mcp_stats.get("IsMCP"))
+
+
+#: ``sql``: every record but MCP ones, with the hand-tuned COPY line.
+RAW_SHAPE = RowShape(RAW_SPEC, STAGE_TABLE, _not_mcp, row_values, copy_text, sqlite_row)
+
+
 # --------------------------------------------------------------------------- sharding
 
 _DAY_CACHE: dict[tuple[int, tzinfo | None], str] = {}
@@ -166,14 +175,17 @@ def day_key(r: Record) -> str:
     return day
 
 
-def group_by_table(records: Sequence[Record], sharding: bool) -> dict[str, list[Record]]:
-    """Records to write per table; MCP records are dropped (Tyk's raw SQL pump skips them)."""
-    kept = [r for r in records if not (r.mcp_stats and r.mcp_stats.get("IsMCP"))]
+def group_by_table(records: Sequence[Record], sharding: bool, shape: RowShape | None = None) -> dict[str, list[Record]]:
+    """Records to write per table; for ``sql`` MCP records are dropped (Tyk's raw SQL pump skips
+    them), the graph and MCP pumps keep only their own records."""
+    shape = shape or RAW_SHAPE
+    prefix = shape.spec.prefix
+    kept = [r for r in records if shape.keep(r)]
     if not sharding:
-        return {RAW_TABLE: kept} if kept else {}
+        return {prefix: kept} if kept else {}
     groups: dict[str, list[Record]] = {}
     for r in kept:
-        groups.setdefault(f"{RAW_TABLE}_{day_key(r)}", []).append(r)
+        groups.setdefault(f"{prefix}_{day_key(r)}", []).append(r)
     return groups
 
 
@@ -183,11 +195,12 @@ def group_by_table(records: Sequence[Record], sharding: bool) -> dict[str, list[
 class SqlSink:
     """Raw records into PostgreSQL or SQLite; idempotent by record id."""
 
-    def __init__(self, name: str, meta: Meta, target: Target, concurrency: int = 1) -> None:
+    def __init__(self, name: str, meta: SqlMeta, target: Target, concurrency: int = 1, shape: RowShape | None = None) -> None:
         self.name = name
         self.meta = meta
         self.target = target
-        self.backend = Backend(meta, target, RAW_SPEC, concurrency)
+        self.shape = shape or RAW_SHAPE
+        self.backend = Backend(meta, target, self.shape.spec, concurrency)
         self.schema, self.pool, self.db = self.backend.schema, self.backend.pool, self.backend.db
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self.written = 0
@@ -197,7 +210,7 @@ class SqlSink:
 
     async def start(self) -> None:
         """Connect, create or migrate the table (today's shard when sharding), as Tyk does at start."""
-        await self.backend.prepare(RAW_TABLE)
+        await self.backend.prepare(self.shape.spec.prefix)
         log.info("SQL pump ready.", extra={"pump": self.name, "database": self.target.description, "sharding": self.meta.table_sharding})
 
     async def close(self) -> None:
@@ -209,7 +222,7 @@ class SqlSink:
     # -- writing -----------------------------------------------------------------------------
 
     async def write(self, batch: SinkBatch) -> None:
-        groups = group_by_table(batch.records, self.meta.table_sharding)
+        groups = group_by_table(batch.records, self.meta.table_sharding, self.shape)
         if not groups:
             return
         try:
@@ -238,7 +251,7 @@ class SqlSink:
             await self.schema.ensure_pg(self.pool, table)
         # Formatting is CPU work done before a connection is taken, so the transaction is short.
         size = self.meta.rows_per_statement * 10
-        payloads = {table: [utf8(copy_text(part)) for part in chunks(recs, size)] for table, recs in sorted(groups.items())}
+        payloads = {table: [utf8(self.shape.copy_text(part)) for part in chunks(recs, size)] for table, recs in sorted(groups.items())}
         total = sum(len(v) for v in groups.values())
         doing = f"write to {', '.join(sorted(groups))}"
         async with self.pool.connection() as conn:
@@ -257,7 +270,7 @@ class SqlSink:
     async def _copy(self, conn: Any, table: str, parts: list[bytes]) -> None:
         from psycopg import sql
 
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.shape.spec.names)
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(checked_table(table)), cols)
         async with conn.cursor() as cur, cur.copy(stmt) as copy:
             for data in parts:
@@ -268,8 +281,8 @@ class SqlSink:
         DO NOTHING`` per table; returns the rows actually inserted."""
         from psycopg import sql
 
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
-        stage = sql.Identifier(STAGE_TABLE)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.shape.spec.names)
+        stage = sql.Identifier(self.shape.stage)
         inserted = 0
         async with conn.transaction():
             await self._ensure_stage(conn)
@@ -293,17 +306,17 @@ class SqlSink:
             return
         from psycopg import sql
 
-        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in RAW_COLUMNS)
+        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in self.shape.spec.columns)
         await conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE_TABLE), cols)
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(sql.Identifier(self.shape.stage), cols)
         )
         self._staged.add(conn)
 
     async def _write_sqlite(self, groups: dict[str, list[Record]]) -> None:
         assert self.db is not None
-        rows = {table: [sqlite_row(r) for r in recs] for table, recs in groups.items()}
-        names = ", ".join(quote(c) for c in COLUMN_NAMES)
-        marks = ", ".join("?" for _ in COLUMN_NAMES)
+        rows = {table: [self.shape.sqlite_row(r) for r in recs] for table, recs in groups.items()}
+        names = ", ".join(quote(c) for c in self.shape.spec.names)
+        marks = ", ".join("?" for _ in self.shape.spec.names)
 
         def body(conn: sqlite3.Connection) -> int:
             for table in rows:
@@ -327,12 +340,12 @@ class SqlSink:
         """Multi-row ``INSERT … ON DUPLICATE KEY UPDATE id = id`` per table, one transaction."""
         my = self.backend.my
         assert my is not None
-        rows = {table: [sqlite_row(r) for r in recs] for table, recs in groups.items()}
+        rows = {table: [self.shape.sqlite_row(r) for r in recs] for table, recs in groups.items()}
 
         def body(conn: Any) -> int:
             for table in rows:
                 self.backend.ensure_mysql(conn, table)
-            return mysql.insert_raw(conn, rows, COLUMN_NAMES, self.meta.rows_per_statement)
+            return mysql.insert_raw(conn, rows, self.shape.spec.names, self.meta.rows_per_statement)
 
         inserted = await my.run(body, f"write to {', '.join(sorted(groups))}")
         self._count(inserted, sum(len(v) for v in rows.values()))

@@ -25,13 +25,30 @@ from pump.sinks.sql.errors import map_error
 
 log = logging.getLogger(__name__)
 
-_TABLE = re.compile(r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics)(_[0-9]{8})?$")
+_TABLE = re.compile(
+    r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics|tyk_analytics_graph|tyk_analytics_mcp|tyk_graph_aggregated|tyk_mcp_aggregated)"
+    r"(_[0-9]{8})?$"
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: A ``table_name`` a user may configure (room left for ``_YYYYMMDD`` and index suffixes).
+TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+_CONFIGURED: set[str] = set()
+
+
+def allow_table(prefix: str) -> str:
+    """Accept ``prefix`` (a configured ``table_name``, already validated) in :func:`checked_table`."""
+    if not TABLE_NAME.match(prefix):
+        raise ValueError(f"refusing unexpected table name {prefix!r}")
+    _CONFIGURED.add(prefix)
+    return prefix
 
 
 def checked_table(name: str) -> str:
-    """A table name this pump may write: a known prefix plus an optional ``_YYYYMMDD``."""
-    if not _TABLE.match(name):
+    """A table name this pump may write: a known (or configured) prefix plus an optional ``_YYYYMMDD``."""
+    if _TABLE.match(name):
+        return name
+    base = name[:-9] if len(name) > 9 and name[-9] == "_" and name[-8:].isdigit() else name
+    if base not in _CONFIGURED:
         raise ValueError(f"refusing unexpected table name {name!r}")
     return name
 
