@@ -102,20 +102,28 @@ def aggregate_records(
     *,
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
+    by_api: bool = False,
 ) -> dict[str, OrgAggregate]:
     """Aggregate a batch into one :class:`OrgAggregate` per OrgID, in first-seen org order.
 
     ``bucket_of`` maps the org's first record time to its bucket: ``buckets.sql_bucketer(...)``
     for SQL, a ``buckets.BucketClock`` for Mongo (called once per org, in record order, so a
     clock advances exactly as Tyk's does). ``track_all_paths`` treats every record as
-    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``.
+    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``. ``by_api``: GraphQL
+    records only, keyed by API id (the aggregate's ``org_id`` is its first record's), as Tyk's
+    graph aggregate does.
     """
     skip_prefixes = (KEY_TAG_PREFIX, *ignore_tag_prefixes)
     result: dict[str, OrgAggregate] = {}
     for rec in records:
-        org = rec.org_id
-        if not org or _is_special(rec):
-            continue
+        if by_api:  # Tyk's AggregateGraphData: GraphQL records only, one aggregate per API id
+            if not rec.is_graph:
+                continue
+            org = rec.api_id
+        else:
+            org = rec.org_id
+            if not org or _is_special(rec):
+                continue
         agg = result.get(org)
         if agg is None:
             agg = result[org] = _new_aggregate(rec, bucket_of)

@@ -38,6 +38,7 @@ SINKS: dict[str, str] = {
     "sql_aggregate": "pump.sinks.sql:AGGREGATE [postgres]",
     "sql-graph": "pump.sinks.sql.graph:GRAPH [postgres]",
     "sql-mcp": "pump.sinks.sql.graph:MCP [postgres]",
+    "sql-graph-aggregate": "pump.sinks.sql.graph_aggregate:GRAPH_AGGREGATE [postgres]",
     "mongo": "pump.sinks.mongo:RAW [mongo]",
     "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",

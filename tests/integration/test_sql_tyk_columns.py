@@ -239,3 +239,34 @@ def test_graph_and_mcp_pumps_keep_only_their_records(tmp_path: Path, redis_url: 
     )  # fmt: skip
     assert bool(mcp["analytics_mcp_stats_is_mcp"]) and mcp["analytics_path"] == case["go_json"]["path"]
     assert db.tables("tyk_analytics_mcp") == []
+
+
+# --------------------------------------------------------------------------- sql-graph-aggregate
+
+
+def test_graph_aggregate_rows_per_api(tmp_path: Path, redis_url: str, db: Db) -> None:
+    """Tyk's AggregateGraphData through the pipeline: only GraphQL records, keyed by API id, the
+    REST dimensions with the response's success and the graph dimensions counting the GraphQL
+    error (the golden mutation answered 200 with errors), ids hex(bucket + api_id + dim + value)."""
+    payloads = [bytes.fromhex(c["msgpack_hex"]) for c in CASES]
+    push(redis_url, payloads)
+    proc = run_once(write_config(tmp_path / "pump.json", redis_url, {"gagg": {"type": "sql-graph-aggregate", "meta": db.meta}}))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = {(r["dimension"], r["dimension_value"]): r for r in db.dicts("SELECT * FROM tyk_graph_aggregated")}
+    api = "727dad853a8a45f64ab981154d1ffdad"
+    bucket = 1705323600  # 2024-01-15T13:00:00Z: the hour of the record (13:45:12)
+    assert rows[("", "total")]["timestamp"] == bucket
+    graph_dims = {k for k in rows if k[0] in ("types", "fields", "operation", "rootfields")}
+    assert graph_dims == {
+        ("types", "Mutation"), ("types", "User"), ("fields", "Mutation_createUser"), ("fields", "User_id"),
+        ("fields", "User_name"), ("operation", "Mutation"), ("rootfields", "createUser"),
+    }  # fmt: skip
+    for key, row in rows.items():
+        assert row["api_id"] == api and row["org_id"] == "5e9d9544a1dcd60001d0ed20"
+        assert row["id"] == f"{bucket}{api}{key[0]}{key[1]}".encode().hex()
+        assert (row["counter_hits"], row["counter_total_latency"], row["counter_max_upstream_latency"]) == (1, 12, 10)
+        assert (row["counter_error_map"], row["counter_error_list"]) == ("{}", "[]")
+        want = (0, 1) if key in graph_dims else (1, 0)  # (success, error)
+        assert (row["counter_success"], row["counter_error"]) == want, key
+    assert ("apiid", api) in rows and ("errors", "200") not in rows
+    assert {k[0] for k in rows} >= {"apiid", "apikeys", "versions", "geo", "tags", "endpoints", "apiendpoints", "keyendpoints", ""}

@@ -29,7 +29,6 @@ from pump.aggregate.mongo_update import DISCARD_ALIASES
 from pump.aggregate.sql_rows import (
     AGGREGATE_TABLE,
     INDEX_COLUMNS,
-    SQL_COLUMNS,
     AggregateRow,
     build_rows,
 )
@@ -43,7 +42,7 @@ from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
 from pump.sinks.sql.limits import MAX_ID_LENGTH, MAX_KEY_BYTES, fit_row, long_row_id, org_fits, org_rejections
 from pump.sinks.sql.schema import TYPES, TableSpec, quote
-from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
+from pump.sinks.sql.statements import AGGREGATE_COLUMNS, CONSTANT_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
 from pump.sinks.sql.values import utf8
 
 if TYPE_CHECKING:
@@ -103,6 +102,8 @@ class AggregateSink:
         self.target = target
         self.spec = spec
         self.rows_of = rows_of
+        #: The columns a row carries, in order (the spec's, less the constants every insert writes).
+        self.columns = tuple(n for n, _ in spec.columns if n not in dict(CONSTANT_COLUMNS))
         self.ledger = Ledger(name, retention_days)
         self.backend = Backend(meta, target, spec, concurrency)
         self.schema, self.pool, self.db = self.backend.schema, self.backend.pool, self.backend.db
@@ -204,7 +205,7 @@ class AggregateSink:
     def _statement(self, table: str) -> Any:
         stmt = self._statements.get(table)
         if stmt is None:
-            stmt = self._statements[table] = upsert_text(table, postgres=self.pool is not None)
+            stmt = self._statements[table] = upsert_text(table, postgres=self.pool is not None, columns=self.columns)
         return stmt
 
     async def _write_pg(self, batch: SinkBatch) -> tuple[bool, list[AggregateRow]]:
@@ -252,7 +253,7 @@ class AggregateSink:
         self._staged.add(conn)
 
     async def _upsert_pg(self, conn: Any, table: str, parts: list[bytes]) -> None:
-        cols = ", ".join(quote(c) for c in SQL_COLUMNS)
+        cols = ", ".join(quote(c) for c in self.columns)
         async with conn.cursor() as cur:
             async with cur.copy(f"COPY {quote(STAGE_TABLE)} ({cols}) FROM STDIN") as copy:
                 for data in parts:
@@ -315,7 +316,7 @@ class AggregateSink:
                     remaining = [r for _, part in pending_parts(batch.id, batch.records, related) for r in part]
                     todo, todo_dropped = self._tables(remaining)
                 for table, rows in sorted(todo.items()):
-                    mysql.upsert_rows(cur, table, rows, size)
+                    mysql.upsert_rows(cur, table, rows, size, self.columns)
             return True, todo_dropped
 
         def body(conn: Any) -> tuple[bool, list[AggregateRow]]:

@@ -248,7 +248,7 @@ def insert_raw(conn: Any, rows: dict[str, list[tuple[Any, ...]]], columns: Seque
 # --------------------------------------------------------------------------- aggregates
 
 
-def upsert_text(table: str) -> str:
+def upsert_text(table: str, columns: Sequence[str] = SQL_COLUMNS) -> str:
     """``INSERT … ON DUPLICATE KEY UPDATE`` with the merge rules of ``sql_rows``; the averages
     come first because later assignments see the columns updated before them."""
     t = ident(checked_table(table))
@@ -271,13 +271,13 @@ def upsert_text(table: str) -> str:
         else:
             expr = f"VALUES({c})"
         sets.append(f"{c} = {expr}")
-    cols = ", ".join(ident(c) for c in (*SQL_COLUMNS, *(n for n, _ in CONSTANT_COLUMNS)))
-    marks = ", ".join(["%s"] * len(SQL_COLUMNS) + [v for _, v in CONSTANT_COLUMNS])
+    cols = ", ".join(ident(c) for c in (*columns, *(n for n, _ in CONSTANT_COLUMNS)))
+    marks = ", ".join(["%s"] * len(columns) + [v for _, v in CONSTANT_COLUMNS])
     return f"INSERT INTO {t} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {', '.join(sets)}"
 
 
-def upsert_rows(cur: Any, table: str, rows: Sequence[AggregateRow], size: int) -> None:
-    stmt = upsert_text(table)
+def upsert_rows(cur: Any, table: str, rows: Sequence[AggregateRow], size: int, columns: Sequence[str] = SQL_COLUMNS) -> None:
+    stmt = upsert_text(table, columns)
     for start in range(0, len(rows), size):
         cur.executemany(stmt, [tuple(utc_text(v) for v in sqlite_params(r)) for r in rows[start : start + size]])
 

@@ -72,41 +72,44 @@ def assignments(table: str, postgres: bool) -> list[str]:
 STAGE_TABLE = "pump_stage_agg"
 
 
-def upsert_text(table: str, postgres: bool) -> str:
+def upsert_text(table: str, postgres: bool, columns: Sequence[str] = SQL_COLUMNS) -> str:
     """The upsert statement for ``table``, built only from validated identifiers and the rule
     constants of ``sql_rows``.
 
     PostgreSQL: ``INSERT … SELECT`` from the connection's staging table (filled by COPY), in id
     order so concurrent writers lock rows in the same order. SQLite: ``VALUES`` with ``?``
     parameters, for ``executemany``."""
-    cols = ", ".join(quote(c) for c in SQL_COLUMNS)
+    cols = ", ".join(quote(c) for c in columns)
     extra = ", ".join(quote(c) for c, _ in CONSTANT_COLUMNS)
     constants = ", ".join(v for _, v in CONSTANT_COLUMNS)
     sets = ", ".join(assignments(table, postgres))
     target = quote(checked_table(table))
-    marks = ", ".join("?" for _ in SQL_COLUMNS)
+    marks = ", ".join("?" for _ in columns)
     source = f"SELECT {cols}, {constants} FROM {quote(STAGE_TABLE)} ORDER BY id" if postgres else f"VALUES ({marks}, {constants})"
     return f"INSERT INTO {target} ({cols}, {extra}) {source} ON CONFLICT (id) DO UPDATE SET {sets}"
 
 
-_TABS = len(SQL_COLUMNS) - 1
-
-
 def copy_rows(rows: Sequence[AggregateRow]) -> str:
     """Aggregate rows as COPY text. ``str`` renders every field type correctly (ints, exact
-    floats, aware datetimes with their offset); text needing escapes takes the slow path."""
+    floats, aware datetimes with their offset); text needing escapes takes the slow path. Rows
+    may carry columns after :data:`SQL_COLUMNS` (the graph aggregate's ``api_id``)."""
+    if not rows:
+        return ""
+    tabs = len(rows[0]) - 1
     lines = ["\t".join(map(str, row)) + "\n" for row in rows]
     text = "".join(lines)
-    if copy_is_plain(text, len(lines), _TABS):
+    if copy_is_plain(text, len(lines), tabs):
         return text
     return "".join(
-        line if copy_is_plain(line, 1, _TABS) else "\t".join(map(copy_field, row)) + "\n" for line, row in zip(lines, rows, strict=True)
+        line if copy_is_plain(line, 1, tabs) else "\t".join(map(copy_field, row)) + "\n" for line, row in zip(lines, rows, strict=True)
     )
 
 
 def sqlite_params(row: AggregateRow) -> tuple[Any, ...]:
     values: list[Any] = list(row)
     for i in _TEXT_POSITIONS:
+        values[i] = clean(values[i])
+    for i in range(len(SQL_COLUMNS), len(values)):  # extra text columns (api_id)
         values[i] = clean(values[i])
     values[_TIME_POSITION] = dt_text(values[_TIME_POSITION])
     return tuple(values)
