@@ -90,6 +90,43 @@ def awkward_raw(tag: str) -> Record:
     )
 
 
+_GRAPHQL = {"IsGraphQL": True, "OperationType": 1, "Types": {"Query": ["user"]}, "RootFields": ["user"], "Variables": "{}"}
+_MCP = {"IsMCP": True, "JSONRPCMethod": "tools/call", "PrimitiveType": "tool", "PrimitiveName": "get_weather"}
+
+
+def graph_records(n: int, tag: str) -> list[Record]:
+    """:func:`raw_records` as GraphQL records (what ``sql-graph*`` keep)."""
+    records = raw_records(n, tag)
+    for r in records:
+        r.graphql_stats = dict(_GRAPHQL)
+    return records
+
+
+def mcp_records(n: int, tag: str) -> list[Record]:
+    """:func:`raw_records` as MCP records (what ``sql-mcp`` keeps)."""
+    records = raw_records(n, tag)
+    for r in records:
+        r.mcp_stats = dict(_MCP)
+    return records
+
+
+def awkward_graph(tag: str) -> Record:
+    r = awkward_raw(tag)
+    r.graphql_stats = {
+        **_GRAPHQL,
+        "Types": {"Q\x00\udcff": ["a\tb"]},
+        "Variables": 'v "\n',
+        "Errors": [{"Message": "m\udcff", "Path": [0, "x"]}],
+    }
+    return r
+
+
+def awkward_mcp(tag: str) -> Record:
+    r = awkward_raw(tag)
+    r.mcp_stats = {**_MCP, "PrimitiveName": "na\x00me\udcff\t"}
+    return r
+
+
 def uptime_records(n: int, tag: str) -> list[UptimeRecord]:
     """``n`` host-checker results (three URLs, one org), each with a record id as decoded ones have."""
     at = [T0 + timedelta(microseconds=i) for i in range(n)]
@@ -240,6 +277,11 @@ class SqlShape:
 
 SQL_RAW = SqlShape(False, "sql", "SELECT id, 1 FROM tyk_analytics")
 SQL_AGGREGATE = SqlShape(False, "sql_aggregate", "SELECT dimension_value, counter_hits FROM tyk_aggregated WHERE dimension = 'apiid'")
+SQL_GRAPH = SqlShape(False, "sql-graph", "SELECT id, 1 FROM tyk_analytics_graph")
+SQL_MCP = SqlShape(False, "sql-mcp", "SELECT id, 1 FROM tyk_analytics_mcp")
+SQL_GRAPH_AGGREGATE = SqlShape(
+    False, "sql-graph-aggregate", "SELECT dimension_value, counter_hits FROM tyk_graph_aggregated WHERE dimension = 'apiid'"
+)
 SQL_UPTIME = SqlShape(True, "", "SELECT dimension_value, counter_hits FROM tyk_uptime_analytics WHERE dimension = 'url'")
 
 
@@ -744,6 +786,18 @@ CASES: list[Case] = [
     ),
     *_sql_cases(SQL_RAW, "sql", key=by_id, bad=lambda: _with(raw_records(1, "bad"), content_length=1 << 63)),
     *_sql_cases(SQL_AGGREGATE, "sql_aggregate", key=by_api, bad=lambda: _with(raw_records(1, "bad"), latency_total=1 << 63)),
+    *_sql_cases(
+        SQL_GRAPH, "sql-graph", key=by_id, records=graph_records, awkward=awkward_graph,
+        bad=lambda: _with(graph_records(1, "bad"), content_length=1 << 63),
+    ),
+    *_sql_cases(
+        SQL_MCP, "sql-mcp", key=by_id, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), content_length=1 << 63),
+    ),
+    *_sql_cases(
+        SQL_GRAPH_AGGREGATE, "sql-graph-aggregate", key=by_api, records=graph_records, awkward=awkward_graph,
+        bad=lambda: _with(graph_records(1, "bad"), latency_total=1 << 63),
+    ),
     *_sql_cases(
         SQL_UPTIME, "uptime-sql", key=by_url, records=uptime_records, awkward=awkward_uptime,
         no_bad="uptime SQL has no bad record: every check becomes counters (request times summed as doubles) and a "
