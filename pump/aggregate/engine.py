@@ -30,7 +30,7 @@ Deliberate differences from Tyk (its behaviour is a side effect, not a documente
 from __future__ import annotations
 
 from base64 import b64encode
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 
@@ -102,22 +102,22 @@ def aggregate_records(
     *,
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
-    by_api: bool = False,
+    by_api: Callable[[Record], bool] | None = None,
 ) -> dict[str, OrgAggregate]:
     """Aggregate a batch into one :class:`OrgAggregate` per OrgID, in first-seen org order.
 
     ``bucket_of`` maps the org's first record time to its bucket: ``buckets.sql_bucketer(...)``
     for SQL, a ``buckets.BucketClock`` for Mongo (called once per org, in record order, so a
     clock advances exactly as Tyk's does). ``track_all_paths`` treats every record as
-    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``. ``by_api``: GraphQL
-    records only, keyed by API id (the aggregate's ``org_id`` is its first record's), as Tyk's
-    graph aggregate does.
+    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``. ``by_api``: only the
+    records it accepts (GraphQL or MCP ones), keyed by API id (the aggregate's ``org_id`` is its
+    first record's), as Tyk's graph and MCP aggregates do.
     """
     skip_prefixes = (KEY_TAG_PREFIX, *ignore_tag_prefixes)
     result: dict[str, OrgAggregate] = {}
     for rec in records:
-        if by_api:  # Tyk's AggregateGraphData: GraphQL records only, one aggregate per API id
-            if not rec.is_graph:
+        if by_api is not None:  # Tyk's AggregateGraphData / AggregateMCPData: one aggregate per API id
+            if not by_api(rec):
                 continue
             org = rec.api_id
         else:

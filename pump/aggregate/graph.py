@@ -1,7 +1,10 @@
-"""Tyk's GraphQL aggregate (``AggregateGraphData``, the ``sql-graph-aggregate`` pump): one aggregate
-per API id over GraphQL records only, with the REST dimensions plus ``types``, ``fields``
+"""Tyk's per-API aggregates: GraphQL (``AggregateGraphData``, ``sql-graph-aggregate``) and MCP
+(``AggregateMCPData``, ``sql-mcp-aggregate``). One aggregate per API id over GraphQL (resp. MCP)
+records only, with the REST dimensions plus, for GraphQL, ``types``, ``fields``
 (``<Type>_<field>``), ``operation`` (``Query``/``Mutation``/``Subscription``, empty if unknown)
-and ``rootfields``, as rows of ``tyk_graph_aggregated``.
+and ``rootfields``; for MCP ``methods`` (JSON-RPC method), ``primitives`` (primitive type) and
+``names`` (``<type>_<name>``, human identifier the name). Rows of ``tyk_graph_aggregated`` /
+``tyk_mcp_aggregated``.
 
 The REST dimensions and the total come from :func:`pump.aggregate.engine.aggregate_records`
 (``by_api``: its rules, Tyk's). The graph dimensions count each record once with its own counter,
@@ -28,6 +31,7 @@ from pump.aggregate.sql_rows import counter_row, day_runs, merge_row, unix_secon
 from pump.record import Record
 
 GRAPH_AGGREGATE_TABLE = "tyk_graph_aggregated"
+MCP_AGGREGATE_TABLE = "tyk_mcp_aggregated"
 OPERATIONS = {1: "Query", 2: "Mutation", 3: "Subscription"}
 _COUNTER_FIELDS = tuple(f.name for f in fields(Counter) if f.name != "error_map")
 
@@ -100,8 +104,8 @@ class GraphAggregate:
                 yield name, key, c
 
 
-def record_counter(r: Record) -> Counter:
-    """Tyk's per-record counter, with the GraphQL error rule applied."""
+def record_counter(r: Record, graph: bool = True) -> Counter:
+    """Tyk's per-record counter (``incrementAggregate``), with the GraphQL error rule if ``graph``."""
     ts = r.timestamp
     if r.response_code == -1:
         return Counter(
@@ -120,14 +124,14 @@ def record_counter(r: Record) -> Counter:
     if 200 <= code < 300:
         c.success = 1
     stats = r.graphql_stats or {}
-    if (stats.get("HasErrors") or code >= 400) and c.error_total < 1:
+    if graph and (stats.get("HasErrors") or code >= 400) and c.error_total < 1:
         c.error_total += 1
         c.success = max(0, c.success - 1)
     return c
 
 
-def _merge(table: dict[str, Counter], key: str, base: Counter) -> None:
-    """Tyk's ``incrementOrSetUnit`` followed by setting both identifiers to ``key``."""
+def _merge(table: dict[str, Counter], key: str, base: Counter, human: str | None = None) -> None:
+    """Tyk's ``incrementOrSetUnit``, then identifier ``key`` and human identifier ``human`` (or key)."""
     c = table.get(key)
     if c is None:
         c = Counter(**{f: getattr(base, f) for f in _COUNTER_FIELDS}, error_map=dict(base.error_map))
@@ -146,12 +150,13 @@ def _merge(table: dict[str, Counter], key: str, base: Counter) -> None:
             c.min_upstream_latency = min(c.min_upstream_latency, base.min_upstream_latency)
         c.total_latency += base.total_latency
         c.total_upstream_latency += base.total_upstream_latency
-    c.identifier = c.human_identifier = key
+    c.identifier = key
+    c.human_identifier = key if human is None else human
 
 
 def aggregate_graph(records: Sequence[Record], bucket_of: Bucketer) -> dict[str, GraphAggregate]:
     """GraphQL records → one :class:`GraphAggregate` per API id (first-seen order)."""
-    result = {api: GraphAggregate(base) for api, base in aggregate_records(records, bucket_of, by_api=True).items()}
+    result = {api: GraphAggregate(base) for api, base in aggregate_records(records, bucket_of, by_api=_is_graph).items()}
     for r in records:
         if not r.is_graph:
             continue
@@ -171,8 +176,53 @@ def aggregate_graph(records: Sequence[Record], bucket_of: Bucketer) -> dict[str,
     return result
 
 
-def graph_rows(api_id: str, agg: GraphAggregate) -> list[GraphRow]:
-    """The rows of one API: REST dimensions, graph dimensions, total; ids made with the API id."""
+@dataclass(slots=True)
+class MCPAggregate:
+    """One API's MCP aggregate: the REST part and the three MCP dimensions."""
+
+    base: OrgAggregate
+    methods: dict[str, Counter] = field(default_factory=dict)
+    primitives: dict[str, Counter] = field(default_factory=dict)
+    names: dict[str, Counter] = field(default_factory=dict)
+
+    def graph_dimensions(self) -> Iterator[tuple[str, str, Counter]]:
+        for name, table in (("methods", self.methods), ("primitives", self.primitives), ("names", self.names)):
+            for key, c in table.items():
+                yield name, key, c
+
+
+def _is_graph(r: Record) -> bool:
+    return r.is_graph
+
+
+def _is_mcp(r: Record) -> bool:
+    return r.is_mcp
+
+
+def aggregate_mcp(records: Sequence[Record], bucket_of: Bucketer) -> dict[str, MCPAggregate]:
+    """MCP records → one :class:`MCPAggregate` per API id (first-seen order)."""
+    result = {api: MCPAggregate(base) for api, base in aggregate_records(records, bucket_of, by_api=_is_mcp).items()}
+    for r in records:
+        if not r.is_mcp:
+            continue
+        agg = result[r.api_id]
+        counter = record_counter(r, graph=False)
+        stats = r.mcp_stats or {}
+        method, ptype, pname = (str(stats.get(k) or "") for k in ("JSONRPCMethod", "PrimitiveType", "PrimitiveName"))
+        if method:
+            _merge(agg.methods, method, counter)
+        if ptype:
+            _merge(agg.primitives, ptype, counter)
+        if pname:
+            _merge(agg.names, f"{ptype}_{pname}" if ptype else pname, counter, human=pname)
+    for agg in result.values():
+        for _, _, c in agg.graph_dimensions():
+            c.refresh_averages()
+    return result
+
+
+def api_rows(api_id: str, agg: GraphAggregate | MCPAggregate) -> list[GraphRow]:
+    """The rows of one API: REST dimensions, its own dimensions, total; ids made with the API id."""
     unix = unix_seconds(agg.base.timestamp)
     rest = list(iter_dimensions(agg.base))
     ordered = [*rest[:-1], *agg.graph_dimensions(), rest[-1]]
@@ -183,18 +233,33 @@ def _merge_rows(a: GraphRow, b: GraphRow) -> GraphRow:
     return GraphRow(*merge_row(a[:-1], b[:-1]), a.api_id)
 
 
-def build_graph_rows(records: Sequence[Record], *, per_minute: bool = False, sharding: bool = False) -> dict[str, list[GraphRow]]:
-    """A batch → ``{table: rows}`` unique by id, sorted by id (runs of one date when sharding)."""
+def build_graph_rows(
+    records: Sequence[Record], *, per_minute: bool = False, sharding: bool = False, mcp: bool = False
+) -> dict[str, list[GraphRow]]:
+    """A batch → ``{table: rows}`` unique by id, sorted by id (runs of one date when sharding);
+    GraphQL rows, or MCP rows with ``mcp``."""
     bucket_of = sql_bucketer(per_minute)
+    prefix = MCP_AGGREGATE_TABLE if mcp else GRAPH_AGGREGATE_TABLE
     tables: dict[str, dict[str, GraphRow]] = {}
     for table, run in day_runs(records, sharding):
-        name = GRAPH_AGGREGATE_TABLE + table[len("tyk_aggregated") :]
-        merged = tables.setdefault(name, {})
-        for api_id, agg in aggregate_graph(run, bucket_of).items():
-            for row in graph_rows(api_id, agg):
+        merged = tables.setdefault(prefix + table[len("tyk_aggregated") :], {})
+        aggregates: dict[str, GraphAggregate] | dict[str, MCPAggregate] = (
+            aggregate_mcp(run, bucket_of) if mcp else aggregate_graph(run, bucket_of)
+        )
+        for api_id, agg in aggregates.items():
+            for row in api_rows(api_id, agg):
                 old = merged.get(row.id)
                 merged[row.id] = row if old is None else _merge_rows(old, row)
     return {t: [rows[k] for k in sorted(rows)] for t, rows in tables.items()}
 
 
-__all__ = ["GRAPH_AGGREGATE_TABLE", "GraphAggregate", "GraphRow", "aggregate_graph", "build_graph_rows"]
+__all__ = [
+    "GRAPH_AGGREGATE_TABLE",
+    "MCP_AGGREGATE_TABLE",
+    "GraphAggregate",
+    "GraphRow",
+    "MCPAggregate",
+    "aggregate_graph",
+    "aggregate_mcp",
+    "build_graph_rows",
+]

@@ -39,6 +39,7 @@ SINKS: dict[str, str] = {
     "sql-graph": "pump.sinks.sql.graph:GRAPH [postgres]",
     "sql-mcp": "pump.sinks.sql.graph:MCP [postgres]",
     "sql-graph-aggregate": "pump.sinks.sql.graph_aggregate:GRAPH_AGGREGATE [postgres]",
+    "sql-mcp-aggregate": "pump.sinks.sql.graph_aggregate:MCP_AGGREGATE [postgres]",
     "mongo": "pump.sinks.mongo:RAW [mongo]",
     "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",

@@ -282,6 +282,9 @@ SQL_MCP = SqlShape(False, "sql-mcp", "SELECT id, 1 FROM tyk_analytics_mcp")
 SQL_GRAPH_AGGREGATE = SqlShape(
     False, "sql-graph-aggregate", "SELECT dimension_value, counter_hits FROM tyk_graph_aggregated WHERE dimension = 'apiid'"
 )
+SQL_MCP_AGGREGATE = SqlShape(
+    False, "sql-mcp-aggregate", "SELECT dimension_value, counter_hits FROM tyk_mcp_aggregated WHERE dimension = 'apiid'"
+)
 SQL_UPTIME = SqlShape(True, "", "SELECT dimension_value, counter_hits FROM tyk_uptime_analytics WHERE dimension = 'url'")
 
 
@@ -797,6 +800,10 @@ CASES: list[Case] = [
     *_sql_cases(
         SQL_GRAPH_AGGREGATE, "sql-graph-aggregate", key=by_api, records=graph_records, awkward=awkward_graph,
         bad=lambda: _with(graph_records(1, "bad"), latency_total=1 << 63),
+    ),
+    *_sql_cases(
+        SQL_MCP_AGGREGATE, "sql-mcp-aggregate", key=by_api, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), latency_total=1 << 63),
     ),
     *_sql_cases(
         SQL_UPTIME, "uptime-sql", key=by_url, records=uptime_records, awkward=awkward_uptime,

@@ -270,3 +270,25 @@ def test_graph_aggregate_rows_per_api(tmp_path: Path, redis_url: str, db: Db) ->
         assert (row["counter_success"], row["counter_error"]) == want, key
     assert ("apiid", api) in rows and ("errors", "200") not in rows
     assert {k[0] for k in rows} >= {"apiid", "apikeys", "versions", "geo", "tags", "endpoints", "apiendpoints", "keyendpoints", ""}
+
+
+def test_mcp_aggregate_rows_per_api(tmp_path: Path, redis_url: str, db: Db) -> None:
+    payloads = [bytes.fromhex(c["msgpack_hex"]) for c in CASES]
+    push(redis_url, payloads)
+    proc = run_once(write_config(tmp_path / "pump.json", redis_url, {"magg": {"type": "sql-mcp-aggregate", "meta": db.meta}}))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = {(r["dimension"], r["dimension_value"]): r for r in db.dicts("SELECT * FROM tyk_mcp_aggregated")}
+    (case,) = [c for c in CASES if c["go_json"]["mcp_stats"]["is_mcp"]]
+    doc = case["go_json"]
+    stats = doc["mcp_stats"]
+    mcp_dims = {k for k in rows if k[0] in ("methods", "primitives", "names")}
+    assert mcp_dims == {
+        ("methods", stats["jsonrpc_method"]),
+        ("primitives", stats["primitive_type"]),
+        ("names", f"{stats['primitive_type']}_{stats['primitive_name']}"),
+    }
+    assert rows[("names", f"{stats['primitive_type']}_{stats['primitive_name']}")]["counter_human_identifier"] == stats["primitive_name"]
+    for (dimension, value), row in rows.items():
+        assert row["api_id"] == doc["api_id"] and row["org_id"] == doc["org_id"] and row["counter_hits"] == 1
+        assert row["id"] == f"{row['timestamp']}{doc['api_id']}{dimension}{value}".encode().hex()
+    assert ("apiid", doc["api_id"]) in rows and ("", "total") in rows

@@ -51,3 +51,23 @@ def test_graph_dimensions_merge_like_tyk() -> None:
     api = got[("apiid", "g")]
     assert (api.counter_hits, api.counter_success, api.counter_error) == (4, 2, 1)  # REST: the response codes only
     assert got[("", "total")].counter_latency == (50 + 5 + 20 + 10) / 4
+
+
+def mcp(method: str = "tools/call", ptype: str = "tool", name: str = "weather", code: int = 200, **fields: Any) -> Record:
+    stats = {"IsMCP": True, "JSONRPCMethod": method, "PrimitiveType": ptype, "PrimitiveName": name}
+    base: dict[str, Any] = {"org_id": "o", "api_id": "m", "timestamp": T, "response_code": code, "latency_total": 7, "mcp_stats": stats}
+    return Record(**{**base, **fields})
+
+
+def test_mcp_dimensions_per_api() -> None:
+    records = [mcp(), mcp(code=500), mcp(method="resources/read", ptype="resource", name="doc"), mcp(ptype="", name="bare"), gql()]
+    (table,) = build_graph_rows(records, mcp=True).values()
+    got = {(r.dimension, r.dimension_value): r for r in table}
+    assert {r.api_id for r in table} == {"m"}  # the GraphQL record is not an MCP record
+    assert got[("methods", "tools/call")].counter_hits == 3
+    assert (got[("methods", "tools/call")].counter_error, got[("methods", "tools/call")].code_500) == (1, 1)
+    assert got[("primitives", "tool")].counter_hits == 2 and got[("primitives", "resource")].counter_hits == 1
+    assert got[("names", "tool_weather")].counter_human_identifier == "weather"  # Tyk's label <type>_<name>
+    assert got[("names", "bare")].counter_hits == 1  # no primitive type: the name alone
+    assert ("primitives", "") not in got and got[("", "total")].counter_hits == 4
+    assert build_graph_rows([gql()], mcp=True) == {"tyk_mcp_aggregated": []}
