@@ -431,6 +431,10 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         errors.append(
             f"pumps.{name}.raw_request_decoded: not allowed for {canonical} pumps (Tyk refuses it too); they store the base64 payload"
         )
+    if entry.extra_dimensions and canonical not in _AGGREGATE_TYPES:
+        errors.append(
+            f"pumps.{name}.extra_dimensions: only aggregate pumps ({', '.join(sorted(_AGGREGATE_TYPES))}) have dimensions; remove it"
+        )
     for field in entry.ignore_fields:
         if field not in JSON_GROUPS:
             warnings.append(f"pumps.{name}.ignore_fields: {field!r} is not a field of the record; ignored")
@@ -444,6 +448,7 @@ def _check_view(name: str, pump: PumpConfig) -> list[str]:
     return [*check_conditions(pump.conditions, f"pumps.{name}.conditions"), *check_mask(pump.mask, f"pumps.{name}.mask")]
 
 
+_AGGREGATE_TYPES = {"sql_aggregate", "mongo-pump-aggregate"}
 _NO_DECODE_TYPES = {"mongo", "mongo-pump-selective", "mongo-pump-aggregate", "sql", "sql_aggregate"}
 
 

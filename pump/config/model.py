@@ -254,6 +254,9 @@ class PumpConfig(Model):
     conditions: Conditions = Field(default_factory=lambda: Conditions())
     mask: Mask = Field(default_factory=lambda: Mask())
     user_agent_fields: bool = False
+    extra_dimensions: list[Literal["eventkinds", "browsers", "platforms"]] = Field(
+        default_factory=list, description="aggregate pumps: our extra dimensions (pump.aggregate.extra)"
+    )
     timeout: float = Field(0, ge=0, le=3600, description="seconds per write; 0 = no limit")
     omit_detailed_recording: bool = False
     max_record_size: int = Field(0, ge=0, le=MAX_RECORD_SIZE, description="bytes of raw_request/raw_response kept; 0 = all")
