@@ -39,10 +39,10 @@ def build_view(pump: PumpConfig, config: Config) -> View:
         steps.append(lambda records: [r for r in records if keep(r)])
     if chosen is not None:
         steps.append(chosen)
-    if masker is not None:
-        steps.append(masker)
     if pump.user_agent_fields:
         steps.append(with_user_agent_fields)
+    if masker is not None:
+        steps.append(masker)
     if rule is not None:
         steps.append(lambda records: [rule(r) for r in records])
     if not steps:
