@@ -171,9 +171,7 @@ def _add_network(agg: OrgAggregate, rec: Record, ts: datetime) -> None:
         counter.last_time = ts
 
 
-def _add_hit(
-    agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...], extra: _Extra = ()
-) -> None:
+def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...], extra: _Extra = ()) -> None:
     """One real request: the total, then every dimension the record has a value for.
 
     The dimension targets are collected first and merged in one inline loop: a function call per

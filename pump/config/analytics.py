@@ -24,6 +24,7 @@ class StrictModel(BaseModel):
     def _nulls_to_defaults(cls, data: Any) -> Any:
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
+
 #: Operators of a condition rule, as webMethods' custom destinations spell them.
 OPERATORS: tuple[str, ...] = (
     "equals",

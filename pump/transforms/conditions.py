@@ -142,7 +142,11 @@ def compile_rule(rule: ConditionRule) -> Select:
         target = _scalar(var, value)
         test = _element_test(var, _eq(target)) if var.kind == "list" else _column_cmp(var, operator.eq, target)
         return test if op == "equals" else _negate(test)
-    # string operators
+    return _text_rule(var, op, value)
+
+
+def _text_rule(var: Variable, op: str, value: Any) -> Select:
+    """``contains``, ``starts with``, ``ends with``, ``matches`` on a text or list variable."""
     if var.kind not in ("str", "list"):
         raise ConditionError(f"{op!r} needs a text variable; {var.name!r} is a {_kind_word(var)}")
     if not isinstance(value, str):

@@ -93,7 +93,7 @@ def _mask_ipv6(value: str) -> str:
 # --------------------------------------------------------------------------- HTTP payloads
 
 
-def mask_http(raw: str, headers: frozenset[str], body: dict[str, str], keep: int = 4) -> str:
+def mask_http(raw: str, headers: frozenset[bytes], body: dict[str, str], keep: int = 4) -> str:
     """Mask named headers and JSON body paths inside a recorded HTTP message (base64, or the
     plain text a previous step decoded). Returns ``raw`` itself when nothing changed."""
     if not raw:
@@ -109,7 +109,7 @@ def mask_http(raw: str, headers: frozenset[str], body: dict[str, str], keep: int
     return base64.b64encode(masked).decode("ascii") if encoded else masked.decode("utf-8", "surrogateescape")
 
 
-def _mask_message(data: bytes, headers: frozenset[str], body: dict[str, str], keep: int) -> bytes:
+def _mask_message(data: bytes, headers: frozenset[bytes], body: dict[str, str], keep: int) -> bytes:
     sep = b"\r\n\r\n"
     cut = data.find(sep)
     if cut < 0:
@@ -171,11 +171,11 @@ def _mask_path(node: Any, parts: list[str], fmt: str, keep: int) -> int:
         return 0
     count = 0
     for k in keys:
-        child = node[k]  # type: ignore[index]
+        child = node[k]
         if rest:
             count += _mask_path(child, rest, fmt, keep)
         elif child is not None and not isinstance(child, dict | list):
-            node[k] = mask_value(fmt, child if isinstance(child, str) else json.dumps(child), keep)  # type: ignore[index]
+            node[k] = mask_value(fmt, child if isinstance(child, str) else json.dumps(child), keep)
             count += 1
     return count
 
@@ -192,10 +192,8 @@ def check_mask(mask: Mask | None, where: str) -> list[str]:
     return []
 
 
-def compile_mask(mask: Mask | None, where: str = "mask") -> Masker | None:
-    """The batch function of a pump's ``mask``, or None when it masks nothing."""
-    if mask is None or mask.is_empty():
-        return None
+def _field_masks(mask: Mask, where: str) -> list[tuple[str, str]]:
+    """``(attribute, format)`` of ``mask.fields``; :class:`MaskError` naming the wrong ones."""
     problems: list[str] = []
     fields: list[tuple[str, str]] = []
     for name, fmt in mask.fields.items():
@@ -213,26 +211,43 @@ def compile_mask(mask: Mask | None, where: str = "mask") -> Masker | None:
                 problems.append(f"{where}.{key}: empty JSON path {path!r}")
     if problems:
         raise MaskError("\n".join(problems))
-    keep = mask.obfuscate_length
-    payloads: list[tuple[str, frozenset[str], dict[str, str]]] = []
+    return fields
+
+
+def _payload_masks(mask: Mask) -> list[tuple[str, frozenset[bytes], dict[str, str]]]:
+    """``(attribute, header names, body paths)`` for ``raw_request`` and ``raw_response``."""
+    payloads: list[tuple[str, frozenset[bytes], dict[str, str]]] = []
     req_h = frozenset(h.strip().lower().encode() for h in mask.request_headers)
     resp_h = frozenset(h.strip().lower().encode() for h in mask.response_headers)
     if req_h or mask.request_body:
         payloads.append(("raw_request", req_h, dict(mask.request_body)))
     if resp_h or mask.response_body:
         payloads.append(("raw_response", resp_h, dict(mask.response_body)))
+    return payloads
+
+
+def _masked_field(fmt: str, value: Any, keep: int) -> Any:
+    if isinstance(value, str):
+        return mask_value(fmt, value, keep)
+    if isinstance(value, list):
+        return [mask_value(fmt, v, keep) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def compile_mask(mask: Mask | None, where: str = "mask") -> Masker | None:
+    """The batch function of a pump's ``mask``, or None when it masks nothing."""
+    if mask is None or mask.is_empty():
+        return None
+    fields = _field_masks(mask, where)
+    payloads = _payload_masks(mask)
+    keep = mask.obfuscate_length
     key_fmt = dict(fields).get("api_key")
 
     def one(r: Record) -> Record:
         changes: dict[str, Any] = {}
         for attr, fmt in fields:
             value = getattr(r, attr)
-            if isinstance(value, str):
-                new: Any = mask_value(fmt, value, keep)
-            elif isinstance(value, list):
-                new = [mask_value(fmt, v, keep) if isinstance(v, str) else v for v in value]
-            else:
-                continue
+            new = _masked_field(fmt, value, keep)
             if new != value:
                 changes[attr] = new
         if key_fmt is not None and r.tags and "tags" not in changes:

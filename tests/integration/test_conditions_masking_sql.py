@@ -18,9 +18,9 @@ import psycopg
 import pytest
 
 from pump.record import Record
+from tests import servers
 from tests.helpers import msgpack_payloads, push, run_once, write_config
 from tests.integration.sql_helpers import Db, database_url
-from tests import servers
 
 pytestmark = pytest.mark.integration
 
@@ -92,9 +92,7 @@ def everything_in(db: Db, table: str) -> str:
     return "\n".join(repr(v) for row in db.dicts(f'SELECT * FROM "{table}"') for v in row.values())
 
 
-def test_conditions_route_and_masked_values_never_reach_the_masked_tables(
-    tmp_path: Path, redis_url: str, dbs: tuple[Db, Db]
-) -> None:
+def test_conditions_route_and_masked_values_never_reach_the_masked_tables(tmp_path: Path, redis_url: str, dbs: tuple[Db, Db]) -> None:
     plain, masked = dbs
     pumps: dict[str, Any] = {
         "plain": {"type": "sql", "meta": plain.meta},

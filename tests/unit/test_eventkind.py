@@ -21,7 +21,9 @@ def http(text: str) -> str:
 
 
 QUOTA = http('HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{\n    "error": "Quota exceeded"\n}')
-ORG_QUOTA = http('HTTP/1.1 403 Forbidden\r\n\r\n{"error": "This organisation quota has been exceeded, please contact your API administrator"}')
+ORG_QUOTA = http(
+    'HTTP/1.1 403 Forbidden\r\n\r\n{"error": "This organisation quota has been exceeded, please contact your API administrator"}'
+)
 DENIED = http('HTTP/1.1 403 Forbidden\r\n\r\n{"error": "Access to this API has been disallowed"}')
 
 
@@ -109,7 +111,7 @@ def test_mongo_update_of_eventkinds() -> None:
 def test_extra_dimensions_only_on_aggregate_pumps() -> None:
     from pump.config.load import validate
 
-    with pytest.raises(Exception, match="pumps.c.extra_dimensions: only aggregate pumps"):
+    with pytest.raises(Exception, match=r"pumps\.c\.extra_dimensions: only aggregate pumps"):
         validate({"pumps": {"c": {"type": "csv", "meta": {"csv_dir": "/tmp"}, "extra_dimensions": ["eventkinds"]}}})
     with pytest.raises(Exception, match="extra_dimensions"):
         PumpConfig(type="sql_aggregate", extra_dimensions=["seasons"])  # type: ignore[list-item]
