@@ -7,8 +7,10 @@ flag, so the kind is derived from what the gateway does write:
 * **throttled** — ``429`` (Tyk's key and organisation rate limits answer ``429 Rate limit
   exceeded``), or a ``403`` whose recorded response says a quota was exceeded (Tyk answers a key
   quota with ``403 Quota exceeded`` and an organisation quota with ``403 This organisation quota
-  has been exceeded``). The 403 test needs the response body, which the gateway records only with
-  detailed recording; without it a quota breach is an ordinary ``request`` (a refused one).
+  has been exceeded``). The 403 test needs the response body, which the gateway's error handler
+  records only with detailed recording (and only in gateways that write the error response into
+  ``raw_response``: older ones leave it empty); without it a quota breach is an ordinary
+  ``request`` (a refused one).
 * **fault** — ``5xx`` (including the gateway's own ``502``/``504`` for an upstream it could not
   reach) and ``0``: a record with no status at all, which is what a dropped connection leaves.
 * **request** — everything else, including 4xx refusals and the network-only ``-1`` records that
