@@ -43,6 +43,9 @@ _LIMIT_PHRASES: tuple[bytes, ...] = (
 )
 #: Bytes of a raw response looked at: the status line, headers and the start of the body.
 _PEEK = 4096
+#: Characters of the (base64) ``raw_response`` that hold those bytes; only this head is cached,
+#: so the cache stays small however large the recorded responses are.
+_HEAD = _PEEK * 4 // 3 + 4
 
 
 def event_kind(record: Record) -> str:
@@ -53,7 +56,7 @@ def event_kind(record: Record) -> str:
     if code >= 500 or code == 0:
         return FAULT
     if code == 403 and record.raw_response:
-        return THROTTLED if _says_limit(record.raw_response) else REQUEST
+        return THROTTLED if _says_limit(record.raw_response[:_HEAD]) else REQUEST
     return REQUEST
 
 
@@ -63,10 +66,9 @@ def event_kinds(records: Sequence[Record]) -> list[str]:
 
 
 @lru_cache(maxsize=1024)
-def _says_limit(raw_response: str) -> bool:
-    """True if a recorded response (base64 of the HTTP response, or already decoded text) carries
-    one of Tyk's limit messages. Cached: the gateway's refusals are byte-identical."""
-    head = raw_response[: _PEEK * 4 // 3 + 4]
+def _says_limit(head: str) -> bool:
+    """True if the head of a recorded response (base64 of the HTTP response, or text a previous
+    step decoded) carries one of Tyk's limit messages. Cached: the gateway's refusals repeat."""
     try:
         data = base64.b64decode(head[: len(head) - len(head) % 4], validate=True)
     except (binascii.Error, ValueError):
