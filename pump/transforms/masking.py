@@ -56,9 +56,24 @@ class MaskError(ValueError):
 # --------------------------------------------------------------------------- formats
 
 
-@lru_cache(maxsize=65536)
+#: Values longer than this are masked without the cache (a body field can be megabytes).
+_CACHED_LEN = 256
+
+
 def mask_value(fmt: str, value: str, keep: int = 4) -> str:
-    """``value`` in format ``fmt`` (module docstring). Cached: IPs, keys and users repeat."""
+    """``value`` in format ``fmt`` (module docstring). Short values are cached: IPs, keys and
+    users repeat."""
+    if len(value) <= _CACHED_LEN:
+        return _mask_cached(fmt, value, keep)
+    return _mask(fmt, value, keep)
+
+
+@lru_cache(maxsize=65536)
+def _mask_cached(fmt: str, value: str, keep: int) -> str:
+    return _mask(fmt, value, keep)
+
+
+def _mask(fmt: str, value: str, keep: int) -> str:
     if not value:
         return value
     if fmt == "STRING":
