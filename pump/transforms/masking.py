@@ -158,7 +158,7 @@ def _mask_body(payload: bytes, body: dict[str, str], keep: int) -> bytes | None:
         return None
     try:
         doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     hits = 0
     for path, fmt in body.items():

@@ -171,3 +171,9 @@ def test_pump_validate_names_wrong_mask_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load(path, environ={})
     assert "pumps.csv.mask.fields" in str(err.value) and "unknown format 'IPV5'" in str(err.value)
+
+
+def test_bodies_that_cannot_be_parsed_are_left_as_they_are() -> None:
+    for body in ("[" * 100_000 + "]" * 100_000, "{not json", "plain text"):
+        raw = b64("HTTP/1.1 200 OK\r\n\r\n" + body)
+        assert mask_http(raw, frozenset(), {"a": "STRING"}) is raw
