@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from pump.config.analytics import Conditions, Mask
 from pump.redact import Secret, SecretDsn, note_secret_fields
 
 #: Records per claim at most: a claim is held in memory whole (about 2 KB a record decoded),
@@ -249,6 +250,13 @@ class PumpConfig(Model):
     name: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
     filters: Filters = Field(default_factory=lambda: Filters())
+    # Ours (issue 13): routing conditions, PII masking, user-agent fields; pump.transforms applies them.
+    conditions: Conditions = Field(default_factory=lambda: Conditions())
+    mask: Mask = Field(default_factory=lambda: Mask())
+    user_agent_fields: bool = False
+    extra_dimensions: list[Literal["eventkinds", "browsers", "platforms"]] = Field(
+        default_factory=list, description="aggregate pumps: our extra dimensions (pump.aggregate.extra)"
+    )
     timeout: float = Field(0, ge=0, le=3600, description="seconds per write; 0 = no limit")
     omit_detailed_recording: bool = False
     max_record_size: int = Field(0, ge=0, le=MAX_RECORD_SIZE, description="bytes of raw_request/raw_response kept; 0 = all")
