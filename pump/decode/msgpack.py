@@ -171,11 +171,17 @@ def _path_items(v: Any) -> list[Any] | None:
     return v
 
 
+_GQL_ZERO = {"Variables": "", "RootFields": None, "Types": None, "Errors": None, "OperationType": 0, "HasErrors": False, "IsGraphQL": False}
+_MCP_ZERO = {"IsMCP": False, "JSONRPCMethod": "", "PrimitiveType": "", "PrimitiveName": ""}
+
+
 def _graphql(v: Any) -> dict[str, Any] | None:
     """Go's ``GraphQLStats`` struct, typed field by field as Go's decoder would (unknown keys are
     ignored), so a sink printing it never meets bytes, NaN or a timestamp where Go has a string."""
     if v is None:
         return None
+    if v == _GQL_ZERO:  # what every REST record carries: one C-level comparison, the types made Go's
+        return dict(_GQL_ZERO)
     m = _map(v, "GraphQLStats")
     types = _map(m.get("Types"), "GraphQLStats.Types") if m.get("Types") is not None else None
     errors = m.get("Errors")
@@ -207,6 +213,8 @@ def _mcp(v: Any) -> dict[str, Any] | None:
     """Go's ``MCPStats`` struct, typed field by field (see :func:`_graphql`)."""
     if v is None:
         return None
+    if v == _MCP_ZERO:
+        return dict(_MCP_ZERO)
     m = _map(v, "MCPStats")
     return {
         "IsMCP": _bool(m.get("IsMCP"), "MCPStats.IsMCP"),
@@ -322,7 +330,7 @@ def decode_record(raw: bytes) -> Record:
     r.mcp_stats = _mcp(g("MCPStats"))
     v = g("CollectionName")
     r.collection_name = v if v.__class__ is str else _str(v, "CollectionName")
-    if (
+    if b"\xcf" in raw and (  # only msgpack's uint64 (0xcf) can carry more than int64: a C-speed scan
         max(r.content_length, r.day, r.month, r.year, r.hour, r.response_code, r.request_time, r.geo_city_geoname_id,
             r.network_open_connections, r.network_closed_connections, r.network_bytes_in, r.network_bytes_out,
             r.latency_total, r.latency_upstream, r.latency_gateway)
