@@ -35,6 +35,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from pump.aggregate.buckets import Bucketer, hour_floor
+from pump.aggregate.extra import KEY_OF, ordered
 from pump.aggregate.model import Counter, OrgAggregate, TimeID
 from pump.record import Record
 from pump.transforms.paths import tracked
@@ -102,6 +103,7 @@ def aggregate_records(
     *,
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
+    extra_dimensions: Sequence[str] = (),
     by_api: Callable[[Record], bool] | None = None,
 ) -> dict[str, OrgAggregate]:
     """Aggregate a batch into one :class:`OrgAggregate` per OrgID, in first-seen org order.
@@ -109,11 +111,13 @@ def aggregate_records(
     ``bucket_of`` maps the org's first record time to its bucket: ``buckets.sql_bucketer(...)``
     for SQL, a ``buckets.BucketClock`` for Mongo (called once per org, in record order, so a
     clock advances exactly as Tyk's does). ``track_all_paths`` treats every record as
-    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``. ``by_api``: only the
-    records it accepts (GraphQL or MCP ones), keyed by API id (the aggregate's ``org_id`` is its
-    first record's), as Tyk's graph and MCP aggregates do.
+    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``; ``extra_dimensions``
+    names opt-in dimensions of ours (:mod:`pump.aggregate.extra`). ``by_api``: only the records it
+    accepts (GraphQL or MCP ones), keyed by API id (the aggregate's ``org_id`` is its first
+    record's), as Tyk's graph and MCP aggregates do.
     """
     skip_prefixes = (KEY_TAG_PREFIX, *ignore_tag_prefixes)
+    extra = tuple((name, KEY_OF[name]) for name in ordered(extra_dimensions))
     result: dict[str, OrgAggregate] = {}
     for rec in records:
         if by_api is not None:  # Tyk's AggregateGraphData / AggregateMCPData: one aggregate per API id
@@ -127,13 +131,15 @@ def aggregate_records(
         agg = result.get(org)
         if agg is None:
             agg = result[org] = _new_aggregate(rec, bucket_of)
+            for name, _ in extra:
+                agg.extra[name] = {}
         ts = rec.timestamp
         agg.last_time = ts
         agg.total.last_time = ts
         if rec.response_code == -1:
             _add_network(agg, rec, ts)
         else:
-            _add_hit(agg, rec, ts, tracked(rec, track_all_paths), skip_prefixes)
+            _add_hit(agg, rec, ts, tracked(rec, track_all_paths), skip_prefixes, extra)
     for agg in result.values():
         _refresh_averages(agg)
     return result
@@ -176,7 +182,7 @@ def _add_network(agg: OrgAggregate, rec: Record, ts: datetime) -> None:
         counter.bytes_out += rec.network_bytes_out
 
 
-def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...]) -> None:
+def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...], extra: _Extra = ()) -> None:
     """One real request: the total, then every dimension the record has a value for.
 
     The dimension targets are collected first and merged in one inline loop: a function call per
@@ -191,7 +197,12 @@ def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_pre
     code_key = str(code) if error else None
     _add_to_total(agg.total, rt, lt, lu, success, error, code_key)
 
-    for table, key, identifier, human in _targets(agg, rec, track, code_key, skip_prefixes):
+    targets = _targets(agg, rec, track, code_key, skip_prefixes)
+    for name, key_of in extra:
+        key = key_of(rec)
+        if key:
+            targets.append((agg.extra[name], key, key, key))
+    for table, key, identifier, human in targets:
         c = table.get(key)
         if c is None:
             table[key] = _fresh(identifier, human, rt, lt, lu, success, error, code_key, ts)
@@ -225,6 +236,7 @@ def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_pre
 
 
 _Target = tuple[dict[str, Counter], str, str, str]
+_Extra = tuple[tuple[str, Callable[[Record], str]], ...]
 
 
 def _targets(agg: OrgAggregate, rec: Record, track: bool, code_key: str | None, skip_prefixes: tuple[str, ...]) -> list[_Target]:
@@ -352,6 +364,9 @@ def _refresh_averages(agg: OrgAggregate) -> None:
         agg.endpoints,
         agg.apiendpoints,
     ):
+        for counter in table.values():
+            counter.refresh_averages()
+    for table in agg.extra.values():
         for counter in table.values():
             counter.refresh_averages()
     for nested in (agg.keyendpoints, agg.oauthendpoints):
