@@ -43,6 +43,8 @@ SINKS: dict[str, str] = {
     "mongo": "pump.sinks.mongo:RAW [mongo]",
     "mongo-pump-selective": "pump.sinks.mongo:SELECTIVE [mongo]",
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",
+    "mongo-graph": "pump.sinks.mongo.graph:GRAPH [mongo]",
+    "mongo-mcp": "pump.sinks.mongo.graph:MCP [mongo]",
     "elasticsearch": "pump.sinks.elasticsearch [elasticsearch]",
     "prometheus": "pump.sinks.prometheus",
     "http": "pump.sinks.http [http]",

@@ -114,8 +114,9 @@ def awkward_graph(tag: str) -> Record:
     r = awkward_raw(tag)
     r.graphql_stats = {
         **_GRAPHQL,
-        "Types": {"Q\x00\udcff": ["a\tb"]},
-        "Variables": 'v "\n',
+        # (no NUL in a map key: MongoDB cannot name a field with one; in values it is fine)
+        "Types": {"Q é\udcff": ["a\tb\x00"]},
+        "Variables": 'v "\n\x00',
         "Errors": [{"Message": "m\udcff", "Path": [0, "x"]}],
     }
     return r
@@ -448,6 +449,8 @@ def _aggregate_api_hits(db: Any) -> list[str]:
 MONGO_RAW = MongoShape(False, "mongo", {"collection_name": "tyk_analytics"}, _field_of("tyk_analytics", "path"))
 MONGO_SELECTIVE = MongoShape(False, "mongo-pump-selective", {}, _selective_paths)
 MONGO_AGGREGATE = MongoShape(False, "mongo-pump-aggregate", {}, _aggregate_api_hits)
+MONGO_GRAPH = MongoShape(False, "mongo-graph", {"collection_name": "tyk_graph"}, _field_of("tyk_graph", "path"))
+MONGO_MCP = MongoShape(False, "mongo-mcp", {"collection_name": "tyk_mcp"}, _field_of("tyk_mcp", "path"))
 MONGO_UPTIME = MongoShape(True, "", {"collection_name": "tyk_uptime_analytics"}, _field_of("tyk_uptime_analytics", "url"))
 
 
@@ -812,6 +815,14 @@ CASES: list[Case] = [
     ),
     # A key BSON cannot hold. (A document over 16 MiB is refused by MongoDB but stored by FerretDB.)
     Case("mongo", "mongo_server", _mongo(MONGO_RAW), by_path, bad=lambda: _with(raw_records(1, "bad"), geo_city_names={"e\x00n": "x"})),
+    Case(
+        "mongo-graph", "mongo_server", _mongo(MONGO_GRAPH), by_path, records=graph_records, awkward=awkward_graph,
+        bad=lambda: _with(graph_records(1, "bad"), geo_city_names={"e\x00n": "x"}),
+    ),
+    Case(
+        "mongo-mcp", "mongo_server", _mongo(MONGO_MCP), by_path, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), geo_city_names={"e\x00n": "x"}),
+    ),
     # A collection MongoDB cannot name: z_tyk_analyticz_bad$org.
     Case("mongo-pump-selective", "mongo_server", _mongo(MONGO_SELECTIVE), by_path, bad=lambda: _with(raw_records(1, "bad"), org_id="b$d")),
     Case("mongo-pump-aggregate", "mongo_server", _mongo(MONGO_AGGREGATE), by_api, bad=lambda: _with(raw_records(1, "bad"), tags=["$bad"])),
