@@ -45,6 +45,7 @@ SINKS: dict[str, str] = {
     "mongo-pump-aggregate": "pump.sinks.mongo:AGGREGATE [mongo]",
     "mongo-graph": "pump.sinks.mongo.graph:GRAPH [mongo]",
     "mongo-mcp": "pump.sinks.mongo.graph:MCP [mongo]",
+    "mongo-mcp-aggregate": "pump.sinks.mongo.mcp_aggregate:MCP_AGGREGATE [mongo]",
     "elasticsearch": "pump.sinks.elasticsearch [elasticsearch]",
     "prometheus": "pump.sinks.prometheus",
     "http": "pump.sinks.http [http]",

@@ -124,7 +124,7 @@ def awkward_graph(tag: str) -> Record:
 
 def awkward_mcp(tag: str) -> Record:
     r = awkward_raw(tag)
-    r.mcp_stats = {**_MCP, "PrimitiveName": "na\x00me\udcff\t"}
+    r.mcp_stats = {**_MCP, "PrimitiveName": "na me\udcff\t é"}  # no NUL: it names a Mongo aggregate field
     return r
 
 
@@ -436,11 +436,11 @@ def _selective_paths(db: Any) -> list[str]:
     return [d["path"] for n in names for d in db[n].find({}, {"path": 1})]
 
 
-def _aggregate_api_hits(db: Any) -> list[str]:
+def _aggregate_api_hits(db: Any, prefix: str = "z_tyk_analyticz_aggregate_") -> list[str]:
     """One key per record counted in an hourly aggregate document's ``apiid`` dimension."""
     keys: list[str] = []
     for n in db.list_collection_names():
-        if n.startswith("z_tyk_analyticz_aggregate_"):
+        if n.startswith(prefix):
             for doc in db[n].find({}, {"apiid": 1}):
                 keys += [api for api, counter in (doc.get("apiid") or {}).items() for _ in range(int(counter["hits"]))]
     return keys
@@ -451,6 +451,7 @@ MONGO_SELECTIVE = MongoShape(False, "mongo-pump-selective", {}, _selective_paths
 MONGO_AGGREGATE = MongoShape(False, "mongo-pump-aggregate", {}, _aggregate_api_hits)
 MONGO_GRAPH = MongoShape(False, "mongo-graph", {"collection_name": "tyk_graph"}, _field_of("tyk_graph", "path"))
 MONGO_MCP = MongoShape(False, "mongo-mcp", {"collection_name": "tyk_mcp"}, _field_of("tyk_mcp", "path"))
+MONGO_MCP_AGGREGATE = MongoShape(False, "mongo-mcp-aggregate", {}, lambda db: _aggregate_api_hits(db, "z_tyk_mcp_analyticz_aggregate_"))
 MONGO_UPTIME = MongoShape(True, "", {"collection_name": "tyk_uptime_analytics"}, _field_of("tyk_uptime_analytics", "url"))
 
 
@@ -822,6 +823,10 @@ CASES: list[Case] = [
     Case(
         "mongo-mcp", "mongo_server", _mongo(MONGO_MCP), by_path, records=mcp_records, awkward=awkward_mcp,
         bad=lambda: _with(mcp_records(1, "bad"), geo_city_names={"e\x00n": "x"}),
+    ),
+    Case(
+        "mongo-mcp-aggregate", "mongo_server", _mongo(MONGO_MCP_AGGREGATE), by_api, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), org_id="b$d"),
     ),
     # A collection MongoDB cannot name: z_tyk_analyticz_bad$org.
     Case("mongo-pump-selective", "mongo_server", _mongo(MONGO_SELECTIVE), by_path, bad=lambda: _with(raw_records(1, "bad"), org_id="b$d")),

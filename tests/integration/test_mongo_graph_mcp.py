@@ -58,3 +58,44 @@ async def test_graph_and_mcp_documents(db_url: str, db: Any, open_sinks: list[An
     assert (m["jsonrpcmethod"], m["primitivetype"], m["primitivename"]) == ("tools/call", "tool", "get_weather")
     assert m["path"] == want.path and m["_id"] == to_document(want)["_id"]
     assert graph_document(want)["errors"] == [] and mcp_document(by_name["typical_rest_get"])["jsonrpcmethod"] == ""
+
+
+# --------------------------------------------------------------------------- mongo-mcp-aggregate
+
+
+def mcp_record(api: str, method: str, code: int = 200, latency: int = 10, org: str = "org1") -> Any:
+    from datetime import UTC, datetime
+
+    from pump.record import Record
+
+    stats = {"IsMCP": True, "JSONRPCMethod": method, "PrimitiveType": "tool", "PrimitiveName": "weather"}
+    t = datetime(2024, 1, 15, 13, 45, tzinfo=UTC)
+    return Record(org_id=org, api_id=api, response_code=code, latency_total=latency, request_time=latency, timestamp=t, mcp_stats=stats)
+
+
+async def test_mcp_aggregate_documents_per_api_written_once(db_url: str, db: Any, open_sinks: list[Any]) -> None:
+    from pump.sinks.mongo.aggregate import Meta as AggMeta
+    from pump.sinks.mongo.mcp_aggregate import MongoMCPAggregateSink
+
+    sink = MongoMCPAggregateSink("magg", AggMeta.model_validate({"mongo_url": db_url, "use_mixed_collection": True}), 10)
+    open_sinks.append(sink)
+    await sink.start()
+    records = [mcp_record("a1", "tools/call"), mcp_record("a1", "tools/call", 500, 30), mcp_record("a2", "resources/read")]
+    rest = decode_record(bytes.fromhex(CASES[0]["msgpack_hex"]))  # a REST record: not aggregated here
+    await sink.write(SinkBatch("b1", [*records, rest]))
+    await sink.write(SinkBatch("b1", [*records, rest]))  # redelivered: counted once
+    await sink.write(SinkBatch("b2", records[:1]))
+
+    docs = {d["owner_apiid"]: d for d in db.z_tyk_mcp_analyticz_aggregate_org1.find()}
+    assert set(docs) == {"a1", "a2"} and db.z_tyk_mcp_analyticz_aggregate_org1.count_documents({}) == 2
+    a1 = docs["a1"]
+    assert (a1["total"]["hits"], a1["total"]["errortotal"]) == (3, 1)
+    call = a1["methods"]["tools/call"]
+    assert (call["hits"], call["success"], call["errortotal"], call["errormap"]) == (3, 2, 1, {"500": 1})
+    assert (call["latency"], call["minlatency"], call["maxlatency"]) == (50 / 3, 10, 30)
+    assert a1["primitives"]["tool"]["hits"] == 3 and a1["names"]["tool_weather"]["humanidentifier"] == "weather"
+    assert [e["identifier"] for e in a1["lists"]["methods"]] == ["tools/call"]
+    assert a1["apiid"]["a1"]["hits"] == 3 and "openconnections" not in call
+    assert docs["a2"]["methods"]["resources/read"]["hits"] == 1
+    assert db.tyk_mcp_analytics_aggregate.count_documents({}) == 2
+    assert "z_tyk_analyticz_aggregate_" + rest.org_id not in db.list_collection_names()

@@ -272,14 +272,17 @@ def upsert_text(table: str, columns: Sequence[str] = SQL_COLUMNS) -> str:
             expr = f"VALUES({c})"
         sets.append(f"{c} = {expr}")
     cols = ", ".join(ident(c) for c in (*columns, *(n for n, _ in CONSTANT_COLUMNS)))
-    marks = ", ".join(["%s"] * len(columns) + [v for _, v in CONSTANT_COLUMNS])
+    # Only %s placeholders: PyMySQL turns executemany into multi-row INSERTs only then (the
+    # constants travel as parameters, see upsert_rows).
+    marks = ", ".join(["%s"] * (len(columns) + len(CONSTANT_COLUMNS)))
     return f"INSERT INTO {t} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {', '.join(sets)}"
 
 
 def upsert_rows(cur: Any, table: str, rows: Sequence[AggregateRow], size: int, columns: Sequence[str] = SQL_COLUMNS) -> None:
     stmt = upsert_text(table, columns)
+    constants = tuple(v.strip("'") for _, v in CONSTANT_COLUMNS)
     for start in range(0, len(rows), size):
-        cur.executemany(stmt, [tuple(utc_text(v) for v in sqlite_params(r)) for r in rows[start : start + size]])
+        cur.executemany(stmt, [(*(utc_text(v) for v in sqlite_params(r)), *constants) for r in rows[start : start + size]])
 
 
 LEDGER_DDL = (
