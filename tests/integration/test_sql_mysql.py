@@ -77,3 +77,23 @@ def test_raw_and_aggregate_batches_are_written_once(my_dsn: str) -> None:
     assert len(dicts(my_dsn, "SELECT id FROM tyk_analytics")) == 50
     total = dicts(my_dsn, "SELECT counter_hits FROM tyk_aggregated WHERE dimension = ''")
     assert [r["counter_hits"] for r in total] == [50]
+
+
+def test_only_time_columns_lose_the_utc_offset(my_dsn: str) -> None:
+    """DATETIME has no offset, so the pump drops ``+00:00`` from its time text — from the time
+    columns only: a text value that looks like a time is stored as it came."""
+    text = "2024-01-01 00:00:00.000000+00:00"
+
+    async def run() -> None:
+        m = raw.Meta(type="mysql", connection_string=my_dsn)
+        sink = raw.SqlSink("sql", m, target_of(m))
+        await sink.start()
+        r = numbered(1)[0]
+        r.user_agent = r.alias = text
+        await sink.write(SinkBatch("b", [r]))
+        await sink.close()
+
+    asyncio.run(run())
+    (row,) = dicts(my_dsn, "SELECT useragent, alias, timestamp FROM tyk_analytics")
+    assert (row["useragent"], row["alias"]) == (text, text)
+    assert row["timestamp"].year >= 2019

@@ -77,7 +77,7 @@ class Backend:
 
     def ensure_mysql(self, conn: Any, table: str) -> None:
         if table not in self.schema.known:
-            mysql.ensure_table(conn, self.schema.spec, table, self.meta.omit_index_creation)
+            mysql.ensure_table(conn, self.schema.spec, table, self.meta.omit_index_creation, self.target.description)
             self.schema.known.add(table)
 
     async def close(self) -> None:

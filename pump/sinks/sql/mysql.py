@@ -179,7 +179,7 @@ def map_mysql_error(exc: BaseException, target: Target, doing: str) -> SinkError
 # --------------------------------------------------------------------------- tables
 
 
-def ensure_table(conn: Any, spec: TableSpec, table: str, omit_indexes: bool) -> None:
+def ensure_table(conn: Any, spec: TableSpec, table: str, omit_indexes: bool, where: str = "") -> None:
     """Create ``table`` with its indexes, or add the columns and indexes an existing one lacks
     (under a named lock, so two pumps opening the same shard do not collide)."""
     t = ident(checked_table(table))
@@ -194,7 +194,7 @@ def ensure_table(conn: Any, spec: TableSpec, table: str, omit_indexes: bool) -> 
                 cols = [f"{ident(n)} {ID_TYPE if n == 'id' else TYPES[k]}" for n, k in spec.columns]
                 keys = [f"KEY {ident(name)} ({_key_cols(cols_, kinds)})" for name, cols_ in indexes]
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {t} ({', '.join([*cols, 'PRIMARY KEY (`id`)', *keys])}) CHARACTER SET utf8mb4")
-                log.info("Created table.", extra={"table": table, "database": ""})
+                log.info("Created table.", extra={"table": table, "database": where})
                 return
             for name, kind in spec.columns:
                 if name not in existing:
@@ -221,15 +221,25 @@ def _key_cols(columns: Sequence[str], kinds: dict[str, str]) -> str:
 
 
 def utc_text(value: Any) -> Any:
-    """Our timestamp text ``… +00:00`` without the offset: DATETIME has none (the session is UTC)."""
-    return value[:-6] if isinstance(value, str) and value.endswith("+00:00") and len(value) > 19 and value[10] == " " else value
+    """Our timestamp text ``… +00:00`` without the offset: DATETIME has none (the session is UTC).
+    Applied only to the timestamp columns (a text value that looks like a time is left alone)."""
+    return value[:-6] if isinstance(value, str) and value.endswith("+00:00") else value
+
+
+def mysql_row(row: Sequence[Any], time_positions: Sequence[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in time_positions:
+        values[i] = utc_text(values[i])
+    return tuple(values)
 
 
 # --------------------------------------------------------------------------- raw rows
 
 
-def insert_raw(conn: Any, rows: dict[str, list[tuple[Any, ...]]], columns: Sequence[str], size: int) -> int:
+def insert_raw(conn: Any, rows: dict[str, list[tuple[Any, ...]]], spec: TableSpec, size: int) -> int:
     """Insert raw rows per table in one transaction; returns the rows actually inserted."""
+    columns = spec.names
+    times = tuple(i for i, (_, kind) in enumerate(spec.columns) if kind == "timestamptz")
     names = ", ".join(ident(c) for c in columns)
     marks = ", ".join("%s" for _ in columns)
 
@@ -239,7 +249,7 @@ def insert_raw(conn: Any, rows: dict[str, list[tuple[Any, ...]]], columns: Seque
             for table, values in sorted(rows.items()):
                 stmt = f"INSERT INTO {ident(checked_table(table))} ({names}) VALUES ({marks}) ON DUPLICATE KEY UPDATE `id` = `id`"
                 for start in range(0, len(values), size):
-                    n += max(cur.executemany(stmt, [tuple(utc_text(v) for v in row) for row in values[start : start + size]]) or 0, 0)
+                    n += max(cur.executemany(stmt, [mysql_row(row, times) for row in values[start : start + size]]) or 0, 0)
         return n
 
     return transaction(conn, body)
@@ -278,11 +288,14 @@ def upsert_text(table: str, columns: Sequence[str] = SQL_COLUMNS) -> str:
     return f"INSERT INTO {t} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {', '.join(sets)}"
 
 
+_LAST_TIME = (SQL_COLUMNS.index("counter_last_time"),)
+
+
 def upsert_rows(cur: Any, table: str, rows: Sequence[AggregateRow], size: int, columns: Sequence[str] = SQL_COLUMNS) -> None:
     stmt = upsert_text(table, columns)
     constants = tuple(v.strip("'") for _, v in CONSTANT_COLUMNS)
     for start in range(0, len(rows), size):
-        cur.executemany(stmt, [(*(utc_text(v) for v in sqlite_params(r)), *constants) for r in rows[start : start + size]])
+        cur.executemany(stmt, [(*mysql_row(sqlite_params(r), _LAST_TIME), *constants) for r in rows[start : start + size]])
 
 
 LEDGER_DDL = (

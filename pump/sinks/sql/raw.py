@@ -345,7 +345,7 @@ class SqlSink:
         def body(conn: Any) -> int:
             for table in rows:
                 self.backend.ensure_mysql(conn, table)
-            return mysql.insert_raw(conn, rows, self.shape.spec.names, self.meta.rows_per_statement)
+            return mysql.insert_raw(conn, rows, self.shape.spec, self.meta.rows_per_statement)
 
         inserted = await my.run(body, f"write to {', '.join(sorted(groups))}")
         self._count(inserted, sum(len(v) for v in rows.values()))
