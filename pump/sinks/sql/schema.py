@@ -213,7 +213,7 @@ class Schema:
             return
         if not self.migrate:
             raise RetriableError(
-                f"PostgreSQL at {self.target.description}: table {table} was created by an older version of this pump "
+                f"PostgreSQL at {self.target.description}: table {table} was created by an older version of this pump (or another tool) "
                 f"({', '.join(old)} are double precision, Tyk's are numeric); set migrate: true in the pump's meta "
                 "(uptime: in uptime_pump_config) to convert them once at start (it rewrites the table), or drop the table"
             )
