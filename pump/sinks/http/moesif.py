@@ -26,7 +26,8 @@ import orjson
 from pydantic import Field, SecretStr, field_validator
 
 from pump.config.model import StrictModel
-from pump.record import Record, go_rfc3339, time_from_unix
+from pump.gotime import rfc3339_nano
+from pump.record import Record
 from pump.redact import Secret
 from pump.sinks.base import SinkContext, SinkMeta, SinkSpec
 from pump.sinks.http.config import Auth, check_url
@@ -193,8 +194,7 @@ def user_id(r: Record, req: dict[str, str], rsp: dict[str, str], o: MoesifOption
 
 
 def _utc(ns: int) -> str:
-    sec, nsec = divmod(ns, 1_000_000_000)
-    return go_rfc3339(time_from_unix(sec, nsec, UTC), ns)
+    return rfc3339_nano(ns, UTC)
 
 
 def event(r: Record, o: MoesifOptions) -> dict[str, Any]:

@@ -17,71 +17,38 @@ import json
 import logging
 import sqlite3
 import weakref
-from collections.abc import Sequence
-from datetime import tzinfo
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
+from pump import schema
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
-from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
+from pump.gotime import shard_day, ts_text
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.schema import TYPES, TableSpec, checked_table, quote, shard_table
-from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
+from pump.sinks.sql.values import clean, copy_field, copy_is_plain, utf8
 
 log = logging.getLogger(__name__)
 
 RAW_TABLE = "tyk_analytics"
 
-#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names.
-RAW_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "text"),
-    ("method", "text"),
-    ("host", "text"),
-    ("path", "text"),
-    ("rawpath", "text"),
-    ("contentlength", "bigint"),
-    ("useragent", "text"),
-    ("day", "bigint"),
-    ("month", "bigint"),
-    ("year", "bigint"),
-    ("hour", "bigint"),
-    ("responsecode", "bigint"),
-    ("apikey", "text"),
-    ("timestamp", "timestamptz"),
-    ("apiversion", "text"),
-    ("api_name", "text"),
-    ("apiid", "text"),
-    ("orgid", "text"),
-    ("oauthid", "text"),
-    ("requesttime", "bigint"),
-    ("rawrequest", "text"),
-    ("rawresponse", "text"),
-    ("ipaddress", "text"),
-    ("geo_country_iso_code", "text"),
-    ("geo_city_geoname_id", "bigint"),
-    ("geo_location_latitude", "double"),
-    ("geo_location_longitude", "double"),
-    ("geo_location_time_zone", "text"),
-    ("network_open_connections", "bigint"),
-    ("network_closed_connections", "bigint"),
-    ("network_bytes_in", "bigint"),
-    ("network_bytes_out", "bigint"),
-    ("latency_total", "bigint"),
-    ("latency_upstream", "bigint"),
-    ("latency_gateway", "bigint"),
-    ("tags", "text"),
-    ("alias", "text"),
-    ("trackpath", "bool"),
-    ("expireAt", "timestamptz"),
-    ("originalpath", "text"),
-    ("listenpath", "text"),
-)
+#: SQL column kind of each Go type.
+_KINDS = {
+    schema.STRING: "text", schema.INT: "bigint", schema.INT64: "bigint", schema.UINT: "bigint", schema.MONTH: "bigint",
+    schema.FLOAT: "double", schema.BOOL: "bool", schema.TIME: "timestamptz", schema.TAGS: "text",
+}  # fmt: skip
+_SQL_FIELDS = schema.columns("sql")
+
+#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names (the ``sql`` column of
+#: :data:`pump.schema.FIELDS`).
+RAW_COLUMNS: tuple[tuple[str, str], ...] = (("id", "text"), *((f.sql or "", _KINDS[f.type]) for f in _SQL_FIELDS))
 
 #: Tyk's indexes on the raw table, named ``<table>_idx_<column>``.
 RAW_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
@@ -124,17 +91,17 @@ def tags_json(tags: list[str] | None) -> str:
         return json.dumps([str(t) for t in tags], ensure_ascii=False)
 
 
-def row_values(r: Record) -> tuple[Any, ...]:
-    """One record as Python values in column order (SQLite parameters, and the COPY slow path)."""
-    return (
-        rid(r), r.method, r.host, r.path, r.raw_path, r.content_length, r.user_agent, r.day, r.month,
-        r.year, r.hour, r.response_code, r.api_key, ts_text(r.timestamp_ns), r.api_version, r.api_name,
-        r.api_id, r.org_id, r.oauth_id, r.request_time, r.raw_request, r.raw_response, r.ip_address,
-        r.geo_country_iso_code, r.geo_city_geoname_id, r.geo_location_latitude, r.geo_location_longitude,
-        r.geo_location_time_zone, r.network_open_connections, r.network_closed_connections,
-        r.network_bytes_in, r.network_bytes_out, r.latency_total, r.latency_upstream, r.latency_gateway,
-        tags_json(r.tags), r.alias, bool(r.track_path), ts_text(r.expire_at_ns), r.original_path, r.listen_path,
-    )  # fmt: skip
+def _value(f: schema.Field) -> str:
+    a = f"r.{f.attr}"
+    return {schema.TIME: f"ts_text({a}_ns)", schema.TAGS: f"tags_json({a})", schema.BOOL: f"bool({a})"}.get(f.type, a)
+
+
+#: One record as Python values in column order (SQLite parameters, and the COPY slow path).
+row_values: Callable[[Record], tuple[Any, ...]] = schema.compile_function(
+    "row_values",
+    f"def row_values(r):\n    return (rid(r), {', '.join(_value(f) for f in _SQL_FIELDS)})\n",
+    {"rid": rid, "ts_text": ts_text, "tags_json": tags_json},
+)
 
 
 _FLOATS: dict[float, str] = {}
@@ -150,23 +117,24 @@ def float_text(value: float) -> str:
     return text
 
 
-def copy_line(r: Record) -> str:
-    """One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
+def _copy_value(f: schema.Field) -> str:
+    a = f"r.{f.attr}"
+    return {
+        schema.TIME: f"{{ts_text({a}_ns)}}",
+        schema.TAGS: f"{{tags_json({a}) if {a} else '[]'}}",
+        schema.BOOL: f"{{'t' if {a} else 'f'}}",
+        schema.FLOAT: f"{{_FLOATS.get({a}) or float_text({a})}}",
+    }.get(f.type, f"{{{a}}}")
 
-    :func:`copy_text` checks the result and re-renders the rare line whose values contain a tab,
-    newline, carriage return, backslash or NUL."""
-    return (
-        f"{r.record_id or rid(r)}\t{r.method}\t{r.host}\t{r.path}\t{r.raw_path}\t{r.content_length}\t"
-        f"{r.user_agent}\t{r.day}\t{r.month}\t{r.year}\t{r.hour}\t{r.response_code}\t{r.api_key}\t"
-        f"{ts_text(r.timestamp_ns)}\t{r.api_version}\t{r.api_name}\t{r.api_id}\t{r.org_id}\t{r.oauth_id}\t"
-        f"{r.request_time}\t{r.raw_request}\t{r.raw_response}\t{r.ip_address}\t{r.geo_country_iso_code}\t"
-        f"{r.geo_city_geoname_id}\t{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
-        f"{_FLOATS.get(r.geo_location_longitude) or float_text(r.geo_location_longitude)}\t"
-        f"{r.geo_location_time_zone}\t{r.network_open_connections}\t{r.network_closed_connections}\t"
-        f"{r.network_bytes_in}\t{r.network_bytes_out}\t{r.latency_total}\t{r.latency_upstream}\t"
-        f"{r.latency_gateway}\t{tags_json(r.tags) if r.tags else '[]'}\t{r.alias}\t{'t' if r.track_path else 'f'}\t"
-        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\n"
-    )
+
+#: One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
+#: :func:`copy_text` checks the result and re-renders the rare line whose values contain a tab,
+#: newline, carriage return, backslash or NUL.
+copy_line: Callable[[Record], str] = schema.compile_function(
+    "copy_line",
+    'def copy_line(r):\n    return f"{r.record_id or rid(r)}\\t' + "\\t".join(_copy_value(f) for f in _SQL_FIELDS) + '\\n"\n',
+    {"rid": rid, "ts_text": ts_text, "tags_json": tags_json, "_FLOATS": _FLOATS, "float_text": float_text},
+)
 
 
 def copy_line_slow(r: Record) -> str:
@@ -194,22 +162,11 @@ def sqlite_row(r: Record) -> tuple[Any, ...]:
 
 # --------------------------------------------------------------------------- sharding
 
-_DAY_CACHE: dict[tuple[int, tzinfo | None], str] = {}
-
 
 def day_key(r: Record) -> str:
     """``YYYYMMDD`` of the record's time in its zone (the pump's local zone after msgpack, the
-    record's own zone after protobuf) — the date Tyk's sharding uses. Cached per second."""
-    sec = r.timestamp_ns // 1_000_000_000
-    key = (sec, r.tz)
-    day = _DAY_CACHE.get(key)
-    if day is None:
-        dt = time_from_unix(sec, 0, r.tz or LOCAL_ZONE)
-        day = shard_suffix(dt)
-        if len(_DAY_CACHE) > 8192:
-            _DAY_CACHE.clear()
-        _DAY_CACHE[key] = day
-    return day
+    record's own zone after protobuf) — the date Tyk's sharding uses."""
+    return shard_day(r.timestamp_ns, r.tz)
 
 
 def group_by_table(records: Sequence[Record], sharding: bool) -> dict[str, list[Record]]:
