@@ -27,11 +27,12 @@ Deliberate differences from Tyk (its behaviour is a side effect, not a documente
 from __future__ import annotations
 
 from base64 import b64encode
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 
 from pump.aggregate.buckets import Bucketer, hour_floor
+from pump.aggregate.extra import KEY_OF, ordered
 from pump.aggregate.model import Counter, OrgAggregate, TimeID
 from pump.record import Record
 from pump.transforms.paths import tracked
@@ -99,15 +100,18 @@ def aggregate_records(
     *,
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
+    extra_dimensions: Sequence[str] = (),
 ) -> dict[str, OrgAggregate]:
     """Aggregate a batch into one :class:`OrgAggregate` per OrgID, in first-seen org order.
 
     ``bucket_of`` maps the org's first record time to its bucket: ``buckets.sql_bucketer(...)``
     for SQL, a ``buckets.BucketClock`` for Mongo (called once per org, in record order, so a
     clock advances exactly as Tyk's does). ``track_all_paths`` treats every record as
-    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``.
+    ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``; ``extra_dimensions``
+    names opt-in dimensions of ours (:mod:`pump.aggregate.extra`).
     """
     skip_prefixes = (KEY_TAG_PREFIX, *ignore_tag_prefixes)
+    extra = tuple((name, KEY_OF[name]) for name in ordered(extra_dimensions))
     result: dict[str, OrgAggregate] = {}
     for rec in records:
         org = rec.org_id
@@ -116,13 +120,15 @@ def aggregate_records(
         agg = result.get(org)
         if agg is None:
             agg = result[org] = _new_aggregate(rec, bucket_of)
+            for name, _ in extra:
+                agg.extra[name] = {}
         ts = rec.timestamp
         agg.last_time = ts
         agg.total.last_time = ts
         if rec.response_code == -1:
             _add_network(agg, rec, ts)
         else:
-            _add_hit(agg, rec, ts, tracked(rec, track_all_paths), skip_prefixes)
+            _add_hit(agg, rec, ts, tracked(rec, track_all_paths), skip_prefixes, extra)
     for agg in result.values():
         _refresh_averages(agg)
     return result
@@ -165,7 +171,7 @@ def _add_network(agg: OrgAggregate, rec: Record, ts: datetime) -> None:
         counter.last_time = ts
 
 
-def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...]) -> None:
+def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...], extra: _Extra = ()) -> None:
     """One real request: the total, then every dimension the record has a value for.
 
     The dimension targets are collected first and merged in one inline loop: a function call per
@@ -180,7 +186,12 @@ def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_pre
     code_key = str(code) if error else None
     _add_to_total(agg.total, rt, lt, lu, success, error, code_key)
 
-    for table, key, identifier, human in _targets(agg, rec, track, code_key, skip_prefixes):
+    targets = _targets(agg, rec, track, code_key, skip_prefixes)
+    for name, key_of in extra:
+        key = key_of(rec)
+        if key:
+            targets.append((agg.extra[name], key, key, key))
+    for table, key, identifier, human in targets:
         c = table.get(key)
         if c is None:
             table[key] = _fresh(identifier, human, rt, lt, lu, success, error, code_key, ts)
@@ -215,6 +226,7 @@ def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_pre
 
 
 _Target = tuple[dict[str, Counter], str, str, str]
+_Extra = tuple[tuple[str, Callable[[Record], str]], ...]
 
 
 def _targets(agg: OrgAggregate, rec: Record, track: bool, code_key: str | None, skip_prefixes: tuple[str, ...]) -> list[_Target]:
@@ -342,6 +354,9 @@ def _refresh_averages(agg: OrgAggregate) -> None:
         agg.endpoints,
         agg.apiendpoints,
     ):
+        for counter in table.values():
+            counter.refresh_averages()
+    for table in agg.extra.values():
         for counter in table.values():
             counter.refresh_averages()
     for nested in (agg.keyendpoints, agg.oauthendpoints):

@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from pump.aggregate.buckets import minute_floor
+from pump.aggregate.extra import EXTRA_DIMENSIONS
 from pump.aggregate.model import DIMENSIONS, Counter, OrgAggregate, error_list, iter_dimensions
 from pump.gotime import ZERO_TIME
 
@@ -197,6 +198,9 @@ def as_time_update(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for outer, inner in _items(stored.get(dimension)):
             set_[f"lists.{dimension}.{outer}"] = _recompute(f"{dimension}.{outer}", inner, set_)
     set_["lists.apiendpoints"] = _recompute("apiendpoints", stored.get("apiendpoints"), set_)
+    for dimension in EXTRA_DIMENSIONS:  # ours, opt-in: only in documents a pump wrote them to
+        if dimension in stored:
+            set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_)
     total = stored.get("total")
     _set_averages("total.", counter_document(total if isinstance(total, Mapping) else {}), set_)
     return {"$set": set_}

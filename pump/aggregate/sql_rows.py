@@ -322,6 +322,7 @@ def build_rows(
     sharding: bool = False,
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
+    extra_dimensions: Sequence[str] = (),
 ) -> dict[str, list[AggregateRow]]:
     """A whole batch → ``{table: rows}``, each table's rows unique by id and sorted by id.
 
@@ -333,7 +334,9 @@ def build_rows(
     tables: dict[str, dict[str, AggregateRow]] = {}
     for table, run in day_runs(batch, sharding):
         merged = tables.setdefault(table, {})
-        aggregates = aggregate_records(run, bucket_of, track_all_paths=track_all_paths, ignore_tag_prefixes=ignore_tag_prefixes)
+        aggregates = aggregate_records(
+            run, bucket_of, track_all_paths=track_all_paths, ignore_tag_prefixes=ignore_tag_prefixes, extra_dimensions=extra_dimensions
+        )
         for agg in aggregates.values():
             for row in aggregate_rows(agg):
                 old = merged.get(row.id)

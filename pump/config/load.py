@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pump import sinks
 from pump.config.env import apply_env, apply_pump_env
 from pump.config.messages import capped, format_errors
-from pump.config.model import Config
+from pump.config.model import Config, PumpConfig
 from pump.config.read import read_file
 from pump.errors import ConfigError
 from pump.record import JSON_GROUPS
@@ -65,6 +65,8 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
     for name, raw in raw_pumps.items():
         if isinstance(raw, dict):
             _validate_pump(name, raw, config, errors, warnings)
+            if config is not None and name in config.pumps:
+                errors.extend(_check_view(name, config.pumps[name]))
     if config is not None:
         _check_uptime(config, errors, warnings)
     if config_error is not None:  # formatted last, once the pumps' sink modules are loaded, listed first
@@ -108,11 +110,24 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         errors.append(
             f"pumps.{name}.raw_request_decoded: not allowed for {canonical} pumps (Tyk refuses it too); they store the base64 payload"
         )
+    if entry.extra_dimensions and canonical not in _AGGREGATE_TYPES:
+        errors.append(
+            f"pumps.{name}.extra_dimensions: only aggregate pumps ({', '.join(sorted(_AGGREGATE_TYPES))}) have dimensions; remove it"
+        )
     for field in entry.ignore_fields:
         if field not in JSON_GROUPS:
             warnings.append(f"pumps.{name}.ignore_fields: {field!r} is not a field of the record; ignored")
 
 
+def _check_view(name: str, pump: PumpConfig) -> list[str]:
+    """Problems of the pump's ``conditions`` and ``mask`` (compiled as they will run)."""
+    from pump.transforms.conditions import check_conditions
+    from pump.transforms.masking import check_mask
+
+    return [*check_conditions(pump.conditions, f"pumps.{name}.conditions"), *check_mask(pump.mask, f"pumps.{name}.mask")]
+
+
+_AGGREGATE_TYPES = {"sql_aggregate", "mongo-pump-aggregate"}
 _NO_DECODE_TYPES = {"mongo", "mongo-pump-selective", "mongo-pump-aggregate", "sql", "sql_aggregate"}
 
 

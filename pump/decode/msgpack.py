@@ -52,7 +52,9 @@ def _int(v: Any, field: str) -> int:
     if v is None:
         return 0
     if isinstance(v, float) and v.is_integer():
-        return int(v)
+        if -(2.0**63) <= v < 2.0**63:  # Go's int64; a larger int is refused in decode_record
+            return int(v)
+        raise DecodeError(f"field {field}: {v!r} does not fit Go's int64")
     raise DecodeError(f"field {field}: expected an integer, got {type(v).__name__}")
 
 
@@ -129,6 +131,96 @@ def _names(v: Any) -> dict[str, str] | None:
     raise DecodeError(f"field Geo.City.Names: expected a map, got {type(v).__name__}")
 
 
+#: Go's ``int``/``int64`` fields hold at most this; msgpack can carry up to 2**64 - 1 (a uint64).
+INT64_MAX = (1 << 63) - 1
+
+#: The integer fields of a record: Go names and attributes, checked at once against :data:`INT64_MAX`.
+_INT_FIELDS = {f.go: f.attr for f in schema.FIELDS if f.type in schema.INTEGERS}
+
+
+def _int_overflow(r: Record) -> DecodeError:
+    """An integer beyond int64 (msgpack carries up to uint64): Go's decoder would wrap it negative
+    and no sink holds it (BIGINT, BSON int64), so the payload is refused here, not by a sink later.
+    ``Geo.City.GeoNameID`` is a Go ``uint`` but is held to the same bound for the same reason."""
+    for go_name, attr in _INT_FIELDS.items():
+        if getattr(r, attr) > INT64_MAX:
+            return DecodeError(f"field {go_name}: integer {getattr(r, attr)} does not fit Go's int64")
+    return DecodeError("an integer does not fit Go's int64")  # pragma: no cover
+
+
+def _str_list(v: Any, field: str) -> list[str] | None:
+    if v is None:
+        return None
+    if v.__class__ is not list:
+        raise DecodeError(f"field {field}: expected a list of strings, got {type(v).__name__}")
+    return [t if t.__class__ is str else _str(t, field) for t in v]
+
+
+def _path_items(v: Any) -> list[Any] | None:
+    """``GraphError.Path`` (Go ``[]interface{}``): GraphQL paths are field names and indexes."""
+    if v is None:
+        return None
+    if v.__class__ is not list:
+        raise DecodeError(f"field GraphQLStats.Errors.Path: expected a list, got {type(v).__name__}")
+    for x in v:
+        if not (x.__class__ is str or (x.__class__ is int and -INT64_MAX - 1 <= x <= INT64_MAX)):
+            raise DecodeError(f"field GraphQLStats.Errors.Path: expected field names and indexes, got {x!r:.60}")
+    return v
+
+
+_GQL_ZERO = {f.go: f.zero for f in schema.GRAPHQL_FIELDS}
+_MCP_ZERO = {f.go: f.zero for f in schema.MCP_FIELDS}
+
+
+def _graphql(v: Any) -> dict[str, Any] | None:
+    """Go's ``GraphQLStats`` struct, typed field by field as Go's decoder would (unknown keys are
+    ignored), so a sink printing it never meets bytes, NaN or a timestamp where Go has a string."""
+    if v is None:
+        return None
+    if v == _GQL_ZERO:  # what every REST record carries: one C-level comparison, the types made Go's
+        return dict(_GQL_ZERO)
+    m = _map(v, "GraphQLStats")
+    types = _map(m.get("Types"), "GraphQLStats.Types") if m.get("Types") is not None else None
+    errors = m.get("Errors")
+    if errors is not None and errors.__class__ is not list:
+        raise DecodeError(f"field GraphQLStats.Errors: expected a list, got {type(errors).__name__}")
+    out_errors = None
+    if errors is not None:
+        out_errors = []
+        for e in errors:
+            e = _map(e, "GraphQLStats.Errors")
+            message = e.get("Message", e.get("message"))
+            path = e.get("Path", e.get("path"))
+            out_errors.append({"Message": _str(message, "GraphQLStats.Errors.Message"), "Path": _path_items(path)})
+    operation = _int(m.get("OperationType"), "GraphQLStats.OperationType")
+    if not -INT64_MAX - 1 <= operation <= INT64_MAX:
+        raise DecodeError(f"field GraphQLStats.OperationType: integer {operation} does not fit Go's int")
+    return {
+        "Variables": _str(m.get("Variables"), "GraphQLStats.Variables"),
+        "RootFields": _str_list(m.get("RootFields"), "GraphQLStats.RootFields"),
+        "Types": None if types is None else {_str(k, "GraphQLStats.Types"): _str_list(x, "GraphQLStats.Types") for k, x in types.items()},
+        "Errors": out_errors,
+        "OperationType": operation,
+        "HasErrors": _bool(m.get("HasErrors"), "GraphQLStats.HasErrors"),
+        "IsGraphQL": _bool(m.get("IsGraphQL"), "GraphQLStats.IsGraphQL"),
+    }
+
+
+def _mcp(v: Any) -> dict[str, Any] | None:
+    """Go's ``MCPStats`` struct, typed field by field (see :func:`_graphql`)."""
+    if v is None:
+        return None
+    if v == _MCP_ZERO:
+        return dict(_MCP_ZERO)
+    m = _map(v, "MCPStats")
+    return {
+        "IsMCP": _bool(m.get("IsMCP"), "MCPStats.IsMCP"),
+        "JSONRPCMethod": _str(m.get("JSONRPCMethod"), "MCPStats.JSONRPCMethod"),
+        "PrimitiveType": _str(m.get("PrimitiveType"), "MCPStats.PrimitiveType"),
+        "PrimitiveName": _str(m.get("PrimitiveName"), "MCPStats.PrimitiveName"),
+    }
+
+
 def _unpack(raw: bytes) -> Any:
     try:
         return msgpack.unpackb(raw, raw=False, unicode_errors="replace", strict_map_key=False, timestamp=0)
@@ -163,7 +255,7 @@ def _top_level(f: schema.Field) -> list[str]:
     if f.type == schema.TAGS:
         return [f"r.{f.attr} = _tags(g({go!r}))"]
     if f.type in (schema.GRAPHQL, schema.MCP):
-        return [f"v = g({go!r})", f"r.{f.attr} = _map(v, {go!r}) if v is not None else None"]
+        return [f"r.{f.attr} = {'_graphql' if f.type == schema.GRAPHQL else '_mcp'}(g({go!r}))"]
     check = _CHECKS[f.type]
     if check in _PY_TYPE:
         return [f"v = g({go!r})", f"r.{f.attr} = v if v.__class__ is {_PY_TYPE[check]} else {check}(v, {go!r})"]
@@ -210,6 +302,9 @@ def _decode_source() -> str:
         elif top not in done:
             done.add(top)
             body += _struct(top, [x for x in schema.FIELDS if x.go.split(".")[0] == top])
+    # Only msgpack's uint64 (0xcf) can carry more than int64: a C-speed scan before any check.
+    ints = ", ".join(f"r.{f.attr}" for f in schema.FIELDS if f.type in schema.INTEGERS)
+    body += [f"if b'\\xcf' in raw and max({ints}) > INT64_MAX:", "    raise _int_overflow(r)"]
     body += ["r.tz = r._ts = r._exp = None", "r.record_id = xxhash.xxh3_128_hexdigest(raw)", "return r"]
     return "def decode_fields(raw, m):\n    g = m.get\n    r = _new(Record)\n" + "".join(f"    {line}\n" for line in body)
 
@@ -221,7 +316,8 @@ _decode_fields: Callable[[bytes, dict[Any, Any]], Record] = schema.compile_funct
     "decode_fields",
     _decode_source(),
     {"_new": _new, "Record": Record, "xxhash": xxhash, "_str": _str, "_int": _int, "_float": _float, "_bool": _bool, "_map": _map,
-     "_time": _time, "_tags": _tags, "_names": _names},
+     "_time": _time, "_tags": _tags, "_names": _names, "_graphql": _graphql, "_mcp": _mcp, "INT64_MAX": INT64_MAX,
+     "_int_overflow": _int_overflow},
 )  # fmt: skip
 
 

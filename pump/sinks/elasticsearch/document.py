@@ -23,6 +23,8 @@ from pump.gotime import record_day, rfc3339_nano, time_parts
 from pump.record import Record
 from pump.sinks.elasticsearch.config import Meta
 from pump.sinks.elasticsearch.tykid import go_string, tyk_document_id
+from pump.transforms.eventkind import KINDS as EVENT_KINDS
+from pump.transforms.eventkind import event_kind
 
 #: Kinds of event for ``index_per_kind`` (after the webMethods destinations' per-event-type data).
 REQUESTS, ERRORS, THROTTLED = "requests", "errors", "throttled"
@@ -109,6 +111,7 @@ class DocumentBuilder:
         self.mcp_index_name = meta.mcp_index_name
         self.rolling = meta.rolling_index
         self.per_kind = meta.index_per_kind
+        self.per_event_kind = meta.event_kind_index
         self.extended = meta.extended_stats
         self.decode = meta.decode_base64
         self.generate_id = meta.generate_id
@@ -123,6 +126,8 @@ class DocumentBuilder:
         base = self.mcp_index_name if self.mcp_index_name and r.is_mcp else self.index_name
         if self.per_kind:
             base = f"{base}_{kind_of(r.response_code)}"
+        elif self.per_event_kind:
+            base = f"{base}_{event_kind(r)}"
         return f"{base}-{day}" if self.rolling else base
 
     def base_names(self) -> list[str]:
@@ -132,6 +137,8 @@ class DocumentBuilder:
             bases.append(self.mcp_index_name)
         if self.per_kind:
             bases = [f"{b}_{k}" for b in bases for k in KINDS]
+        elif self.per_event_kind:
+            bases = [f"{b}_{k}" for b in bases for k in EVENT_KINDS]
         return bases
 
     def index_patterns(self) -> list[str]:

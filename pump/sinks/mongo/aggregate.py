@@ -97,6 +97,7 @@ class MongoAggregateSink:
         self.writer = AggregateWriter(meta.ledger_size, self.target.where)
         self.clock = BucketClock(effective_aggregation_time(meta.store_analytics_per_minute, meta.aggregation_time or None))
         self.plans: OrderedDict[str, Plan] = OrderedDict()
+        self.extra_dimensions: tuple[str, ...] = ()  # the pump's extra_dimensions (pump.aggregate.extra)
         self._seeded = False
         unknown = unknown_aggregation_names(meta.ignore_aggregations)
         if unknown:
@@ -186,6 +187,7 @@ class MongoAggregateSink:
             self.clock,
             track_all_paths=self.meta.track_all_paths,
             ignore_tag_prefixes=tuple(self.meta.ignore_tag_prefix_list),
+            extra_dimensions=self.extra_dimensions,
         )
         if self.meta.ignore_aggregations:
             aggregates = {org: discard_aggregations(agg, self.meta.ignore_aggregations) for org, agg in aggregates.items()}
@@ -284,4 +286,6 @@ class MongoAggregateSink:
 
 
 def build(ctx: SinkContext, meta: Meta) -> MongoAggregateSink:
-    return MongoAggregateSink(ctx.name, meta, ctx.pump.timeout)
+    sink = MongoAggregateSink(ctx.name, meta, ctx.pump.timeout)
+    sink.extra_dimensions = tuple(ctx.pump.extra_dimensions)
+    return sink

@@ -67,11 +67,22 @@ def _content_key(r: Record | UptimeRecord) -> str:
     return hashlib.blake2b(repr(r.to_json()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+_INF = float("inf")
+
+
+def coordinate(value: float) -> float:
+    """A latitude or longitude as stored in Mongo: NaN and ±infinity become 0.0, Go's zero value
+    ("no GeoIP data"), and so does −0.0. Tyk's Go driver writes a NaN as it is; MongoDB keeps it,
+    but FerretDB refuses NaN, infinities and −0.0 (and drops the connection on NaN), which would
+    stall the pump on one record forever. A coordinate that is not a number is no location."""
+    return value if -_INF < value < _INF and value != 0.0 else 0.0
+
+
 def _bson_value(f: schema.Field) -> str:
     a = f"r.{f.attr}"
     return {
         schema.INT64: f"Int64({a})",
-        schema.FLOAT: f"float({a})",
+        schema.FLOAT: f"coordinate(float({a}))",
         schema.BOOL: f"bool({a})",
         schema.TAGS: f"list({a}) if {a} else []",
         schema.NAMES: f"{a} or {{}}",
@@ -88,8 +99,9 @@ _TO_DOCUMENT = f"def to_document(r):\n    return {schema.nested_literal(_ENTRIES
 #: ``expireAt``), Go ``int64`` fields as BSON int64 and ``int`` fields as int32 (what Tyk's
 #: mgo-compatible codec writes), nil tags and city names as empty array/document (the codec's
 #: nil-as-empty rule), and no ``api_schema``, GraphQL/MCP stats or collection name (``bson:"-"``).
+#: A coordinate that is NaN or infinite is stored as 0 (:func:`coordinate`).
 to_document: Callable[[Record], dict[str, Any]] = schema.compile_function(
-    "to_document", _TO_DOCUMENT, {"Int64": Int64, "object_id": object_id, "_record_key": _record_key}
+    "to_document", _TO_DOCUMENT, {"Int64": Int64, "object_id": object_id, "_record_key": _record_key, "coordinate": coordinate}
 )
 
 

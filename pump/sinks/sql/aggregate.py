@@ -365,8 +365,9 @@ class _AlreadyApplied(Exception):
     """Internal: roll the SQLite transaction back because the batch id is in the ledger."""
 
 
-def aggregate_rows_of(meta: Meta) -> RowsOf:
-    """The row builder for ``meta``'s settings (tyk-pump.md §3.1, §3.5)."""
+def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsOf:
+    """The row builder for ``meta``'s settings (tyk-pump.md §3.1, §3.5) and the pump's
+    ``extra_dimensions`` (``pump.aggregate.extra``)."""
 
     def rows_of(records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
         tables = build_rows(
@@ -375,6 +376,7 @@ def aggregate_rows_of(meta: Meta) -> RowsOf:
             sharding=meta.table_sharding,
             track_all_paths=meta.track_all_paths,
             ignore_tag_prefixes=tuple(meta.ignore_tag_prefix_list),
+            extra_dimensions=extra_dimensions,
         )
         return without_dimensions(tables, meta.ignore_aggregations)
 
@@ -394,7 +396,7 @@ def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
         meta,
         target_of(meta),
         AGGREGATE_SPEC,
-        aggregate_rows_of(meta),
+        aggregate_rows_of(meta, tuple(ctx.pump.extra_dimensions)),
         meta.ledger_retention_days,
         concurrency_of(ctx.config, ctx.name),
     )
