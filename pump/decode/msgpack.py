@@ -337,7 +337,7 @@ def decode_record_strict(raw: bytes) -> Record:
 
 #: Decode one gateway payload (msgspec's typed structs, :mod:`pump.decode.typed`), falling back to
 #: :func:`decode_record_strict` for whatever they do not accept; raises :class:`DecodeError`.
-decode_record: Callable[[bytes], Record] = typed.build(decode_record_strict, _graphql, _mcp)
+decode_record: Callable[[bytes], Record] = typed.build(decode_record_strict)
 
 
 # --- encoding (the demo, the benchmark and the tests write exactly what a gateway writes) -------

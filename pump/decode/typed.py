@@ -12,8 +12,8 @@ what the strict decoder accepts, and decodes to the same values:
   1..9999, nanoseconds 0..999999999]``, as the strict decoder checks them;
 * nested Go structs (``Geo.Country``, ``Network``…) may be ``nil`` (zeros, as Go reads it), a
   ``Geo`` may be ``nil`` or an empty map;
-* ``GraphQLStats``/``MCPStats`` are decoded as plain values and typed by the strict decoder's own
-  functions (they have shapes a struct cannot express: ``message`` or ``Message``);
+* ``GraphQLStats``/``MCPStats`` are structs too, kept as the strict decoder's Go-keyed dicts; an
+  error entry with other keys than ``Message``/``Path`` (``message``…) takes the strict path;
 * a payload with none of ``TimeStamp``, ``Method``, ``APIID`` may not be a record at all: the
   strict decoder says whether it is.
 """
@@ -49,8 +49,44 @@ _TYPES: dict[str, Any] = {
     schema.TIME: _Time,
     schema.TAGS: list[str] | None,
     schema.NAMES: dict[str, str] | None,
-    schema.GRAPHQL: Any,
-    schema.MCP: Any,
+}
+
+
+class GraphError(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """An entry of ``GraphQLStats.Errors`` with Go's names; any other key (``message``…): the
+    strict decoder's reading applies."""
+
+    Message: str = ""
+    Path: list[str | Annotated[int, msgspec.Meta(le=INT64_MAX)]] | None = None
+
+
+class GraphQLStats(msgspec.Struct, gc=False):
+    Variables: str = ""
+    RootFields: list[str] | None = None
+    Types: dict[str, list[str] | None] | None = None
+    Errors: list[GraphError] | None = None
+    OperationType: _Int = 0
+    HasErrors: bool = False
+    IsGraphQL: bool = False
+
+
+class MCPStats(msgspec.Struct, gc=False):
+    IsMCP: bool = False
+    JSONRPCMethod: str = ""
+    PrimitiveType: str = ""
+    PrimitiveName: str = ""
+
+
+_TYPES[schema.GRAPHQL] = GraphQLStats | None
+_TYPES[schema.MCP] = MCPStats | None
+
+#: The record keeps the stats as Go-keyed dicts (the strict decoder's shape, key order included).
+_STATS = {
+    schema.GRAPHQL: schema.nested_literal(
+        (f.go, "None if v.Errors is None else [{'Message': e.Message, 'Path': e.Path} for e in v.Errors]" if f.go == "Errors" else f"v.{f.go}")
+        for f in schema.GRAPHQL_FIELDS
+    ),
+    schema.MCP: schema.nested_literal((f.go, f"v.{f.go}") for f in schema.MCP_FIELDS),
 }
 
 
@@ -98,9 +134,8 @@ def _copy_lines(node: dict[str, Any], var: str, depth: int) -> list[str]:
             lines.append(f"t = {var}.{key}")
             lines.append(f"r.{sub.attr}_ns = t[0] * 1_000_000_000 + t[1]")
         elif sub.type in (schema.GRAPHQL, schema.MCP):
-            fn = "_graphql" if sub.type == schema.GRAPHQL else "_mcp"
             lines.append(f"v = {var}.{key}")
-            lines.append(f"r.{sub.attr} = None if v is None else {fn}(v)")
+            lines.append(f"r.{sub.attr} = None if v is None else {' '.join(_STATS[sub.type].split())}")
         else:
             lines.append(f"r.{sub.attr} = {var}.{key}")
     return lines
@@ -134,17 +169,14 @@ def _source() -> str:
     return "def decode_record(raw):\n" + "".join(f"    {line}\n" for line in body)
 
 
-def build(strict: Callable[[bytes], Record], graphql: Callable[[Any], Any], mcp: Callable[[Any], Any]) -> Callable[[bytes], Record]:
-    """The fast decoder, falling back to ``strict`` for anything it does not accept as is;
-    ``graphql``/``mcp`` are the strict decoder's typing of the stats structs."""
+def build(strict: Callable[[bytes], Record]) -> Callable[[bytes], Record]:
+    """The fast decoder, falling back to ``strict`` for anything it does not accept as is."""
     fn: Callable[[bytes], Record] = schema.compile_function(
         "decode_record",
         _source(),
         {
             "_decode": msgspec.msgpack.Decoder(RecordStruct).decode,
             "_strict": strict,
-            "_graphql": graphql,
-            "_mcp": mcp,
             "_new": Record.__new__,
             "Record": Record,
             "_hash": xxhash.xxh3_128_hexdigest,

@@ -73,7 +73,7 @@ def test_gateway_payloads_never_take_the_slow_path() -> None:
     def refuse(raw: bytes) -> Record:
         raise AssertionError("fell back to the strict decoder")
 
-    fast = typed.build(refuse, mp._graphql, mp._mcp)
+    fast = typed.build(refuse)
     traffic = Traffic(seed=3, span_seconds=3600, detailed_share=0.5)
     payloads_ = [mp.encode_record(r) for r in traffic.stream(2000)]
     payloads_.append(mp.encode_record(make_record(graphql_stats=dict(BASE["GraphQLStats"]))))
