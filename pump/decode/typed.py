@@ -81,11 +81,9 @@ _TYPES[schema.GRAPHQL] = GraphQLStats | None
 _TYPES[schema.MCP] = MCPStats | None
 
 #: The record keeps the stats as Go-keyed dicts (the strict decoder's shape, key order included).
+_ERRORS = "None if v.Errors is None else [{'Message': e.Message, 'Path': e.Path} for e in v.Errors]"
 _STATS = {
-    schema.GRAPHQL: schema.nested_literal(
-        (f.go, "None if v.Errors is None else [{'Message': e.Message, 'Path': e.Path} for e in v.Errors]" if f.go == "Errors" else f"v.{f.go}")
-        for f in schema.GRAPHQL_FIELDS
-    ),
+    schema.GRAPHQL: schema.nested_literal((f.go, _ERRORS if f.go == "Errors" else f"v.{f.go}") for f in schema.GRAPHQL_FIELDS),
     schema.MCP: schema.nested_literal((f.go, f"v.{f.go}") for f in schema.MCP_FIELDS),
 }
 

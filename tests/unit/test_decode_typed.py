@@ -6,6 +6,7 @@ fall back for what gateways send, or it would be no faster."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from pump.decode import msgpack as mp
 from pump.decode import typed
+from pump.delivery.fanout import decode_all
 from pump.demo import Traffic
 from pump.errors import DecodeError
 from pump.record import Record
@@ -79,3 +81,21 @@ def test_gateway_payloads_never_take_the_slow_path() -> None:
     payloads_.append(mp.encode_record(make_record(graphql_stats=dict(BASE["GraphQLStats"]))))
     for raw in payloads_:
         assert outcome(fast, raw) == outcome(mp.decode_record_strict, raw)
+
+
+def test_a_batch_with_a_bad_payload_keeps_order_reasons_and_the_collector_state() -> None:
+    good = [mp.encode_record(make_record(path=f"/p/{i}")) for i in range(5)]
+    raws = [*good[:2], b"\xc1", *good[2:], pack({"Method": 1})]
+    assert gc.isenabled()
+    records, kept, bad = decode_all("msgpack", raws)
+    assert gc.isenabled()
+    assert [r.path for r in records] == [f"/p/{i}" for i in range(5)]
+    assert kept == good
+    assert [raw for raw, _ in bad] == [b"\xc1", pack({"Method": 1})]
+    assert bad[1][1] == "field Method: expected a string, got int"
+    gc.disable()
+    try:
+        decode_all("msgpack", good)
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()
