@@ -18,6 +18,7 @@ client" with its socket leaked. Leaving the block always resets it and returns t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from pump.source import scripts
 
@@ -40,7 +42,6 @@ AnyRedis = Redis | RedisCluster
 #: Gateway list names under the key prefix, in the order Tyk polls them (tyk-pump.md §1.1).
 BASE_LIST = "tyk-system-analytics"
 UPTIME_LIST = "host-checker:tyk-uptime-analytics"
-_HASHTAG = re.compile(r"\{([^}]+)\}")
 
 
 def gateway_lists(prefix: str) -> list[tuple[str, str]]:
@@ -53,11 +54,34 @@ def gateway_lists(prefix: str) -> list[tuple[str, str]]:
 
 
 def hash_tag(key: str) -> str:
-    """The prefix that puts our helper keys in ``key``'s Redis Cluster slot.
+    """A prefix that puts our helper keys in ``key``'s Redis Cluster slot (CLUSTER KEYSLOT rules).
 
-    A key without braces hashes as a whole, so wrapping it in braces gives the same slot; a key
-    that already has a ``{tag}`` hashes by that tag, which our keys then repeat verbatim."""
-    return key if _HASHTAG.search(key) else "{" + key + "}"
+    Redis hashes only what lies between the first ``{`` and the first ``}`` after it, if that is
+    not empty; else the whole key. So a key with such a tag is repeated verbatim (our keys then
+    carry the same tag), and a key without braces is wrapped in them (``{key}`` hashes ``key``).
+    A key that hashes whole but holds a ``}`` cannot be wrapped; it is preceded by a short tag of
+    its own that lands in the same slot."""
+    if _own_tag(key) is not None:
+        return key
+    if "}" not in key:
+        return "{" + key + "}"
+    return "{" + _tag_for_slot(key_slot(key.encode())) + "}" + key  # the key itself keeps it unique
+
+
+def _own_tag(key: str) -> str | None:
+    """The hash tag Redis uses for ``key``, or None when it hashes the whole key."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1 : end] if end > start + 1 else None
+
+
+@functools.cache
+def _tag_for_slot(slot: int) -> str:
+    """The first of ``pump-0``, ``pump-1``, … that hashes to ``slot`` (a few thousand tries at most)."""
+    i = 0
+    while key_slot(f"pump-{i}".encode()) != slot:
+        i += 1
+    return f"pump-{i}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,14 +228,18 @@ class RedisSource:
         moved under that token is returned instead of a second one being claimed."""
         token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
-        async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
-            await self._claim(  # queued on the pipeline, sent with the LRANGE below
-                keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
-                args=[count, token, member, _now_ms() + self.lease_ms],
-                client=pipe,  # type: ignore[arg-type]
-            )
-            pipe.lrange(key.proc(token), 0, -1)
-            (batch_id, taken), raws = await pipe.execute()
+        keys = [key.name, key.leases, key.marks, key.batches, key.proc(token)]
+        args = [count, token, member, _now_ms() + self.lease_ms]
+        if isinstance(self.redis, RedisCluster):
+            # redis-py's cluster pipeline refuses scripts: two round trips to the list's node
+            # instead. Safe: the processing list is named by the token, nobody else touches it.
+            batch_id, taken = await self._claim(keys=keys, args=args)
+            raws = await self.redis.lrange(key.proc(token), 0, -1) if taken else []
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
+                await self._claim(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]  # sent with the LRANGE
+                pipe.lrange(key.proc(token), 0, -1)
+                (batch_id, taken), raws = await pipe.execute()
         if not taken:
             return None
         batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
