@@ -237,7 +237,14 @@ class Daemon:
             await self._start_telemetry()
             redis = connect(cfg.analytics_storage_config)
             try:
-                self.source = RedisSource(redis, cfg.delivery.namespace, cfg.delivery.instance_id, cfg.delivery.lease_seconds)
+                self.source = RedisSource(
+                    redis,
+                    cfg.delivery.namespace,
+                    cfg.delivery.instance_id,
+                    cfg.delivery.lease_seconds,
+                    cfg.delivery.wait_replicas,
+                    cfg.delivery.wait_replicas_timeout,
+                )
                 if not await self._start():
                     return self._stopped_during_start_up()
                 assert self.fanout is not None

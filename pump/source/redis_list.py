@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.crc import key_slot
 
 from pump.source import scripts
@@ -137,11 +138,23 @@ def backlog_key(namespace: str, pump: str) -> SourceKey:
 class RedisSource:
     """The claim/ack protocol for any number of lists on one Redis (or Redis Cluster)."""
 
-    def __init__(self, redis: AnyRedis, namespace: str, instance_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        namespace: str,
+        instance_id: str,
+        lease_seconds: float,
+        wait_replicas: int | None = None,
+        wait_timeout: float = 1.0,
+    ) -> None:
         self.redis = redis
         self.namespace = namespace
         self.instance_id = instance_id
         self.lease_ms = int(lease_seconds * 1000)
+        #: replicas that must have a claim before its records go to any sink (see :meth:`claim`)
+        self.wait_replicas = replica_default(redis) if wait_replicas is None else wait_replicas
+        self.wait_timeout_ms = max(1, int(wait_timeout * 1000))
+        self._wait_paused_until = 0.0
         self.inflight: dict[str, Claim] = {}  # token → claim
         self._token = secrets.token_hex(4)
         self._claim = redis.register_script(scripts.CLAIM)
@@ -225,7 +238,12 @@ class RedisSource:
         """Move up to ``count`` records (or exactly one returned batch) into a processing list.
 
         Pass the same ``token`` when repeating a claim whose reply was lost: the batch already
-        moved under that token is returned instead of a second one being claimed."""
+        moved under that token is returned instead of a second one being claimed.
+
+        With ``wait_replicas`` the claim is followed by ``WAIT`` on the same connection: Redis
+        replicates asynchronously, and a claim the promoted replica never saw would put its
+        records back in the list after a failover, to be claimed again under a new batch id
+        (raw rows are deduplicated by record id, but an aggregate would count them twice)."""
         token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
         keys = [key.name, key.leases, key.marks, key.batches, key.proc(token)]
@@ -236,10 +254,15 @@ class RedisSource:
             batch_id, taken = await self._claim(keys=keys, args=args)
             raws = await self.redis.lrange(key.proc(token), 0, -1) if taken else []
         else:
+            wait = self.wait_replicas if time.monotonic() >= self._wait_paused_until else 0
             async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
                 await self._claim(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]  # sent with the LRANGE
                 pipe.lrange(key.proc(token), 0, -1)
-                (batch_id, taken), raws = await pipe.execute()
+                if wait:
+                    pipe.execute_command("WAIT", wait, self.wait_timeout_ms)
+                (batch_id, taken), raws, *acked = await pipe.execute()
+            if wait and taken:
+                self._replicated(int(acked[0]), wait)
         if not taken:
             return None
         batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
@@ -247,6 +270,18 @@ class RedisSource:
         claim = Claim(key, token, batch_id, member, list(raws), {d.decode() if isinstance(d, bytes) else d for d in done})
         self.inflight[token] = claim
         return claim
+
+    def _replicated(self, acked: int, wanted: int) -> None:
+        """Stop waiting for replicas for a while when they do not answer (none left after a
+        failover, or one far behind): each claim would otherwise cost the whole timeout."""
+        if acked >= wanted:
+            return
+        self._wait_paused_until = time.monotonic() + _WAIT_PAUSE_SECONDS
+        log.warning(
+            "Fewer Redis replicas than wanted acknowledged a claim; a failover now could hand those records out "
+            f"again under a new batch id. Not waiting for replicas for {_WAIT_PAUSE_SECONDS:.0f} s.",
+            extra={"acknowledged": acked, "wanted": wanted, "setting": "delivery.wait_replicas"},
+        )
 
     async def mark_done(self, claim: Claim, pump: str) -> None:
         """Record durably that ``pump`` has finished this batch (skipped if it comes back)."""
@@ -342,6 +377,15 @@ class RedisSource:
         if not self.inflight:
             return 0.0
         return time.monotonic() - min(c.claimed_at for c in self.inflight.values())
+
+
+_WAIT_PAUSE_SECONDS = 30.0
+
+
+def replica_default(redis: AnyRedis) -> int:
+    """Replicas a claim waits for by default: one behind Sentinel (the replica it would promote),
+    none otherwise (a single Redis has none; redis-py's cluster pipeline cannot send WAIT)."""
+    return 1 if isinstance(getattr(redis, "connection_pool", None), SentinelConnectionPool) else 0
 
 
 def _now_ms() -> int:
