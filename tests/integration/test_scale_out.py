@@ -1,0 +1,302 @@
+"""Scale-out on real distributed Redis: N pump processes (each its own ``instance_id``) draining
+the same lists on a 3-master Redis Cluster, one of them SIGKILLed mid-drain, and a Sentinel
+failover (its master SIGKILLed) during a drain.
+
+The sinks are the idempotent ones: ``sql`` on PostgreSQL (the record id is the primary key) and
+``sql_aggregate`` (its ledger of applied batch ids); a CSV pump per instance counts what each
+process delivered, so a batch handed to two live instances would show up. Counts, never timings
+(throughput is ``scripts/bench --sinks cluster-1,cluster-2,cluster-3``).
+
+What Redis itself can lose on a Sentinel failover, and so what the failover test asserts:
+replication is asynchronous, so writes the dead master had acknowledged but not yet sent to the
+replica are gone — a gateway's RPUSHes (those records never reach any pump) and the pump's own
+claims, acknowledgements and progress marks. The test makes the replica acknowledge every
+record (``WAIT``) before the drain starts, so every record exists on the replica that Sentinel
+promotes; it then asserts that each of them is in PostgreSQL exactly once and counted exactly
+once by the aggregate. A lost acknowledgement brings a batch back under its own id (skipped by the
+ledger); a lost claim cannot happen to a batch a sink has seen, because each claim waits for the
+replica (``delivery.wait_replicas``, 1 by default with Sentinel).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from tests import servers
+from tests.helpers import BASE_LIST, ROOT, msgpack_payloads, numbered, pump_cmd
+from tests.integration.sql_helpers import pg_dsn  # noqa: F401  (fixture)
+from tests.integration.test_pipeline import csv_rows
+from tests.servers.redis_cluster import sentinel_failover, sentinel_master
+
+pytestmark = pytest.mark.integration
+
+#: the gateway's msgpack lists with ``enable_multiple_analytics_keys``: spread over every master
+LISTS = [BASE_LIST, *(f"{BASE_LIST}_{i}" for i in range(10))]
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _addr(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+
+
+def cluster_storage(server: servers.Server) -> dict[str, Any]:
+    return {"enable_cluster": True, "addrs": list(server.details.get("nodes") or [_addr(server.url)])}
+
+
+def sentinel_storage(server: servers.Server) -> dict[str, Any]:
+    return {"master_name": server.details.get("master_name", "mymaster"), "addrs": [a.strip() for a in server.url.split(",")]}
+
+
+def spread(payloads: list[bytes]) -> dict[str, list[bytes]]:
+    return {name: payloads[i :: len(LISTS)] for i, name in enumerate(LISTS)}
+
+
+def push_pipelined(r: Any, payloads: list[bytes]) -> None:
+    for name, part in spread(payloads).items():
+        pipe = r.pipeline(transaction=False)
+        for start in range(0, len(part), 2000):
+            pipe.rpush(name, *part[start : start + 2000])
+        pipe.execute()
+
+
+class Fleet:
+    """N ``pump run`` daemons on one config, each with its own instance id and CSV directory."""
+
+    def __init__(self, tmp_path: Path, storage: dict[str, Any], dsn: str, **delivery: Any) -> None:
+        self.tmp_path = tmp_path
+        self.storage = storage
+        self.dsn = dsn
+        self.delivery = delivery
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def log(self, i: int) -> Path:
+        return self.tmp_path / f"pump-{i}.log"
+
+    def csv_dir(self, i: int) -> Path:
+        return self.tmp_path / f"csv-{i}"
+
+    def start(self, n: int) -> None:
+        for i in range(n):
+            pumps = {
+                "sql": {"type": "sql", "meta": {"type": "postgres", "connection_string": self.dsn}},
+                "agg": {"type": "sql_aggregate", "meta": {"type": "postgres", "connection_string": self.dsn}},
+                "csv": {"type": "csv", "meta": {"csv_dir": str(self.csv_dir(i))}},
+            }
+            config = self.tmp_path / f"pump-{i}.conf"
+            doc = {
+                "analytics_storage_config": self.storage,
+                "purge_delay": 1,
+                "purge_chunk": 1000,
+                "telemetry": {"health_enabled": False, "shutdown_timeout": 10},
+                "delivery": {"instance_id": f"scale-{i}", **self.delivery},
+                "pumps": pumps,
+            }
+            config.write_text(json.dumps(doc))
+            self.procs[i] = subprocess.Popen(
+                pump_cmd("run", "--config", str(config)), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log(i).open("ab")
+            )
+
+    def alive(self) -> list[int]:
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def kill(self, i: int) -> None:
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait()
+
+    def stop(self) -> dict[int, int]:
+        for i in self.alive():
+            self.procs[i].send_signal(signal.SIGTERM)
+        return {i: p.wait(timeout=60) for i, p in self.procs.items()}
+
+    def close(self) -> None:
+        for i in self.alive():
+            self.procs[i].kill()
+            self.procs[i].wait()
+
+    def claimed(self, i: int) -> int:
+        """Records instance ``i`` claimed, from its "Purged." log lines."""
+        return sum(int(m) for m in re.findall(r"Purged\.\s+claimed=(\d+)", self.log(i).read_text(errors="replace")))
+
+    def delivered_csv(self, i: int) -> int:
+        return len(csv_rows(self.csv_dir(i))) if self.csv_dir(i).exists() else 0
+
+    def tails(self) -> str:
+        return "\n".join(f"--- instance {i}\n" + "\n".join(self.log(i).read_text(errors="replace").splitlines()[-15:]) for i in self.procs)
+
+
+@pytest.fixture
+def fleet_factory(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+    fleets: list[Fleet] = []
+
+    def make(storage: dict[str, Any], dsn: str, **delivery: Any) -> Fleet:
+        fleets.append(Fleet(tmp_path, storage, dsn, **delivery))
+        return fleets[-1]
+
+    yield make
+    for fleet in fleets:
+        fleet.close()
+
+
+def rows_in(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass('tyk_analytics')").fetchone()
+        if not exists or exists[0] is None:
+            return 0
+        row = conn.execute("SELECT COUNT(*) FROM tyk_analytics").fetchone()
+        return int(row[0]) if row else 0
+
+
+def stored(dsn: str) -> tuple[int, set[str], int]:
+    """(rows, distinct paths, the aggregate's total hits)."""
+    with psycopg.connect(dsn) as conn:
+        paths = [r[0] for r in conn.execute("SELECT path FROM tyk_analytics").fetchall()]
+        hits = conn.execute("SELECT COALESCE(SUM(counter_hits), 0) FROM tyk_aggregated WHERE dimension = '' AND dimension_value = 'total'")
+        row = hits.fetchone()
+    return len(paths), set(paths), int(row[0]) if row else 0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, fleet: Fleet) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if not fleet.alive():
+            raise AssertionError(f"every pump exited while waiting for: {what}\n{fleet.tails()}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {what}\n{fleet.tails()}")
+
+
+def cluster_client(server: servers.Server) -> RedisCluster:
+    return RedisCluster.from_url(server.url)
+
+
+def cluster_leftovers(rc: RedisCluster) -> tuple[int, list[str]]:
+    """(records still in the gateway lists, the pump's own keys left anywhere in the cluster)."""
+    records = sum(int(rc.llen(name)) for name in LISTS)
+    keys = [k.decode() if isinstance(k, bytes) else str(k) for k in rc.scan_iter(match="*pump*")]
+    return records, sorted(k for k in keys if ":g:" not in k and not k.startswith("pump:instance:"))
+
+
+def assert_exactly_once(dsn: str, records: list[Any]) -> None:
+    rows, paths, hits = stored(dsn)
+    assert paths == {r.path for r in records}, f"{len({r.path for r in records} - paths)} records missing from PostgreSQL"
+    assert rows == len(records), "the raw table has one row per record"
+    assert hits == len(records), "the aggregate counted every record exactly once"
+
+
+# --------------------------------------------------------------------------------------- cluster
+
+
+def test_helper_keys_share_their_lists_slot_on_a_real_cluster(redis_cluster: servers.Server) -> None:
+    """CLUSTER KEYSLOT, asked of the server: each list's lease, marks and batches keys are in its slot."""
+    from pump.source.redis_list import SourceKey
+
+    rc = cluster_client(redis_cluster)
+    try:
+        slots = set()
+        for name in [*LISTS, f"{BASE_LIST}_protobuf", "odd}name", "a{}b{c}"]:
+            key = SourceKey(name, "msgpack", "pump")
+            slot = rc.cluster_keyslot(name)
+            slots.add(slot)
+            assert {rc.cluster_keyslot(k) for k in (key.leases, key.marks, key.batches, key.proc("t"), key.done("b"))} == {slot}
+        owners = {rc.get_node_from_key(name).name for name in LISTS}
+        assert len(owners) == 3 or redis_cluster.external, "the 11 lists spread over the 3 masters"
+    finally:
+        rc.close()
+
+
+@pytest.mark.parametrize("instances", [1, 2, 3])
+def test_n_instances_drain_a_cluster_exactly_once(
+    instances: int, redis_cluster: servers.Server, pg_dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    records = numbered(60_000)
+    rc = cluster_client(redis_cluster)
+    try:
+        push_pipelined(rc, msgpack_payloads(records))
+        fleet = fleet_factory(cluster_storage(redis_cluster), pg_dsn)
+        fleet.start(instances)
+        wait_for(lambda: rows_in(pg_dsn) >= len(records) and cluster_leftovers(rc) == (0, []), 300, "the drain", fleet)
+        codes = fleet.stop()
+        assert codes == dict.fromkeys(range(instances), 0), fleet.tails()
+        assert_exactly_once(pg_dsn, records)
+        per_instance = [fleet.delivered_csv(i) for i in range(instances)]
+        print(f"\n[cluster x{instances}] CSV rows per instance {per_instance}; claimed {[fleet.claimed(i) for i in range(instances)]}")
+        assert sum(per_instance) == len(records), "no batch was handed to two live instances"
+        assert cluster_leftovers(rc) == (0, []), "no processing list, lease or marker is left"
+    finally:
+        rc.close()
+
+
+def test_sigkill_of_one_instance_mid_drain_loses_nothing(
+    redis_cluster: servers.Server, pg_dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    records = numbered(60_000)
+    rc = cluster_client(redis_cluster)
+    try:
+        push_pipelined(rc, msgpack_payloads(records))
+        fleet = fleet_factory(cluster_storage(redis_cluster), pg_dsn, lease_seconds=3)
+        fleet.start(3)
+        wait_for(lambda: fleet.delivered_csv(0) > 0 and rows_in(pg_dsn) >= len(records) // 10, 300, "instance 0 to deliver", fleet)
+        remaining = sum(int(rc.llen(name)) for name in LISTS)
+        fleet.kill(0)
+        assert remaining > 0, "the kill landed mid-drain"
+        wait_for(lambda: rows_in(pg_dsn) >= len(records) and cluster_leftovers(rc) == (0, []), 300, "the survivors to drain", fleet)
+        codes = fleet.stop()
+        assert codes == {0: -signal.SIGKILL, 1: 0, 2: 0}, fleet.tails()
+        assert_exactly_once(pg_dsn, records)
+        print(f"\n[cluster sigkill] records left in Redis at the kill: {remaining}; CSV rows {[fleet.delivered_csv(i) for i in range(3)]}")
+        assert cluster_leftovers(rc) == (0, [])
+    finally:
+        rc.close()
+
+
+# -------------------------------------------------------------------------------------- sentinel
+
+
+def test_sentinel_failover_during_a_drain_loses_nothing_and_counts_nothing_twice(
+    redis_sentinel: servers.Server, pg_dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    records = numbered(30_000)
+    host, port = sentinel_master(redis_sentinel)
+    master = redis.Redis(host=host, port=port)
+    try:
+        push_pipelined(master, msgpack_payloads(records))
+        # WAIT on the connection that pushed: the replica has every record before the drain begins
+        assert int(master.execute_command("WAIT", 1, 10_000)) >= 1, "the replica did not acknowledge the records"
+    finally:
+        master.close()
+    fleet = fleet_factory(sentinel_storage(redis_sentinel), pg_dsn, lease_seconds=3)
+    fleet.start(2)
+    wait_for(lambda: rows_in(pg_dsn) >= len(records) // 10, 300, "the drain to be under way", fleet)
+    assert rows_in(pg_dsn) < len(records), "the failover lands mid-drain"
+    new_host, new_port = sentinel_failover(redis_sentinel, kill=not redis_sentinel.external)
+    assert (new_host, new_port) != (host, port)
+    promoted = redis.Redis(host=new_host, port=new_port)
+    try:
+
+        def drained() -> bool:
+            return rows_in(pg_dsn) >= len(records) and sum(int(promoted.llen(n)) for n in LISTS) == 0 and not [
+                k for k in promoted.scan_iter(match="*:pump:p:*")
+            ]
+
+        wait_for(drained, 300, "the drain to finish on the promoted replica", fleet)
+        codes = fleet.stop()
+        assert codes == {0: 0, 1: 0}, fleet.tails()
+        assert_exactly_once(pg_dsn, records)
+        print(f"\n[sentinel failover] CSV rows per instance {[fleet.delivered_csv(i) for i in range(2)]} (redelivered: at least once)")
+    finally:
+        promoted.close()
