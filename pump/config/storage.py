@@ -31,10 +31,7 @@ def check_storage(config: Config) -> tuple[list[str], list[str]]:
             errors.append(f"{_KEY}.hosts.{host}: {host}:{port} {problem}")
     sentinel, cluster = bool(cfg.master_name), cfg.enable_cluster
     if sentinel and cluster:
-        warnings.append(
-            f"{_KEY}.enable_cluster: ignored because master_name is set (Sentinel wins, as in Tyk); "
-            "remove one of the two"
-        )
+        warnings.append(f"{_KEY}.enable_cluster: ignored because master_name is set (Sentinel wins, as in Tyk); remove one of the two")
     if cluster and not sentinel:
         if cfg.database != 0:
             errors.append(f"{_KEY}.database: Redis Cluster has only database 0; set database: 0 (or enable_cluster: false)")

@@ -36,11 +36,13 @@ from redis.cluster import RedisCluster
 
 from tests import servers
 from tests.helpers import BASE_LIST, ROOT, msgpack_payloads, numbered, pump_cmd
-from tests.integration.sql_helpers import pg_dsn  # noqa: F401  (fixture)
+from tests.integration import sql_helpers
 from tests.integration.test_pipeline import csv_rows
 from tests.servers.redis_cluster import sentinel_failover, sentinel_master
 
 pytestmark = pytest.mark.integration
+
+pg_dsn = sql_helpers.pg_dsn  # fixture
 
 #: the gateway's msgpack lists with ``enable_multiple_analytics_keys``: spread over every master
 LISTS = [BASE_LIST, *(f"{BASE_LIST}_{i}" for i in range(10))]
@@ -289,9 +291,11 @@ def test_sentinel_failover_during_a_drain_loses_nothing_and_counts_nothing_twice
     try:
 
         def drained() -> bool:
-            return rows_in(pg_dsn) >= len(records) and sum(int(promoted.llen(n)) for n in LISTS) == 0 and not [
-                k for k in promoted.scan_iter(match="*:pump:p:*")
-            ]
+            return (
+                rows_in(pg_dsn) >= len(records)
+                and sum(int(promoted.llen(n)) for n in LISTS) == 0
+                and not [k for k in promoted.scan_iter(match="*:pump:p:*")]
+            )
 
         wait_for(drained, 300, "the drain to finish on the promoted replica", fleet)
         codes = fleet.stop()
