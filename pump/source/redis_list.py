@@ -247,16 +247,17 @@ class RedisSource:
         token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
         keys = [key.name, key.leases, key.marks, key.batches, key.proc(token)]
-        args = [count, token, member, _now_ms() + self.lease_ms]
+        args: list[int | str] = [count, token, member, _now_ms() + self.lease_ms]
+        raws: list[bytes]
         if isinstance(self.redis, RedisCluster):
             # redis-py's cluster pipeline refuses scripts: two round trips to the list's node
             # instead. Safe: the processing list is named by the token, nobody else touches it.
             batch_id, taken = await self._claim(keys=keys, args=args)
-            raws = await self.redis.lrange(key.proc(token), 0, -1) if taken else []
+            raws = list(await self.redis.lrange(key.proc(token), 0, -1)) if taken else []  # type: ignore[arg-type]
         else:
             wait = self.wait_replicas if time.monotonic() >= self._wait_paused_until else 0
             async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
-                await self._claim(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]  # sent with the LRANGE
+                await self._claim(keys=keys, args=args, client=pipe)  # sent with the LRANGE
                 pipe.lrange(key.proc(token), 0, -1)
                 if wait:
                     pipe.execute_command("WAIT", wait, self.wait_timeout_ms)
