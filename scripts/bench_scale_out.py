@@ -3,7 +3,8 @@ once (instance ids ``bench-1`` … ``bench-N``), each with the ``dummy`` pump, a
 Redis Cluster from tests/servers (or ``PUMP_TEST_REDIS_CLUSTER_URL``). The records are spread
 over the 11 msgpack lists a gateway with ``enable_multiple_analytics_keys`` writes, so every
 master holds some. The time is from the first start to the last exit; the RSS is the largest
-peak of one process; the pumps' CPU seconds per 100k records (all instances) go to stderr. Any ``cluster-<N>`` row name works (``cluster-4``, …).
+peak of one process; the pumps' CPU seconds per 100k records (all instances) go to stderr.
+Any ``cluster-<N>`` row name works (``cluster-4``, …).
 
 The pump processes share the machine's cores with the three Redis masters: on 2 cores, more
 than two instances can only show what contention costs.
