@@ -21,6 +21,7 @@ replica (``delivery.wait_replicas``, 1 by default with Sentinel).
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -304,3 +305,43 @@ def test_sentinel_failover_during_a_drain_loses_nothing_and_counts_nothing_twice
         print(f"\n[sentinel failover] CSV rows per instance {[fleet.delivered_csv(i) for i in range(2)]} (redelivered: at least once)")
     finally:
         promoted.close()
+
+
+async def test_a_claim_behind_sentinel_waits_for_the_replica_and_stops_waiting_when_it_is_gone(
+    redis_sentinel: servers.Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the replica up, a claim is on the replica when it returns (``WAIT``). With the replica
+    frozen (SIGSTOP), the claim still returns its records after the timeout, says so, and the
+    next claims do not wait."""
+    from pump.config.model import StorageConfig
+    from pump.source.connect import connect
+    from pump.source.redis_list import RedisSource, SourceKey
+
+    replica = next((m for m in redis_sentinel.members if m.name == "redis_sentinel replica"), None)
+    if replica is None or replica.pid is None:
+        pytest.skip("needs the replica started by tests/servers (it is frozen with SIGSTOP)")
+    host, port = sentinel_master(redis_sentinel)
+    push_pipelined(redis.Redis(host=host, port=port), [f"rec-{i}".encode() for i in range(len(LISTS) * 100)])
+    r = connect(StorageConfig.model_validate(sentinel_storage(redis_sentinel)))
+    source = RedisSource(r, "pump", "waiter", lease_seconds=30, wait_timeout=0.3)
+    assert source.wait_replicas == 1, "Sentinel's default"
+    key = SourceKey(BASE_LIST, "msgpack", "pump")
+    on_replica = redis.Redis(host="127.0.0.1", port=replica.port or 0)
+    try:
+        first = await source.claim(key, 40)
+        assert first is not None and len(first.raws) == 40
+        assert on_replica.llen(key.proc(first.token)) == 40, "the claim reached the replica before it returned"
+        os.kill(replica.pid, signal.SIGSTOP)
+        try:
+            second = await source.claim(key, 40)
+            assert second is not None and len(second.raws) == 40, "the records are handed out anyway"
+            assert "Fewer Redis replicas than wanted acknowledged a claim" in caplog.text
+            caplog.clear()
+            third = await source.claim(key, 20)
+            assert third is not None and len(third.raws) == 20
+            assert "Fewer Redis replicas" not in caplog.text, "no waiting (and no warning) for a while"
+        finally:
+            os.kill(replica.pid, signal.SIGCONT)
+    finally:
+        on_replica.close()
+        await r.aclose()
