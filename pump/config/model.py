@@ -203,7 +203,7 @@ class DeliveryDefaults(Delivery):
         ge=0,
         le=16,
         description="replicas that must have each claim (Redis WAIT) before its records reach a sink; "
-        "default 1 with Sentinel (master_name), else 0",
+        "default 1 with Sentinel (master_name), else 0 (set 1 for a Redis Cluster with replicas)",
     )
     wait_replicas_timeout: float = Field(1.0, ge=0.01, le=60, description="seconds a claim waits for its replicas")
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")

@@ -35,11 +35,6 @@ def check_storage(config: Config) -> tuple[list[str], list[str]]:
     if cluster and not sentinel:
         if cfg.database != 0:
             errors.append(f"{_KEY}.database: Redis Cluster has only database 0; set database: 0 (or enable_cluster: false)")
-        if config.delivery.wait_replicas:
-            errors.append(
-                "delivery.wait_replicas: not supported with enable_cluster (a claim on Redis Cluster cannot be "
-                "followed by WAIT on the same connection); set it to 0 or remove it"
-            )
         if "{" in cfg.prefix and "}" in cfg.prefix.split("{", 1)[1]:
             warnings.append(
                 f"{_KEY}.key_prefix: {cfg.prefix!r} holds a hash tag, so every analytics list is in one hash "

@@ -28,11 +28,13 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
 from pump.source import scripts
 
@@ -248,22 +250,18 @@ class RedisSource:
         member = f"{self.instance_id}|{token}"
         keys = [key.name, key.leases, key.marks, key.batches, key.proc(token)]
         args: list[int | str] = [count, token, member, _now_ms() + self.lease_ms]
-        raws: list[bytes]
+        wait = self.wait_replicas if time.monotonic() >= self._wait_paused_until else 0
         if isinstance(self.redis, RedisCluster):
-            # redis-py's cluster pipeline refuses scripts: two round trips to the list's node
-            # instead. Safe: the processing list is named by the token, nobody else touches it.
-            batch_id, taken = await self._claim(keys=keys, args=args)
-            raws = list(await self.redis.lrange(key.proc(token), 0, -1)) if taken else []  # type: ignore[arg-type]
+            (batch_id, taken), raws, *acked = await self._claim_on_cluster(self.redis, key, keys, args, wait)
         else:
-            wait = self.wait_replicas if time.monotonic() >= self._wait_paused_until else 0
             async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
                 await self._claim(keys=keys, args=args, client=pipe)  # sent with the LRANGE
                 pipe.lrange(key.proc(token), 0, -1)
                 if wait:
                     pipe.execute_command("WAIT", wait, self.wait_timeout_ms)
                 (batch_id, taken), raws, *acked = await pipe.execute()
-            if wait and taken:
-                self._replicated(int(acked[0]), wait)
+        if wait and taken:
+            self._replicated(int(acked[0]), wait)
         if not taken:
             return None
         batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
@@ -271,6 +269,33 @@ class RedisSource:
         claim = Claim(key, token, batch_id, member, list(raws), {d.decode() if isinstance(d, bytes) else d for d in done})
         self.inflight[token] = claim
         return claim
+
+    async def _claim_on_cluster(self, rc: RedisCluster, key: SourceKey, keys: list[str], args: list[int | str], wait: int) -> list[Any]:
+        """The claim script, the LRANGE and the optional WAIT in one round trip to the list's node.
+
+        redis-py's cluster pipeline refuses its ``evalsha`` method but sends the raw command,
+        grouping commands by node: every key here is in the list's slot, and WAIT is addressed to
+        that node, so all three share one connection (which WAIT needs: it counts that
+        connection's writes). A node that lost its script cache (restart, failover) gets it loaded
+        and the claim repeated with the same token, which returns the same batch."""
+        if rc.get_node_from_key(key.name) is None:
+            await rc.initialize()
+        for attempt in (1, 2):
+            node = rc.get_node_from_key(key.name)
+            async with rc.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
+                pipe.execute_command("LRANGE", key.proc(str(args[1])), 0, -1)
+                if wait:
+                    pipe.execute_command("WAIT", wait, self.wait_timeout_ms, target_nodes=node)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and isinstance(results[0], NoScriptError):
+                await rc.script_load(scripts.CLAIM)
+                continue
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _replicated(self, acked: int, wanted: int) -> None:
         """Stop waiting for replicas for a while when they do not answer (none left after a
@@ -385,7 +410,7 @@ _WAIT_PAUSE_SECONDS = 30.0
 
 def replica_default(redis: AnyRedis) -> int:
     """Replicas a claim waits for by default: one behind Sentinel (the replica it would promote),
-    none otherwise (a single Redis has none; redis-py's cluster pipeline cannot send WAIT)."""
+    none otherwise (a single Redis has none; many clusters have none: set it for one that has)."""
     return 1 if isinstance(getattr(redis, "connection_pool", None), SentinelConnectionPool) else 0
 
 

@@ -45,10 +45,11 @@ def test_broken_topology_settings_name_the_key_and_the_fix(storage: dict[str, An
     assert any(e.startswith(key + ":") and fix in e for e in errors), errors
 
 
-def test_wait_replicas_is_refused_on_a_cluster() -> None:
-    errors, _ = problems({"enable_cluster": True, "addrs": ["r:6379"]}, delivery={"wait_replicas": 1})
-    assert any(e.startswith("delivery.wait_replicas:") and "set it to 0" in e for e in errors), errors
+def test_wait_replicas_is_accepted_behind_sentinel_and_on_a_cluster() -> None:
+    assert problems({"enable_cluster": True, "addrs": ["r:6379"]}, delivery={"wait_replicas": 1}) == ([], [])
     assert problems({"master_name": "m", "addrs": ["s:26379"]}, delivery={"wait_replicas": 1}) == ([], [])
+    errors, _ = problems({"master_name": "m", "addrs": ["s:26379"]}, delivery={"wait_replicas": 17})
+    assert any(e.startswith("delivery.wait_replicas:") for e in errors), errors
 
 
 def test_tyk_precedence_and_ignored_keys_are_warnings() -> None:
