@@ -345,3 +345,58 @@ async def test_a_claim_behind_sentinel_waits_for_the_replica_and_stops_waiting_w
     finally:
         on_replica.close()
         await r.aclose()
+
+
+def test_cluster_master_failover_during_a_drain_loses_nothing_and_counts_nothing_twice(
+    tmp_path: Path, pg_dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    """A cluster of 3 masters with a replica each; the master of the busiest list is SIGKILLed
+    while two instances drain (``wait_replicas: 1``): its replica takes over and nothing is lost
+    or counted twice. Records are first acknowledged by the replicas (WAIT per master)."""
+    if os.environ.get(servers.ENV_VARS["redis_cluster"]):
+        pytest.skip("kills a master: needs a cluster started by tests/servers")
+    from tests.servers.redis_cluster import start_redis_cluster
+
+    srv = start_redis_cluster(tmp_path / "cluster", masters=3, replicas=1)
+    rc = RedisCluster.from_url(srv.url)
+    try:
+        records = numbered(30_000)
+        by_node: dict[tuple[str, int], list[tuple[str, list[bytes]]]] = {}
+        for name, part in spread(msgpack_payloads(records)).items():
+            node = rc.get_node_from_key(name)
+            by_node.setdefault((node.host, int(node.port)), []).append((name, part))
+        for (host, port), parts in by_node.items():
+            master = redis.Redis(host=host, port=port)
+            with master.pipeline(transaction=False) as pipe:
+                for name, part in parts:
+                    pipe.rpush(name, *part)
+                pipe.execute_command("WAIT", 1, 10_000)  # same connection: the replica has these records
+                assert int(pipe.execute()[-1]) == 1, f"the replica of {host}:{port} did not acknowledge"
+            master.close()
+        victim_port = int(rc.get_node_from_key(BASE_LIST).port)
+        victim = next(m for m in srv.members if m.port == victim_port)
+        storage = {"enable_cluster": True, "addrs": list(srv.details["nodes"])}
+        fleet = fleet_factory(storage, pg_dsn, lease_seconds=3, wait_replicas=1)
+        fleet.start(2)
+        wait_for(lambda: rows_in(pg_dsn) >= len(records) // 10, 300, "the drain to be under way", fleet)
+        assert rows_in(pg_dsn) < len(records), "the failover lands mid-drain"
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.stop()
+
+        def drained() -> bool:
+            if rows_in(pg_dsn) < len(records):
+                return False
+            try:
+                return cluster_leftovers(rc) == (0, [])
+            except (redis.RedisError, OSError):  # the cluster is still failing over
+                return False
+
+        wait_for(drained, 300, "the drain to finish after the failover", fleet)
+        codes = fleet.stop()
+        assert codes == {0: 0, 1: 0}, fleet.tails()
+        assert_exactly_once(pg_dsn, records)
+        print(f"\n[cluster failover] CSV rows per instance {[fleet.delivered_csv(i) for i in range(2)]} (redelivered: at least once)")
+    finally:
+        rc.close()
+        srv.stop()
