@@ -291,6 +291,8 @@ class RedisSource:
             if attempt == 1 and isinstance(results[0], NoScriptError):
                 await rc.script_load(scripts.CLAIM)
                 continue
+            if wait and isinstance(results[-1], Exception):  # WAIT re-routed by a MOVED: not counted
+                results[-1] = 0
             for result in results:
                 if isinstance(result, Exception):
                     raise result
