@@ -278,8 +278,7 @@ class RedisSource:
         that node, so all three share one connection (which WAIT needs: it counts that
         connection's writes). A node that lost its script cache (restart, failover) gets it loaded
         and the claim repeated with the same token, which returns the same batch."""
-        if rc.get_node_from_key(key.name) is None:
-            await rc.initialize()
+        await rc.initialize()  # a no-op once the client knows the slots
         for attempt in (1, 2):
             node = rc.get_node_from_key(key.name)
             async with rc.pipeline(transaction=False) as pipe:

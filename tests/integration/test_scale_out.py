@@ -400,3 +400,39 @@ def test_cluster_master_failover_during_a_drain_loses_nothing_and_counts_nothing
     finally:
         rc.close()
         srv.stop()
+
+
+async def test_the_claim_protocol_on_a_cluster_returns_batches_under_their_id_and_survives_a_flushed_script_cache(
+    redis_cluster: servers.Server,
+) -> None:
+    """Claim, release, claim again (same batch id and records), acknowledge — on every master;
+    then the same after the nodes forgot their scripts (a restart or a failover does that)."""
+    from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+    from pump.source.redis_list import RedisSource, SourceKey
+
+    rc = cluster_client(redis_cluster)
+    arc = AsyncCluster.from_url(redis_cluster.url)
+    try:
+        for name in LISTS:
+            rc.rpush(name, *[f"{name}-{i}".encode() for i in range(10)])
+        source = RedisSource(arc, "pump", "protocol", lease_seconds=30)
+        for flush in (False, True):
+            if flush:
+                for node in rc.get_primaries():
+                    plain = redis.Redis(host=node.host, port=int(node.port))
+                    plain.script_flush()
+                    plain.close()
+            for name in LISTS:
+                key = SourceKey(name, "msgpack", "pump")
+                first = await source.claim(key, 5)
+                assert first is not None and first.raws == [f"{name}-{i}".encode() for i in (range(5) if not flush else range(5, 10))]
+                await source.mark_done(first, "csv")
+                await source.release(first)
+                again = await source.claim(key, 5)
+                assert again is not None and (again.batch_id, again.raws, again.done) == (first.batch_id, first.raws, {"csv"})
+                await source.ack(again)
+        assert cluster_leftovers(rc) == (0, [])
+    finally:
+        await arc.aclose()
+        rc.close()
