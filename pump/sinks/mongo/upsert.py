@@ -108,13 +108,22 @@ class AggregateWriter:
         self.ledger_size = ledger_size
         self.where = where
         self.projection: dict[str, int] | None = {"lists": 0, LEDGER_FIELD: 0}
-        self._known: dict[tuple[str, str, Any], None] = {}
+        self._known: dict[tuple[str, str, Any, Any], None] = {}
 
-    async def write(self, collection: Any, agg: OrgAggregate, batch_id: str) -> WriteResult:
+    async def write(
+        self,
+        collection: Any,
+        agg: OrgAggregate,
+        batch_id: str,
+        query: dict[str, Any] | None = None,
+        change: dict[str, dict[str, Any]] | None = None,
+    ) -> WriteResult:
+        """Write ``agg``; ``query`` and ``change`` replace Tyk's ``{orgid, timestamp}`` filter and
+        ``AsChange`` update (the MCP aggregate adds ``owner_apiid`` and its dimensions)."""
         ids = lineage(batch_id)
-        query = upsert_filter(agg)
+        query = query if query is not None else upsert_filter(agg)
         with gc_paused():
-            change = go_typed(as_change(agg))
+            change = go_typed(change if change is not None else as_change(agg))
         change["$set"][LAST_FIELD] = batch_id
         change["$push"] = {LEDGER_FIELD: {"$each": [batch_id], "$slice": -self.ledger_size}}
         try:
@@ -147,7 +156,7 @@ class AggregateWriter:
         (one round trip, the common case). A concurrent creator makes the next round match.
         """
         guarded = {**query, LEDGER_FIELD: {"$nin": ids}}
-        key = (collection.name, query["orgid"], query["timestamp"])
+        key = (collection.name, query["orgid"], query["timestamp"], query.get("owner_apiid"))
         for _ in range(5):
             if key in self._known:
                 doc = await self._find_and_modify(collection, guarded, change, upsert=False)
@@ -165,7 +174,7 @@ class AggregateWriter:
                 return existing, False
         raise RetriableError(f"aggregate document {query} kept changing under concurrent writers; will retry")
 
-    def _remember(self, key: tuple[str, str, Any]) -> None:
+    def _remember(self, key: tuple[str, str, Any, Any]) -> None:
         """Documents known to exist (bounded: only the newest buckets matter)."""
         self._known[key] = None
         if len(self._known) > 4096:
