@@ -7,6 +7,8 @@ fall back for what gateways send, or it would be no faster."""
 from __future__ import annotations
 
 import gc
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +101,19 @@ def test_a_batch_with_a_bad_payload_keeps_order_reasons_and_the_collector_state(
         assert not gc.isenabled()  # a caller's choice is left alone
     finally:
         gc.enable()
+
+
+def test_payloads_of_tyks_own_serializer_take_the_fast_path() -> None:
+    """tests/fixtures/tyk: bytes written by Tyk's Go code. Only invalid UTF-8 (which the strict
+    decoder replaces with U+FFFD) needs the strict path."""
+    fell_back: list[str] = []
+    fixtures = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "tyk" / "records.json").read_text())
+    for case in fixtures["cases"]:
+        raw = bytes.fromhex(case["msgpack_hex"])
+
+        def strict(raw: bytes, name: str = case["name"]) -> Record:
+            fell_back.append(name)
+            return mp.decode_record_strict(raw)
+
+        assert outcome(typed.build(strict), raw) == outcome(mp.decode_record_strict, raw)
+    assert fell_back == ["invalid_utf8_path"]
