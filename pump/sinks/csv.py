@@ -64,7 +64,8 @@ def go_uint(value: float) -> str:
 
 
 def names_text(names: dict[str, str] | None) -> str:
-    return ";".join(f"{k}:{v}" for k, v in sorted((names or {}).items()))
+    """Go's ``k:v;k:v`` of a ``map[string]string``, keys sorted (joined in C: no per-entry bytecode)."""
+    return ";".join(map(":".join, sorted((names or {}).items())))
 
 
 def u64(n: int) -> str:
@@ -154,7 +155,8 @@ def _inline(f: schema.Field) -> str:
         schema.MONTH: f"MONTHS[{a}] if 0 < {a} < 13 else go_month({a})",
         schema.TIME: f"go_time_string({a}_ns, r.tz)",
         schema.NAMES: f"names_text({a}) if {a} else ''",
-        schema.FLOAT: f"int({a}) if 0.0 <= {a} < 18446744073709551616.0 else go_uint({a})",
+        # go_uint's arithmetic inline for every float that is not NaN, infinite or out of range.
+        schema.FLOAT: f"int({a}) % 18446744073709551616 if -9223372036854775808.0 <= {a} < 18446744073709551616.0 else go_uint({a})",
         schema.TAGS: f"';'.join({a}) if {a} else ''",
         schema.BOOL: f"'true' if {a} else 'false'",
     }[f.type] + "}"
