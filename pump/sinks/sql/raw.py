@@ -180,7 +180,7 @@ def _not_mcp(r: Record) -> bool:
     return not (r.mcp_stats and r.mcp_stats.get("IsMCP"))
 
 
-#: ``sql``: every record but MCP ones, with the hand-tuned COPY line.
+#: ``sql``: every record but MCP ones, with the COPY line generated from the schema table.
 RAW_SHAPE = RowShape(RAW_SPEC, STAGE_TABLE, _not_mcp, row_values, copy_text, sqlite_row)
 
 
