@@ -39,7 +39,7 @@ from typing import Any
 from pump.aggregate.buckets import minute_floor
 from pump.aggregate.extra import EXTRA_DIMENSIONS
 from pump.aggregate.model import DIMENSIONS, Counter, OrgAggregate, error_list, iter_dimensions
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 
 #: The mixed collection every org's aggregates also go to with ``use_mixed_collection``.
 MIXED_COLLECTION = "tyk_analytics_aggregates"

@@ -47,7 +47,8 @@ from pump.aggregate import (
 from pump.aggregate.model import OrgAggregate
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
 from pump.errors import BatchDataError, RejectedRecords, RetriableError
-from pump.record import LOCAL_ZONE, Record
+from pump.gotime import LOCAL_ZONE
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.mongo.client import AGGREGATE_INDEXES, MongoTarget
 from pump.sinks.mongo.config import BaseMongoMeta, database_name

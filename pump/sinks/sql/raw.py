@@ -18,12 +18,12 @@ import logging
 import sqlite3
 import weakref
 from collections.abc import Sequence
-from datetime import tzinfo
 from typing import Any
 
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
-from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
+from pump.gotime import shard_day, ts_text
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql import mysql
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
@@ -33,7 +33,7 @@ from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.schema import TYPES, TableSpec, checked_table, quote, shard_table
 from pump.sinks.sql.shape import RowShape
-from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
+from pump.sinks.sql.values import clean, copy_field, copy_is_plain, utf8
 
 log = logging.getLogger(__name__)
 
@@ -157,22 +157,11 @@ RAW_SHAPE = RowShape(RAW_SPEC, STAGE_TABLE, _not_mcp, row_values, copy_text, sql
 
 # --------------------------------------------------------------------------- sharding
 
-_DAY_CACHE: dict[tuple[int, tzinfo | None], str] = {}
-
 
 def day_key(r: Record) -> str:
     """``YYYYMMDD`` of the record's time in its zone (the pump's local zone after msgpack, the
-    record's own zone after protobuf) — the date Tyk's sharding uses. Cached per second."""
-    sec = r.timestamp_ns // 1_000_000_000
-    key = (sec, r.tz)
-    day = _DAY_CACHE.get(key)
-    if day is None:
-        dt = time_from_unix(sec, 0, r.tz or LOCAL_ZONE)
-        day = shard_suffix(dt)
-        if len(_DAY_CACHE) > 8192:
-            _DAY_CACHE.clear()
-        _DAY_CACHE[key] = day
-    return day
+    record's own zone after protobuf) — the date Tyk's sharding uses."""
+    return shard_day(r.timestamp_ns, r.tz)
 
 
 def group_by_table(records: Sequence[Record], sharding: bool, shape: RowShape | None = None) -> dict[str, list[Record]]:
