@@ -22,6 +22,7 @@ from pump.config.model import Config, PumpConfig
 from pump.config.read import read_file
 from pump.errors import ConfigError
 from pump.record import JSON_GROUPS
+from pump.sinks.compat import tyk_key_warnings
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         return
     if config is None:
         return
+    warnings.extend(f"pumps.{name}.meta.{w}" for w in meta.compat_warnings())
+    warnings.extend(f"pumps.{name}.meta.{w}" for w in tyk_key_warnings(canonical, meta))
     entry = config.pumps[name]
     entry.type = canonical
     entry.set_meta(meta)
