@@ -30,8 +30,8 @@ class When:
     why: str
 
 
-_MONGO = {"driver": "no effect: one Python driver (pymongo) serves every server type"}
-_SQL = {
+_MONGO: dict[str, str | When] = {"driver": "no effect: one Python driver (pymongo) serves every server type"}
+_SQL: dict[str, str | When] = {
     "log_level": "no effect: SQL errors are logged through the pump's own log_level",
     "mysql.default_string_size": "no effect: MySQL column types are fixed (docs/sinks/sql.md, MySQL and MariaDB)",
     "mysql.disable_datetime_precision": "no effect: MySQL time columns are always DATETIME(6)",
