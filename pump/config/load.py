@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pump import sinks
+from pump.config.compat import top_level_warnings, tyk_key_warnings
 from pump.config.env import apply_env, apply_pump_env
 from pump.config.messages import capped, format_errors
 from pump.config.model import Config, PumpConfig
 from pump.config.read import read_file
 from pump.errors import ConfigError
 from pump.record import JSON_GROUPS
-from pump.sinks.compat import tyk_key_warnings
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
         for key, why in NO_EFFECT.items()
         if data.get(key) not in (None, "", False, 0, {})
     ]
+    warnings.extend(top_level_warnings(data))
     raw_pumps: dict[str, Any] = data.get("pumps") if isinstance(data.get("pumps"), dict) else {}  # type: ignore[assignment]
     for reserved, why in (("uptime", "uptime_pump_config"), ("undecodable", "the dead-letter list of bad payloads")):
         if reserved in raw_pumps:

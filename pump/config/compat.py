@@ -92,6 +92,19 @@ DIFFERENT_ON_PURPOSE: dict[str, dict[str, str | When]] = {
 }
 
 
+#: Top-level ``pump.conf`` keys that take effect here where Tyk ignores them (those with no effect
+#: here are ``NO_EFFECT`` in pump/config/load.py).
+TOP_LEVEL_DIFFERENT: dict[str, str] = {
+    "omit_detailed_recording": "takes effect: raw_request and raw_response are dropped for every pump (Tyk documents the "
+    "top-level key but its code ignores it; set it per pump to keep Tyk's behaviour)",
+}
+
+
+def top_level_warnings(data: dict[str, Any]) -> list[str]:
+    """Warnings for :data:`TOP_LEVEL_DIFFERENT` keys a raw config sets (truthy)."""
+    return [f"{key}: {why}" for key, why in TOP_LEVEL_DIFFERENT.items() if data.get(key)]
+
+
 def tyk_key_warnings(type_name: str, meta: BaseModel) -> list[str]:
     """``"<key>: <what changes>"`` for each key of the table that ``meta`` sets: to a value other
     than its default (a Tyk config spelling out Tyk's default changes nothing), or as the entry's
