@@ -52,7 +52,7 @@ DIFFERENT_ON_PURPOSE: dict[str, dict[str, str | When]] = {
         "use_sniffing": "no effect: nodes are not discovered; list every node in elasticsearch_url (requests rotate and fail over)",
         "rolling_index": "the -YYYY.MM.DD suffix is each record's own date, not the wall clock at write time",
         "bulk_config.flush_interval": "no effect: nothing is buffered; a batch is acknowledged only after the server answered",
-        "version": When(PRESENT, "the version the server reports wins (Elasticsearch < 7 gets _type; others never)"),
+        "version": "the version the server reports wins (Elasticsearch < 7 gets _type; others never)",
         "use_ssl": "TLS follows the URL scheme (https://), and the ssl_* settings apply whenever TLS is used",
     },
     "mongo": _MONGO,
