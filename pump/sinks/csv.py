@@ -148,18 +148,22 @@ def _inline(f: schema.Field) -> str:
     a = f"r.{f.attr}"
     if f.type == schema.STRING or f.attr in _SIGNED:
         return "{" + a + "}"
-    return "{" + {
-        schema.INT: f"{a} if {a} >= 0 else u64({a})",
-        schema.INT64: f"{a} if {a} >= 0 else u64({a})",
-        schema.UINT: f"{a} if {a} >= 0 else u64({a})",
-        schema.MONTH: f"MONTHS[{a}] if 0 < {a} < 13 else go_month({a})",
-        schema.TIME: f"go_time_string({a}_ns, r.tz)",
-        schema.NAMES: f"names_text({a}) if {a} else ''",
-        # go_uint's arithmetic inline for every float that is not NaN, infinite or out of range.
-        schema.FLOAT: f"int({a}) % 18446744073709551616 if -9223372036854775808.0 <= {a} < 18446744073709551616.0 else go_uint({a})",
-        schema.TAGS: f"';'.join({a}) if {a} else ''",
-        schema.BOOL: f"'true' if {a} else 'false'",
-    }[f.type] + "}"
+    return (
+        "{"
+        + {
+            schema.INT: f"{a} if {a} >= 0 else u64({a})",
+            schema.INT64: f"{a} if {a} >= 0 else u64({a})",
+            schema.UINT: f"{a} if {a} >= 0 else u64({a})",
+            schema.MONTH: f"MONTHS[{a}] if 0 < {a} < 13 else go_month({a})",
+            schema.TIME: f"go_time_string({a}_ns, r.tz)",
+            schema.NAMES: f"names_text({a}) if {a} else ''",
+            # go_uint's arithmetic inline for every float that is not NaN, infinite or out of range.
+            schema.FLOAT: f"int({a}) % 18446744073709551616 if -9223372036854775808.0 <= {a} < 18446744073709551616.0 else go_uint({a})",
+            schema.TAGS: f"';'.join({a}) if {a} else ''",
+            schema.BOOL: f"'true' if {a} else 'false'",
+        }[f.type]
+        + "}"
+    )
 
 
 #: One record as ``",".join(csv_row(r))``: one f-string, no list, no join, no call per column.
@@ -184,7 +188,15 @@ def _quoted(f: schema.Field) -> str:
 csv_quoted_line: Callable[[Record], str] = schema.compile_function(
     "csv_quoted_line",
     "def csv_quoted_line(r):\n    return f" + repr(",".join(_quoted(f) for f in schema.columns("csv"))) + "\n",
-    {"q": go_field, "u64": u64, "go_month": go_month, "MONTHS": MONTHS, "go_time_string": go_time_string, "names_text": names_text, "go_uint": go_uint},
+    {
+        "q": go_field,
+        "u64": u64,
+        "go_month": go_month,
+        "MONTHS": MONTHS,
+        "go_time_string": go_time_string,
+        "names_text": names_text,
+        "go_uint": go_uint,
+    },
 )
 
 #: Characters that, anywhere in a line with 41 commas, may make Go quote one of its fields
