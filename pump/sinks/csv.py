@@ -175,12 +175,31 @@ csv_line: Callable[[Record], str] = schema.compile_function(
 )
 
 
+#: Text already put through :func:`go_field`: user agents, hosts, paths and names repeat from
+#: record to record, so a line that needs quoting costs a dict look-up per text field. Bounded:
+#: cleared when full, long values (raw bodies) never kept.
+_QUOTED: dict[str, str] = {}
+
+
+def _remember(field: str) -> str:
+    out = go_field(field)
+    if len(field) <= 256:
+        if len(_QUOTED) >= 65536:
+            _QUOTED.clear()
+        _QUOTED[field] = out
+    return out
+
+
 def _quoted(f: schema.Field) -> str:
-    """The replacement field of :data:`csv_quoted_line`: a text field (and the times, whose zone
-    names come from tzdata) through :func:`go_field`; numbers, month names and booleans never
-    hold a comma, quote, line break or leading space, so they stay as :func:`_inline` has them."""
-    if f.type in (schema.STRING, schema.TIME, schema.NAMES, schema.TAGS):
-        return "{q(" + _inline(f)[1:-1] + ")}"
+    """The replacement field of :data:`csv_quoted_line`: a text field through :func:`go_field`,
+    remembered (an empty field is never quoted: its miss costs nothing), and the times too (their
+    zone names come from tzdata); numbers, month names and booleans never hold a comma, quote,
+    line break or leading space, so they stay as :func:`_inline` has them."""
+    if f.type in (schema.STRING, schema.NAMES, schema.TAGS):
+        value = _inline(f)[1:-1]
+        return "{quoted(" + value + ") or q(" + value + ")}"
+    if f.type == schema.TIME:
+        return "{go_field(" + _inline(f)[1:-1] + ")}"
     return _inline(f)
 
 
@@ -189,7 +208,9 @@ csv_quoted_line: Callable[[Record], str] = schema.compile_function(
     "csv_quoted_line",
     "def csv_quoted_line(r):\n    return f" + repr(",".join(_quoted(f) for f in schema.columns("csv"))) + "\n",
     {
-        "q": go_field,
+        "q": _remember,
+        "quoted": _QUOTED.get,
+        "go_field": go_field,
         "u64": u64,
         "go_month": go_month,
         "MONTHS": MONTHS,
