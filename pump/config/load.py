@@ -422,6 +422,7 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         return
     if config is None:
         return
+    warnings.extend(f"pumps.{name}.meta.{w}" for w in meta.compat_warnings())
     entry = config.pumps[name]
     entry.type = canonical
     entry.set_meta(meta)

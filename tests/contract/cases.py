@@ -461,6 +461,24 @@ class HttpStore:
         self.receiver.close()
 
 
+class LogzioStore(HttpStore):
+    """``type: logzio`` on the same receiver: Logz.io's bulk path (``<url>/?token=…``) under a path
+    of its own; Tyk's Logz.io document keeps the path as ``request_uri``."""
+
+    def __init__(self, server: servers.Server | None, tmp: Path) -> None:
+        super().__init__(server, tmp)
+        self.receiver.clear_rules()
+        self.rule = self.receiver.fail(400, path=self.path + "/", body_contains=REFUSED, body='{"error": "refused"}')
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        meta = {"token": "contract-token", "url": redial(self.url, address), "connect_timeout": 3, "read_timeout": 10}
+        return {"type": "logzio", "meta": meta}
+
+    def read(self, sink: Any) -> list[str]:
+        done = [r for r in self.receiver.requests(path=self.path + "/") if 200 <= r.status < 300 and r.query == "token=contract-token"]
+        return [doc["request_uri"] for r in done for doc in r.ndjson()]
+
+
 class PrometheusStore:
     """The sink is the server: it serves the metrics on a port of its own, scraped back over HTTP.
     A record counts once in ``tyk_http_status{code, api}``; ``read`` gives one API id per count."""
@@ -790,6 +808,11 @@ CASES: list[Case] = [
         "http", "http_receiver_server", HttpStore, by_path,
         at_least_once="an HTTP endpoint keeps what it is sent: a redelivered batch is POSTed again (docs/sinks/http.md)",
         bad=lambda: _with(raw_records(1, "bad"), api_name=REFUSED),  # the receiver answers 400, as a collector does
+    ),
+    Case(
+        "logzio", "http_receiver_server", LogzioStore, by_path,
+        at_least_once="Logz.io's listener keeps what it is sent: a redelivered batch is POSTed again",
+        bad=lambda: _with(raw_records(1, "bad"), api_name=REFUSED),  # the receiver answers 400, as the listener does
     ),
     Case(
         "prometheus", None, PrometheusStore, by_api,  # a new process starts from zero: what it counts is the redelivery, once
