@@ -8,8 +8,12 @@ same as with one update."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,8 @@ from pump.record import Record
 from pump.sinks.base import SinkBatch
 from pump.sinks.mongo.aggregate import Meta, MongoAggregateSink
 from pump.sinks.mongo.upsert import LEDGER_FIELD, PARTS_FIELD, AggregateWriter
+from tests.helpers import list_lengths, msgpack_payloads, push, write_config
+from tests.integration.test_reliability import start_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +159,32 @@ async def test_a_crash_between_parts_then_redelivery_counts_once(db_url: str, db
     doc = db[ORG_COLLECTION].find_one()
     assert doc["total"]["hits"] == 150 and endpoint_hits(doc) == expected(records)
     assert doc[LEDGER_FIELD] == ["A", "B"] and doc.get(PARTS_FIELD) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_second_sigterm_stops_a_high_cardinality_write_at_once(tmp_path: Path, redis_url: str, db_url: str, db: Any) -> None:
+    """The real daemon in the middle of a 1,000-endpoint aggregate write: the first SIGTERM waits
+    for the write in hand (shutdown_timeout 600 s), a second one stops within seconds (Tyk's pump
+    took 23 s), every record not acknowledged is back in Redis."""
+    push(redis_url, msgpack_payloads(traffic(1000, 1000) + traffic(1000, 1000, start=1000)))
+    pumps = {"agg": {"type": "mongo-pump-aggregate", "meta": {"mongo_url": db_url}}}
+    config = write_config(tmp_path / "pump.conf", redis_url, pumps, purge_chunk=1000, telemetry={"shutdown_timeout": 600})
+    log = tmp_path / "pump.log"
+    proc = start_daemon(config, log)
+    try:
+        wait_for(lambda: db[ORG_COLLECTION].count_documents({}) == 1, 300, "the first batch's document", proc)
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)  # draining: it waits for the second batch's write
+        forced = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 1, "a forced stop exits 1"
+        took = time.monotonic() - forced
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "Second stop request: not waiting for in-flight writes." in text and "Shutdown on SIGTERM (forced)" in text
+    assert took < 5, f"the second SIGTERM took {took:.1f} s to stop the pump"
+    assert sum(list_lengths(redis_url).values()) == 1000  # the unfinished batch is back in Redis
