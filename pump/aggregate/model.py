@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 
 #: Dimension names, in Tyk's order (§3.3). They are both the ``OrgAggregate`` attribute names, the
 #: Mongo document keys and the SQL ``dimension`` column values.
@@ -221,6 +221,9 @@ class OrgAggregate:
     oauthendpoints: dict[str, dict[str, Counter]] = field(default_factory=dict)
     apiendpoints: dict[str, Counter] = field(default_factory=dict)
     total: Counter = field(default_factory=Counter)
+    #: Opt-in dimensions of ours (``pump.aggregate.extra``): name → value → counter; empty unless
+    #: the pump lists them in ``extra_dimensions``.
+    extra: dict[str, dict[str, Counter]] = field(default_factory=dict)
 
 
 def iter_dimensions(agg: OrgAggregate) -> Iterator[tuple[str, str, Counter]]:
@@ -239,4 +242,7 @@ def iter_dimensions(agg: OrgAggregate) -> Iterator[tuple[str, str, Counter]]:
         else:
             for key, counter in table.items():
                 yield name, key, counter
+    for name, table in agg.extra.items():
+        for key, counter in table.items():
+            yield name, key, counter
     yield TOTAL_DIMENSION, TOTAL_VALUE, agg.total

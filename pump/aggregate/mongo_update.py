@@ -27,8 +27,9 @@ from dataclasses import replace
 from typing import Any
 
 from pump.aggregate.buckets import minute_floor
+from pump.aggregate.extra import EXTRA_DIMENSIONS
 from pump.aggregate.model import DIMENSIONS, Counter, OrgAggregate, error_list, iter_dimensions
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 
 #: The mixed collection every org's aggregates also go to with ``use_mixed_collection``.
 MIXED_COLLECTION = "tyk_analytics_aggregates"
@@ -59,6 +60,8 @@ DISCARD_ALIASES: dict[str, str] = {
 #: per outer key and ``apiendpoints`` comes after them.
 _FLAT_LIST_DIMENSIONS = ("apiid", "errors", "versions", "apikeys", "oauthids", "geo", "tags", "endpoints")
 _NESTED_LIST_DIMENSIONS = ("keyendpoints", "oauthendpoints")
+#: The dimensions Tyk's MCP aggregate adds (``lists.methods``, … are recomputed like the others).
+MCP_DIMENSIONS = ("methods", "primitives", "names")
 
 
 # --------------------------------------------------------------------------- collections / filter
@@ -204,6 +207,10 @@ def as_time_update(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for outer, inner in _items(stored.get(dimension)):
             set_[f"lists.{dimension}.{outer}"] = _recompute(f"{dimension}.{outer}", inner, set_)
     set_["lists.apiendpoints"] = _recompute("apiendpoints", stored.get("apiendpoints"), set_)
+    # ours, opt-in, and the MCP aggregate's (mongo-mcp-aggregate): only in documents that have them
+    for dimension in (*EXTRA_DIMENSIONS, *MCP_DIMENSIONS):
+        if dimension in stored:
+            set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_)
     total = stored.get("total")
     _set_averages("total.", counter_document(total if isinstance(total, Mapping) else {}), set_)
     return {"$set": set_}

@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 from pump.aggregate.buckets import sql_bucketer
 from pump.aggregate.engine import aggregate_records
 from pump.aggregate.model import Counter, OrgAggregate, iter_dimensions
-from pump.record import Record, shard_suffix
+from pump.gotime import shard_suffix
+from pump.record import Record
 
 AGGREGATE_TABLE = "tyk_aggregated"
 #: Columns of the ``<table>_idx_dimension`` index, in index order.
@@ -99,10 +100,11 @@ COLUMN_TYPES: dict[str, str] = {
     "org_id": "TEXT",
     "dimension": "TEXT",
     "dimension_value": "TEXT",
-    "counter_request_time": "DOUBLE PRECISION",
-    "counter_total_request_time": "DOUBLE PRECISION",
-    "counter_upstream_latency": "DOUBLE PRECISION",
-    "counter_latency": "DOUBLE PRECISION",
+    # Go float64 → gorm's ``decimal`` on PostgreSQL, as Tyk creates them.
+    "counter_request_time": "NUMERIC",
+    "counter_total_request_time": "NUMERIC",
+    "counter_upstream_latency": "NUMERIC",
+    "counter_latency": "NUMERIC",
     "counter_identifier": "TEXT",
     "counter_human_identifier": "TEXT",
     "counter_last_time": "TIMESTAMPTZ",
@@ -142,7 +144,7 @@ def _rule(column: str) -> ColumnRule:
     if column in ("counter_min_latency", "counter_min_upstream_latency"):
         return ColumnRule(column, Merge.MIN)
     if column == "counter_last_time":
-        return ColumnRule(column, Merge.REPLACE)
+        return ColumnRule(column, Merge.REPLACE)  # Tyk: the incoming batch's (first-record) time
     return ColumnRule(column, Merge.KEEP)
 
 
@@ -321,6 +323,7 @@ def build_rows(
     sharding: bool = False,
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
+    extra_dimensions: Sequence[str] = (),
 ) -> dict[str, list[AggregateRow]]:
     """A whole batch → ``{table: rows}``, each table's rows unique by id and sorted by id.
 
@@ -332,7 +335,9 @@ def build_rows(
     tables: dict[str, dict[str, AggregateRow]] = {}
     for table, run in day_runs(batch, sharding):
         merged = tables.setdefault(table, {})
-        aggregates = aggregate_records(run, bucket_of, track_all_paths=track_all_paths, ignore_tag_prefixes=ignore_tag_prefixes)
+        aggregates = aggregate_records(
+            run, bucket_of, track_all_paths=track_all_paths, ignore_tag_prefixes=ignore_tag_prefixes, extra_dimensions=extra_dimensions
+        )
         for agg in aggregates.values():
             for row in aggregate_rows(agg):
                 old = merged.get(row.id)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from pump.config.analytics import Conditions, Mask
 from pump.redact import Secret, SecretDsn, note_secret_fields
 
 #: Records per claim at most: a claim is held in memory whole (about 2 KB a record decoded),
@@ -29,11 +30,14 @@ MAX_CLAIM = 100_000
 MAX_RECORD_SIZE = 1 << 30
 
 
-def drop_nulls(data: Any) -> Any:
+def drop_nulls(data: Any, keep: frozenset[str] = frozenset()) -> Any:
     """Tyk JSON files often carry ``"filters": null``, ``"postgres": null``…; Go reads ``null``
-    as the field's zero value, so a null here means "the default"."""
+    as the field's zero value, so a null here means "the default". Keys in ``keep`` (fields whose
+    default *is* ``None``) keep their ``None``: dropping them changes nothing on input, and on a
+    validated assignment pydantic passes the whole model's values through this validator, where
+    a dropped key would vanish from the model."""
     if isinstance(data, dict):
-        return {k: v for k, v in data.items() if v is not None}
+        return {k: v for k, v in data.items() if v is not None or k in keep}
     return data
 
 
@@ -45,15 +49,24 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
+    _none_defaults: ClassVar[frozenset[str]] = frozenset()
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         note_secret_fields(cls)
+        names: set[str] = set()
+        for name, field in cls.model_fields.items():
+            if not field.is_required() and field.default is None:
+                names.add(name)
+                if field.alias:
+                    names.add(field.alias)
+        cls._none_defaults = frozenset(names)
 
     @model_validator(mode="before")
     @classmethod
     def _nulls_to_defaults(cls, data: Any) -> Any:
-        return drop_nulls(data)
+        return drop_nulls(data, cls._none_defaults)
 
 
 class Model(StrictModel):
@@ -249,6 +262,13 @@ class PumpConfig(Model):
     name: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
     filters: Filters = Field(default_factory=lambda: Filters())
+    # Ours (issue 13): routing conditions, PII masking, user-agent fields; pump.transforms applies them.
+    conditions: Conditions = Field(default_factory=lambda: Conditions())
+    mask: Mask = Field(default_factory=lambda: Mask())
+    user_agent_fields: bool = False
+    extra_dimensions: list[Literal["eventkinds", "browsers", "platforms"]] = Field(
+        default_factory=list, description="aggregate pumps: our extra dimensions (pump.aggregate.extra)"
+    )
     timeout: float = Field(0, ge=0, le=3600, description="seconds per write; 0 = no limit")
     omit_detailed_recording: bool = False
     max_record_size: int = Field(0, ge=0, le=MAX_RECORD_SIZE, description="bytes of raw_request/raw_response kept; 0 = all")
@@ -301,6 +321,7 @@ class UptimeConfig(Model):
     log_level: str = ""
     batch_size: int = 0
     migrate_sharded_tables: bool = False
+    migrate: bool = False  # ours: convert tables an older version of this pump made (see docs/sinks/sql.md)
     meta_env_prefix: str = ""
 
 

@@ -98,6 +98,9 @@ class Meta(SinkMeta):
     mcp_index_name: str = Field("", description="index for MCP records; empty = index_name")
     # --- ours -------------------------------------------------------------------------------------
     index_per_kind: bool = Field(False, description="write to {index}_requests, {index}_errors, {index}_throttled")
+    event_kind_index: bool = Field(
+        False, description="write to {index}_request, {index}_fault, {index}_throttled (pump.transforms.eventkind)"
+    )
     extra_fields: bool = Field(True, description="add host, event_kind, latencies, geo fields to Tyk's document")
     index_template: bool = Field(True, description="install an index template with typed mappings at start")
     template_name: str = Field("", description="default: pump-<index_name>")
@@ -141,6 +144,8 @@ class Meta(SinkMeta):
             raise ValueError("auth_api_key_id and auth_api_key must be set together")
         if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
             raise ValueError("ssl_cert_file and ssl_key_file must be set together (client certificate and its key)")
+        if self.index_per_kind and self.event_kind_index:
+            raise ValueError("index_per_kind and event_kind_index are two ways to split the index; choose one")
         return self
 
     @property

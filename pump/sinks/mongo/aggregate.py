@@ -47,7 +47,8 @@ from pump.aggregate.model import OrgAggregate
 from pump.aggregate.mongo_parts import MAX_UPDATE_PATHS
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
 from pump.errors import BatchDataError, RejectedRecords, RetriableError
-from pump.record import LOCAL_ZONE, Record
+from pump.gotime import LOCAL_ZONE
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.mongo.client import AGGREGATE_INDEXES, MongoTarget
 from pump.sinks.mongo.config import BaseMongoMeta, database_name
@@ -115,6 +116,7 @@ class MongoAggregateSink:
         self.writer = AggregateWriter(meta.ledger_size, self.target.where, meta.max_update_paths, meta.write_timeout)
         self.clock = BucketClock(effective_aggregation_time(meta.store_analytics_per_minute, meta.aggregation_time or None))
         self.plans: OrderedDict[str, Plan] = OrderedDict()
+        self.extra_dimensions: tuple[str, ...] = ()  # the pump's extra_dimensions (pump.aggregate.extra)
         self._seeded = False
         unknown = unknown_aggregation_names(meta.ignore_aggregations)
         if unknown:
@@ -208,6 +210,7 @@ class MongoAggregateSink:
             self.clock,
             track_all_paths=self.meta.track_all_paths,
             ignore_tag_prefixes=tuple(self.meta.ignore_tag_prefix_list),
+            extra_dimensions=self.extra_dimensions,
         )
         if self.meta.ignore_aggregations:
             aggregates = {org: discard_aggregations(agg, self.meta.ignore_aggregations) for org, agg in aggregates.items()}
@@ -314,4 +317,6 @@ class MongoAggregateSink:
 
 
 def build(ctx: SinkContext, meta: Meta) -> MongoAggregateSink:
-    return MongoAggregateSink(ctx.name, meta, ctx.pump.timeout)
+    sink = MongoAggregateSink(ctx.name, meta, ctx.pump.timeout)
+    sink.extra_dimensions = tuple(ctx.pump.extra_dimensions)
+    return sink

@@ -130,27 +130,33 @@ class AggregateWriter:
         #: Seconds each server call may take (0: none); see the module docstring.
         self.timeout = timeout
         self.projection: dict[str, int] | None = {"lists": 0, LEDGER_FIELD: 0}
-        self._known: dict[tuple[str, str, Any], None] = {}
+        self._known: dict[tuple[str, str, Any, Any], None] = {}
 
     async def write(
         self,
         collection: Any,
         agg: OrgAggregate,
         batch_id: str,
+        query: dict[str, Any] | None = None,
+        change: dict[str, dict[str, Any]] | None = None,
         skip: frozenset[str] = frozenset(),
         written: set[str] | None = None,
     ) -> WriteResult:
-        """Write ``agg`` for ``batch_id``, leaving out the counters whose prefixes are in ``skip``.
+        """Write ``agg`` for ``batch_id``; ``query`` and ``change`` replace Tyk's ``{orgid,
+        timestamp}`` filter and ``AsChange`` update (the MCP aggregate adds ``owner_apiid`` and its
+        dimensions). A Tyk aggregate over ``max_paths`` is written in parts, leaving out the
+        counters whose prefixes are in ``skip``.
 
         ``written`` receives the counter prefixes of every part applied. The sink keeps both per
         batch in this process: a part refused after others were applied (a stored document grown
         too large, a clash with another pump's data) makes the delivery layer split the batch, and
         the halves skip what their ancestor already wrote instead of counting it twice."""
         ids = lineage(batch_id)
-        query = upsert_filter(agg)
+        query = query if query is not None else upsert_filter(agg)
         with gc_paused():
-            change = go_typed(as_change(agg))
-        if count_paths(change) > self.max_paths or skip:
+            custom = change is not None
+            change = go_typed(change if change is not None else as_change(agg))
+        if not custom and (count_paths(change) > self.max_paths or skip):
             self._check_whole(change, agg, collection.name)
             return await self._write_parts(collection, agg, batch_id, skip, written)
         change["$set"][LAST_FIELD] = batch_id
@@ -194,7 +200,7 @@ class AggregateWriter:
         except Exception as exc:
             raise map_error(exc, f"read the aggregate ledger of {collection.name}", self.where) from exc
         if state is not None:
-            self._remember((collection.name, query["orgid"], query["timestamp"]))
+            self._remember((collection.name, query["orgid"], query["timestamp"], query.get("owner_apiid")))
         if state is not None and set(state.get(LEDGER_FIELD) or ()) & set(ids):  # complete already
             if state.get(LAST_FIELD) not in ids:
                 return WriteResult(state, applied=False, refreshed=False)
@@ -264,7 +270,7 @@ class AggregateWriter:
         guarded = {**query, LEDGER_FIELD: {"$nin": ids}}
         if part is not None:
             guarded[PARTS_FIELD] = {"$nin": [part]}
-        key = (collection.name, query["orgid"], query["timestamp"])
+        key = (collection.name, query["orgid"], query["timestamp"], query.get("owner_apiid"))
         for _ in range(5):
             if key in self._known:
                 doc = await self._modify(collection, guarded, change, upsert=False, want_doc=want_doc)
@@ -304,7 +310,7 @@ class AggregateWriter:
                 result = await collection.update_one(sanitize(query), sanitize(update), upsert=upsert)
         return {} if result.matched_count or result.upserted_id is not None else None
 
-    def _remember(self, key: tuple[str, str, Any]) -> None:
+    def _remember(self, key: tuple[str, str, Any, Any]) -> None:
         """Documents known to exist (bounded: only the newest buckets matter)."""
         self._known[key] = None
         if len(self._known) > 4096:

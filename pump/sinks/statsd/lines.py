@@ -18,7 +18,8 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pump.record import Record, go_time_string
+from pump.gotime import go_time_string
+from pump.record import Record
 from pump.sinks.statsd.config import DogMeta, Meta
 from pump.text import valid_utf8
 
