@@ -88,7 +88,7 @@ class Meta(BaseMongoMeta):
         60,
         ge=0,
         le=3600,
-        description="seconds each server call may take (maxTimeMS and socket); a timed-out call is retried; 0 = none (not a Tyk key)",
+        description="seconds each server call may take (on the client); a timed-out call is retried; 0 = none (not a Tyk key)",
     )
 
 

@@ -12,12 +12,14 @@ skips the parts it already wrote and, once complete, is skipped whole like any o
 of a batch are the same on every delivery (a fixed order of the aggregate's counters). What a
 server would refuse (too large, invalid names, conflicting paths) is checked over the whole update
 before the first part is sent, so a refused batch writes nothing, as before. Every call has a
-timeout (``pymongo.timeout``: ``maxTimeMS`` on the server, the socket on the client); a timed-out
-call is a ``RetriableError`` and the ledger makes its repetition harmless.
+timeout (``write_timeout``, on the client: the call is abandoned and its connection dropped); a
+timed-out call is a ``RetriableError`` and the ledger makes its repetition harmless, also when the
+server finished the update after the client gave up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -195,7 +197,7 @@ class AggregateWriter:
         ids = lineage(batch_id)
         query = upsert_filter(agg)
         try:
-            with self._deadline():
+            async with self._deadline():
                 state = await collection.find_one(query, projection={LEDGER_FIELD: 1, PARTS_FIELD: 1, LAST_FIELD: 1})
         except Exception as exc:
             raise map_error(exc, f"read the aggregate ledger of {collection.name}", self.where) from exc
@@ -204,7 +206,7 @@ class AggregateWriter:
         if state is not None and set(state.get(LEDGER_FIELD) or ()) & set(ids):  # complete already
             if state.get(LAST_FIELD) not in ids:
                 return WriteResult(state, applied=False, refreshed=False)
-            with self._deadline():
+            async with self._deadline():
                 full = await collection.find_one(query, projection={"lists": 0})
             return await self._finish(collection, full, False, ids)
         done = set(state.get(PARTS_FIELD) or ()) if state is not None else set()
@@ -276,7 +278,7 @@ class AggregateWriter:
                 doc = await self._modify(collection, guarded, change, upsert=False, want_doc=want_doc)
                 if doc is not None:
                     return doc, True
-            with self._deadline():
+            async with self._deadline():
                 existing = await collection.find_one(query, projection={"lists": 0})
             if existing is None:
                 doc = await self._modify(collection, guarded, change, upsert=True, want_doc=want_doc)
@@ -292,18 +294,18 @@ class AggregateWriter:
         raise RetriableError(f"aggregate document {query} kept changing under concurrent writers; will retry")
 
     def _deadline(self) -> Any:
-        """The time limit of one server call (``pymongo.timeout``), or none."""
+        """The time limit of one server call, or none. Client-side (``asyncio.timeout``), not
+        pymongo's ``timeout()``: under that, server selection after a lost connection waits for the
+        whole limit instead of ``serverSelectionTimeoutMS``, so an outage would be seen a minute late."""
         import contextlib
 
-        import pymongo
-
-        return pymongo.timeout(self.timeout) if self.timeout else contextlib.nullcontext()
+        return asyncio.timeout(self.timeout) if self.timeout else contextlib.nullcontext()
 
     async def _modify(self, collection: Any, query: dict[str, Any], update: dict[str, Any], upsert: bool, want_doc: bool) -> Any:
         """The document after the update (``want_doc``), or ``{}``; None if nothing matched."""
         if want_doc:
             return await self._find_and_modify(collection, query, update, upsert)
-        with self._deadline():
+        async with self._deadline():
             try:
                 result = await collection.update_one(query, update, upsert=upsert)
             except UnicodeEncodeError:
@@ -325,7 +327,7 @@ class AggregateWriter:
             if self.projection is not None:
                 options["projection"] = self.projection
             try:
-                with self._deadline():
+                async with self._deadline():
                     try:
                         return await collection.find_one_and_update(query, update, **options)
                     except UnicodeEncodeError:
@@ -344,7 +346,7 @@ class AggregateWriter:
             update = go_typed(as_time_update(doc))
         guard = {"_id": doc["_id"], LAST_FIELD: {"$in": ids}}
         for fields in set_parts(update["$set"], self.max_paths):
-            with self._deadline():
+            async with self._deadline():
                 try:
                     result = await collection.update_one(guard, {"$set": fields})
                 except UnicodeEncodeError:
