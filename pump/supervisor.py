@@ -101,9 +101,15 @@ class Worker:
             return 503, str(exc).encode()
 
 
+#: Gauges that count what each worker holds in memory: added up. Every other gauge is something
+#: each worker observes of the shared world (a Redis list's length, a pump failing, a timestamp)
+#: and is the largest of the workers' values.
+SUMMED_GAUGES = frozenset({"pump_queue_records", "pump_batches_in_flight"})
+
+
 def sum_metrics(texts: Sequence[str]) -> str:
-    """Prometheus text of several workers, as one: samples with the same name and labels added
-    (counters, gauges of amounts, histogram buckets), the latest of timestamps."""
+    """Prometheus text of several workers, as one: counters and histograms added up, gauges as
+    :data:`SUMMED_GAUGES` says."""
     order: list[str] = []
     families: dict[str, tuple[str, str]] = {}
     samples: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
@@ -114,11 +120,11 @@ def sum_metrics(texts: Sequence[str]) -> str:
                 families[fam.name] = (fam.type, fam.documentation)
                 samples[fam.name] = {}
             acc = samples[fam.name]
-            latest = "timestamp" in fam.name or fam.name.startswith("pump_last_") or fam.name.endswith("_created")
+            largest = fam.type not in ("counter", "histogram", "summary") and fam.name not in SUMMED_GAUGES
             for s in fam.samples:
                 key = (s.name, tuple(sorted(s.labels.items())))
                 if key in acc:
-                    acc[key] = max(acc[key], s.value) if latest or s.name.endswith("_created") else acc[key] + s.value
+                    acc[key] = max(acc[key], s.value) if largest or s.name.endswith("_created") else acc[key] + s.value
                 else:
                     acc[key] = s.value
     out: list[str] = []
