@@ -142,7 +142,14 @@ class Daemon:
             self.health = await start_listeners(cfg, self.metrics, Probe(self._alive, self._ready), self.serve_health)
             redis = connect(cfg.analytics_storage_config)
             try:
-                self.source = RedisSource(redis, cfg.delivery.namespace, cfg.delivery.instance_id, cfg.delivery.lease_seconds)
+                self.source = RedisSource(
+                    redis,
+                    cfg.delivery.namespace,
+                    cfg.delivery.instance_id,
+                    cfg.delivery.lease_seconds,
+                    cfg.delivery.wait_replicas,
+                    cfg.delivery.wait_replicas_timeout,
+                )
                 if not await self._start():
                     return self._stopped_during_start_up()
                 assert self.fanout is not None

@@ -20,6 +20,7 @@ from pump.config.env import apply_env, apply_pump_env
 from pump.config.messages import capped, format_errors
 from pump.config.model import Config, PumpConfig
 from pump.config.read import read_file
+from pump.config.storage import check_storage
 from pump.errors import ConfigError
 from pump.record import JSON_GROUPS
 
@@ -69,6 +70,9 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
                 errors.extend(_check_view(name, config.pumps[name]))
     if config is not None:
         _check_uptime(config, errors, warnings)
+        storage_errors, storage_warnings = check_storage(config)
+        errors.extend(storage_errors)
+        warnings.extend(storage_warnings)
     if config_error is not None:  # formatted last, once the pumps' sink modules are loaded, listed first
         errors[:0] = format_errors(config_error, model=Config)
     if errors:
