@@ -86,6 +86,8 @@ class Worker:
         self.restart_at: float | None = None
 
     def start(self) -> None:
+        if self.restarts:
+            self.port = free_port()  # the old one may have been taken meanwhile
         argv = [*self.argv, "--worker-index", str(self.index), "--worker-port", str(self.port)]
         self.proc = subprocess.Popen(argv, preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
