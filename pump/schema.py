@@ -12,7 +12,8 @@ The decoders and encoders are generated from this table when their module is imp
 access per field, no loop, no per-field call — while the table stays the only place a name is
 written. A nested Go struct is a dotted path (``Geo.City.GeoNameID``); ``None`` means the format
 does not carry the field (``bson:"-"``, not a SQL column, not in Tyk's CSV, not on the protobuf
-wire).
+wire). The ``sql`` name of ``graphql_stats`` and ``mcp_stats`` is the prefix of their sub-table's
+columns (:data:`GRAPHQL_FIELDS`, :data:`MCP_FIELDS`): Tyk's gorm fork embeds both structs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ STRING, INT, INT64, UINT, MONTH, FLOAT, BOOL, TIME, TAGS, NAMES, GRAPHQL, MCP = 
     "string", "int", "int64", "uint", "time.Month", "float64", "bool", "time.Time", "[]string",
     "map[string]string", "GraphQLStats", "MCPStats",
 )  # fmt: skip
+# Go types found only inside GraphQLStats.
+TYPE_MAP, GRAPH_ERRORS = "map[string][]string", "[]GraphError"
 INTEGERS = frozenset((INT, INT64, UINT, MONTH))
 
 
@@ -71,7 +74,7 @@ _ROWS: tuple[tuple[Any, ...], ...] = (
     ("ip_address",                STRING,  "IPAddress",               "ip_address",               "ipaddress",              "ipaddress",                  "IPAddress",                     "IPAddress",                "ip_address",       "ip_address"),
     ("geo_country_iso_code",      STRING,  "Geo.Country.ISOCode",     "geo.country.iso_code",     "geo.country.isocode",    "geo_country_iso_code",       "GeoData.Country.ISOCode",       "Geo.Country.ISOCode",      _,                  _),
     ("geo_city_geoname_id",       UINT,    "Geo.City.GeoNameID",      "geo.city.geoname_id",      "geo.city.geonameid",     "geo_city_geoname_id",        "GeoData.City.GeoNameID",        "Geo.City.GeoNameID",       _,                  _),
-    ("geo_city_names",            NAMES,   "Geo.City.Names",          "geo.city.names",           "geo.city.names",         _,                            "GeoData.City.Names",            "Geo.City.Names",           _,                  _),
+    ("geo_city_names",            NAMES,   "Geo.City.Names",          "geo.city.names",           "geo.city.names",         "geo_city_names",             "GeoData.City.Names",            "Geo.City.Names",           _,                  _),
     ("geo_location_latitude",     FLOAT,   "Geo.Location.Latitude",   "geo.location.latitude",    "geo.location.latitude",  "geo_location_latitude",      "GeoData.Location.Latitude",     "Geo.Location.Latitude",    _,                  _),
     ("geo_location_longitude",    FLOAT,   "Geo.Location.Longitude",  "geo.location.longitude",   "geo.location.longitude", "geo_location_longitude",     "GeoData.Location.Longitude",    "Geo.Location.Longitude",   _,                  _),
     ("geo_location_time_zone",    STRING,  "Geo.Location.TimeZone",   "geo.location.time_zone",   "geo.location.timezone",  "geo_location_time_zone",     "GeoData.Location.TimeZone",     "Geo.Location.TimeZone",    _,                  _),
@@ -89,8 +92,8 @@ _ROWS: tuple[tuple[Any, ...], ...] = (
     ("api_schema",                STRING,  "ApiSchema",               "api_schema",               _,                        _,                            "ApiSchema",                     "ApiSchema",                _,                  _),
     ("original_path",             STRING,  "OriginalPath",            "original_path",            "originalpath",           "originalpath",               "OriginalPath",                  "OriginalPath",             _,                  _),
     ("listen_path",               STRING,  "ListenPath",              "listen_path",              "listenpath",             "listenpath",                 "ListenPath",                    "ListenPath",               _,                  _),
-    ("graphql_stats",             GRAPHQL, "GraphQLStats",            "graphql_stats",            _,                        _,                            _,                               "GraphQLStats",             _,                  _),
-    ("mcp_stats",                 MCP,     "MCPStats",                "mcp_stats",                _,                        _,                            _,                               "MCPStats",                 _,                  _),
+    ("graphql_stats",             GRAPHQL, "GraphQLStats",            "graphql_stats",            _,                        "graphql_stats",              _,                               "GraphQLStats",             _,                  _),
+    ("mcp_stats",                 MCP,     "MCPStats",                "mcp_stats",                _,                        "mcp_stats",                  _,                               "MCPStats",                 _,                  _),
     ("collection_name",           STRING,  "CollectionName",          _,                          _,                        _,                            _,                               _,                          _,                  _),
 )  # fmt: skip
 
@@ -120,23 +123,36 @@ class SubField(NamedTuple):
     json: str  # Tyk's JSON name
     proto: str  # the protobuf field name
     zero: Any  # what a missing key reads as
+    type: str  # the Go type
+    sql: str  # the SQL column after the parent's prefix (gorm's name: json tag, else snake case)
 
 
+# GraphQLStats has no json tags, so its SQL columns are gorm's snake case of the Go names.
+# go               json               proto              zero   type          sql
 GRAPHQL_FIELDS: tuple[SubField, ...] = (
-    SubField("Variables", "Variables", "Variables", ""),
-    SubField("RootFields", "RootFields", "RootFields", None),
-    SubField("Types", "Types", "Types", None),
-    SubField("Errors", "Errors", "GraphErrors", None),
-    SubField("OperationType", "OperationType", "OperationType", 0),
-    SubField("HasErrors", "HasErrors", "HasError", False),
-    SubField("IsGraphQL", "IsGraphQL", "IsGraphQL", False),
-)
+    SubField("Variables",     "Variables",     "Variables",     "",    STRING,       "variables"),
+    SubField("RootFields",    "RootFields",    "RootFields",    None,  TAGS,         "root_fields"),
+    SubField("Types",         "Types",         "Types",         None,  TYPE_MAP,     "types"),
+    SubField("Errors",        "Errors",        "GraphErrors",   None,  GRAPH_ERRORS, "errors"),
+    SubField("OperationType", "OperationType", "OperationType", 0,     INT,          "operation_type"),
+    SubField("HasErrors",     "HasErrors",     "HasError",      False, BOOL,         "has_errors"),
+    SubField("IsGraphQL",     "IsGraphQL",     "IsGraphQL",     False, BOOL,         "is_graph_ql"),
+)  # fmt: skip
 MCP_FIELDS: tuple[SubField, ...] = (
-    SubField("IsMCP", "is_mcp", "IsMCP", False),
-    SubField("JSONRPCMethod", "jsonrpc_method", "JSONRPCMethod", ""),
-    SubField("PrimitiveType", "primitive_type", "PrimitiveType", ""),
-    SubField("PrimitiveName", "primitive_name", "PrimitiveName", ""),
-)
+    SubField("IsMCP",         "is_mcp",         "IsMCP",         False, BOOL,   "is_mcp"),
+    SubField("JSONRPCMethod", "jsonrpc_method", "JSONRPCMethod", "",    STRING, "jsonrpc_method"),
+    SubField("PrimitiveType", "primitive_type", "PrimitiveType", "",    STRING, "primitive_type"),
+    SubField("PrimitiveName", "primitive_name", "PrimitiveName", "",    STRING, "primitive_name"),
+)  # fmt: skip
+#: The sub-table of each Go type a record keeps as a Go-keyed dict.
+SUBFIELDS: dict[str, tuple[SubField, ...]] = {GRAPHQL: GRAPHQL_FIELDS, MCP: MCP_FIELDS}
+
+#: The SQL column kind (``pump.sinks.sql.schema.TYPES``) of each Go type: collections are JSON
+#: text, floats ``numeric`` as Tyk's gorm creates them.
+SQL_KINDS: dict[str, str] = {
+    STRING: "text", INT: "bigint", INT64: "bigint", UINT: "bigint", MONTH: "bigint", FLOAT: "numeric",
+    BOOL: "bool", TIME: "timestamptz", TAGS: "text", NAMES: "text", TYPE_MAP: "text", GRAPH_ERRORS: "text",
+}  # fmt: skip
 
 
 def columns(fmt: str) -> tuple[Field, ...]:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pump import sinks
+from pump.config.compat import top_level_warnings, tyk_key_warnings
 from pump.config.env import apply_env, apply_pump_env
 from pump.config.messages import capped, format_errors
 from pump.config.model import Config, PumpConfig
@@ -57,6 +58,7 @@ def validate(data: dict[str, Any]) -> tuple[Config, list[str]]:
         for key, why in NO_EFFECT.items()
         if data.get(key) not in (None, "", False, 0, {})
     ]
+    warnings.extend(top_level_warnings(data))
     raw_pumps: dict[str, Any] = data.get("pumps") if isinstance(data.get("pumps"), dict) else {}  # type: ignore[assignment]
     for reserved, why in (("uptime", "uptime_pump_config"), ("undecodable", "the dead-letter list of bad payloads")):
         if reserved in raw_pumps:
@@ -107,6 +109,8 @@ def _validate_pump(name: str, raw: dict[str, Any], config: Config | None, errors
         return
     if config is None:
         return
+    warnings.extend(f"pumps.{name}.meta.{w}" for w in meta.compat_warnings())
+    warnings.extend(f"pumps.{name}.meta.{w}" for w in tyk_key_warnings(canonical, meta))
     entry = config.pumps[name]
     entry.type = canonical
     entry.set_meta(meta)

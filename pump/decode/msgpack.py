@@ -21,6 +21,7 @@ import msgpack
 import xxhash
 
 from pump import schema
+from pump.decode import typed
 from pump.errors import DecodeError
 from pump.gotime import GO_ZERO_UNIX
 from pump.record import Record
@@ -321,14 +322,22 @@ _decode_fields: Callable[[bytes, dict[Any, Any]], Record] = schema.compile_funct
 )  # fmt: skip
 
 
-def decode_record(raw: bytes) -> Record:
-    """Decode one gateway payload; raises :class:`DecodeError` with a reason a person can act on."""
+def decode_record_strict(raw: bytes) -> Record:
+    """Decode one gateway payload; raises :class:`DecodeError` with a reason a person can act on.
+
+    The reference decoder: :func:`decode_record` (the hot path) hands it every payload it does
+    not accept as is, so its reasons are the dead-letter reasons."""
     m = _unpack(raw)
     if m.__class__ is not dict:
         raise DecodeError(f"not an analytics record: top-level msgpack value is {type(m).__name__}, not a map")
     if "TimeStamp" not in m and "Method" not in m and "APIID" not in m:
         raise DecodeError("not an analytics record: none of TimeStamp, Method, APIID is present")
     return _decode_fields(raw, m)
+
+
+#: Decode one gateway payload (msgspec's typed structs, :mod:`pump.decode.typed`), falling back to
+#: :func:`decode_record_strict` for whatever they do not accept; raises :class:`DecodeError`.
+decode_record: Callable[[bytes], Record] = typed.build(decode_record_strict)
 
 
 # --- encoding (the demo, the benchmark and the tests write exactly what a gateway writes) -------

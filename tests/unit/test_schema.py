@@ -98,3 +98,67 @@ def test_generated_code_shows_in_tracebacks() -> None:
     with pytest.raises(ValueError) as info:
         fn()
     assert "raise ValueError('x')" in "".join(info.traceback[-1].statement.lines)
+
+
+#: Today's tyk_analytics columns, in order: existing tables (and COPY/INSERT column lists) depend on
+#: it, so a change to the schema table that moves, renames or retypes a column fails here.
+TYK_ANALYTICS: tuple[tuple[str, str], ...] = (
+    ("id", "text"), ("method", "text"), ("host", "text"), ("path", "text"), ("rawpath", "text"),
+    ("contentlength", "bigint"), ("useragent", "text"), ("day", "bigint"), ("month", "bigint"),
+    ("year", "bigint"), ("hour", "bigint"), ("responsecode", "bigint"), ("apikey", "text"),
+    ("timestamp", "timestamptz"), ("apiversion", "text"), ("api_name", "text"), ("apiid", "text"),
+    ("orgid", "text"), ("oauthid", "text"), ("requesttime", "bigint"), ("rawrequest", "text"),
+    ("rawresponse", "text"), ("ipaddress", "text"), ("geo_country_iso_code", "text"),
+    ("geo_city_geoname_id", "bigint"), ("geo_city_names", "text"), ("geo_location_latitude", "numeric"),
+    ("geo_location_longitude", "numeric"), ("geo_location_time_zone", "text"),
+    ("network_open_connections", "bigint"), ("network_closed_connections", "bigint"),
+    ("network_bytes_in", "bigint"), ("network_bytes_out", "bigint"), ("latency_total", "bigint"),
+    ("latency_upstream", "bigint"), ("latency_gateway", "bigint"), ("tags", "text"), ("alias", "text"),
+    ("trackpath", "bool"), ("expireAt", "timestamptz"), ("originalpath", "text"), ("listenpath", "text"),
+    ("graphql_stats_variables", "text"), ("graphql_stats_root_fields", "text"), ("graphql_stats_types", "text"),
+    ("graphql_stats_errors", "text"), ("graphql_stats_operation_type", "bigint"), ("graphql_stats_has_errors", "bool"),
+    ("graphql_stats_is_graph_ql", "bool"), ("mcp_stats_is_mcp", "bool"), ("mcp_stats_jsonrpc_method", "text"),
+    ("mcp_stats_primitive_type", "text"), ("mcp_stats_primitive_name", "text"),
+)  # fmt: skip
+
+
+def test_sql_column_is_the_tyk_analytics_table_in_order() -> None:
+    from pump.sinks.sql.columns import RAW_COLUMNS
+
+    assert RAW_COLUMNS == TYK_ANALYTICS
+
+
+def test_every_sql_column_comes_from_the_schema_table() -> None:
+    """Each column is a field's ``sql`` name (or its sub-table's, prefixed) with its Go type's kind."""
+    derived: list[tuple[str, str]] = []
+    for f in schema.columns("sql"):
+        subs = schema.SUBFIELDS.get(f.type)
+        if subs is None:
+            derived.append((f"{f.sql}", schema.SQL_KINDS[f.type]))
+        else:
+            derived += [(f"{f.sql}_{s.sql}", schema.SQL_KINDS[s.type]) for s in subs]
+    assert derived == list(TYK_ANALYTICS[1:])
+    assert schema.BY_ATTR["geo_city_names"].sql == "geo_city_names"
+
+
+def test_generated_sql_row_reads_every_column_from_its_field() -> None:
+    """The generated row has one value per column, and the GraphQL/MCP ones follow the sub-tables."""
+    from pump.sinks.sql import raw
+
+    r = Record(
+        method="GET",
+        geo_city_names={"en": "Zürich", "b": "<&>"},
+        graphql_stats={"Variables": "v", "RootFields": ["q"], "Types": {"T": None}, "Errors": [{"Message": "m"}],
+                       "OperationType": 2, "HasErrors": True, "IsGraphQL": True},
+        mcp_stats={"IsMCP": True, "JSONRPCMethod": "tools/call", "PrimitiveType": "tool", "PrimitiveName": "n"},
+    )  # fmt: skip
+    row = dict(zip(raw.COLUMN_NAMES, raw.row_values(r), strict=True))
+    assert row["geo_city_names"] == '{"b":"\\u003c\\u0026\\u003e","en":"Zürich"}'
+    assert [row[c] for c in raw.COLUMN_NAMES[-11:]] == [
+        "v", '["q"]', '{"T":[]}', '[{"message":"m","path":[]}]', 2, True, True, True, "tools/call", "tool", "n"
+    ]  # fmt: skip
+    r.geo_city_names = {"en": "Zürich"}  # nothing COPY must escape: the fast line is the escaped one
+    assert raw.copy_line(r) == raw.copy_line_slow(r)
+    plain = Record(method="GET")
+    assert raw.copy_line(plain).endswith("\t\t[]\t{}\t[]\t0\tf\tf\tf\t\t\t\n")
+    assert raw.copy_line(plain) == raw.copy_line_slow(plain)
