@@ -286,17 +286,18 @@ def file_name(now: datetime) -> str:
     return f"{now.year}-{MONTHS[now.month]}-{now.day}-{now.hour}.csv"
 
 
-def complete_length(fh: BinaryIO, size: int) -> int:
+def complete_length(fh: BinaryIO, size: int, start: int = 0) -> int:
     """The length of the file's longest prefix made of whole rows.
 
     A row ends at a ``\n`` outside quotes; a ``\n`` inside a quoted field is data. Go's quoting
     doubles every quote inside a field, so a position is outside quotes exactly when the number of
-    ``"`` before it is even: one pass counting quotes finds the last row boundary.
+    ``"`` before it is even: one pass counting quotes finds the last row boundary. ``start`` is a
+    row boundary already known (the scan begins there).
     """
-    fh.seek(0)
+    fh.seek(start)
     quotes = 0
-    boundary = 0
-    offset = 0
+    boundary = start
+    offset = start
     while offset < size:
         chunk = fh.read(min(1 << 20, size - offset))
         if not chunk:
@@ -322,6 +323,10 @@ class CsvSink:
         #: (path, size) the last append of this process left the file at: a file still that size
         #: needs no scan before the next append.
         self._clean: tuple[Path, int] | None = None
+        #: (path, inode, size): a prefix of the file known to be whole rows. Another writer
+        #: (``--workers``, another instance) appending after it only makes the next append scan
+        #: what was added since, not the whole file again.
+        self._whole: tuple[Path, int, int] | None = None
 
     async def start(self) -> None:
         try:
@@ -348,9 +353,12 @@ class CsvSink:
         try:
             with open(path, "ab+") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-                size = os.fstat(fh.fileno()).st_size
+                st = os.fstat(fh.fileno())
+                size = st.st_size
                 if size and self._clean != (path, size):
-                    size = self._repair(fh, path, size)
+                    whole = self._whole
+                    start = whole[2] if whole and whole[:2] == (path, st.st_ino) and whole[2] <= size else 0
+                    size = self._repair(fh, path, size, start)
                 if size == 0:
                     data = (",".join(HEADER) + "\n").encode() + data
                 self._clean = None
@@ -358,11 +366,16 @@ class CsvSink:
                 fh.flush()
                 os.fsync(fh.fileno())
                 self._clean = (path, size + len(data))
+                self._whole = (path, st.st_ino, size + len(data))
         except OSError as exc:
             raise RetriableError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
 
-    def _repair(self, fh: BinaryIO, path: Path, size: int) -> int:
-        whole = complete_length(fh, size)
+    def _repair(self, fh: BinaryIO, path: Path, size: int, start: int = 0) -> int:
+        if start:  # still a row end? (a file truncated and grown again by someone else is not)
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                start = 0
+        whole = complete_length(fh, size, start)
         if whole < size:
             fh.truncate(whole)
             log.warning(

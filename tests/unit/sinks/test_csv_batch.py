@@ -3,14 +3,17 @@ in C over the batch, and must be byte for byte what the field-by-field Go quotin
 
 from __future__ import annotations
 
+import csv
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pump.demo import Traffic
 from pump.record import Record
-from pump.sinks.csv import _suspects, csv_line, csv_row, csv_text, go_csv_line
+from pump.sinks.base import SinkBatch
+from pump.sinks.csv import CsvSink, _suspects, csv_line, csv_row, csv_text, go_csv_line
 from tests.helpers import make_record
 
 TEXT_FIELDS = ("method", "host", "path", "raw_path", "user_agent", "api_key", "api_version", "api_name", "api_id",
@@ -77,3 +80,27 @@ def test_only_lines_that_need_quoting_are_rendered_again() -> None:
     batch[9] = make_record(raw_request="line\nbreak")
     bad, _ = _suspects([csv_line(r) for r in batch])
     assert bad == {2, 5, 7, 9}
+
+
+def test_rows_another_writer_appended_are_scanned_from_where_this_one_left_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--workers`` (or several instances) on one file, every append follows another
+    writer's: scanning the whole file each time made appends quadratic in the file's size."""
+    import asyncio
+
+    from pump.sinks import csv as csv_sink
+
+    a, b = CsvSink("csv", tmp_path), CsvSink("csv", tmp_path)
+    asyncio.run(a.write(SinkBatch("1", [make_record(path="/a1")])))
+    path = next(tmp_path.iterdir())
+    mine = path.stat().st_size
+    asyncio.run(b.write(SinkBatch("2", [make_record(path="/b1")])))
+    with path.open("ab") as fh:  # a third writer killed in the middle of a row
+        fh.write(b'GET,api.example.com,"/torn')
+    starts: list[int] = []
+    real = csv_sink.complete_length
+    monkeypatch.setattr(csv_sink, "complete_length", lambda fh, size, start=0: starts.append(start) or real(fh, size, start))
+    asyncio.run(a.write(SinkBatch("3", [make_record(path="/a2")])))
+    assert starts == [mine]
+    rows = list(csv.reader(path.open(newline="")))
+    assert [r[2] for r in rows[1:]] == ["/a1", "/b1", "/a2"]
+    assert all(len(r) == 42 for r in rows)
