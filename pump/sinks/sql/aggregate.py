@@ -24,10 +24,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pump.aggregate.model import TOTAL_DIMENSION, TOTAL_VALUE
 from pump.aggregate.mongo_update import DISCARD_ALIASES
+from pump.aggregate.rollups import SqlRollup, check_unique, rollup_rows
+from pump.aggregate.rollups import ordered as rollup_order
 from pump.aggregate.sql_rows import (
     AGGREGATE_TABLE,
     INDEX_COLUMNS,
@@ -41,6 +43,7 @@ from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
+from pump.sinks.sql import rollups as rollup_tables
 from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
 from pump.sinks.sql.schema import TYPES, TableSpec, quote
 from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
@@ -118,6 +121,17 @@ class Meta(SqlMeta):
     store_analytics_per_minute: bool = Field(False, description="one row per minute instead of per hour")
     ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not written, e.g. [apikeys, tags]")
     ledger_retention_days: int = Field(LEDGER_RETENTION_DAYS, ge=1, description="days applied batch ids are kept (ours)")
+    rollups: list[SqlRollup] = Field(
+        default_factory=list,
+        description="ours: also write tyk_aggregated_<granularity> (minute, hour, day, month, year), exactly once, "
+        "each with an optional retention_days",
+    )
+
+    @field_validator("rollups")
+    @classmethod
+    def _unique_rollups(cls, v: list[SqlRollup]) -> list[SqlRollup]:
+        check_unique(v)
+        return v
 
     def unknown_aggregations(self) -> list[str]:
         """Names in ``ignore_aggregations`` that are no dimension (Tyk warns and goes on; so do we)."""
@@ -165,6 +179,7 @@ class AggregateSink:
         self._last_drop_log = -DROP_LOG_INTERVAL
         self._dropped_unlogged = 0
         self._dropped_dimensions: set[str] = set()
+        self.rollups: list[SqlRollup] = list(getattr(meta, "rollups", ()))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -348,9 +363,11 @@ class AggregateSink:
             if self.pool is not None:
                 async with self.pool.connection() as conn:
                     removed = await self.ledger.prune_pg(conn)
+                    expired = await rollup_tables.prune_pg(conn, self.rollups) if self.rollups else 0
             else:
                 assert self.db is not None
                 removed = await self.db.run(self.ledger.prune_sqlite, "prune the ledger")
+                expired = await self.db.run(lambda c: rollup_tables.prune_sqlite(c, self.rollups), "prune rollups") if self.rollups else 0
         except Exception as exc:
             log.warning(
                 "Could not prune the ledger of applied batches.",
@@ -359,6 +376,8 @@ class AggregateSink:
             return
         if removed:
             log.info("Pruned the ledger of applied batches.", extra={"pump": self.name, "removed": removed})
+        if expired:
+            log.info("Deleted rollup rows past their retention.", extra={"pump": self.name, "removed": expired})
 
 
 class _AlreadyApplied(Exception):
@@ -369,6 +388,16 @@ def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsO
     """The row builder for ``meta``'s settings (tyk-pump.md §3.1, §3.5) and the pump's
     ``extra_dimensions`` (``pump.aggregate.extra``)."""
 
+    granularities = rollup_order(meta.rollups)
+    options = {
+        "track_all_paths": meta.track_all_paths,
+        "ignore_tag_prefixes": tuple(meta.ignore_tag_prefix_list),
+        "extra_dimensions": tuple(extra_dimensions),
+    }
+
+    def keep(tables: dict[str, list[AggregateRow]]) -> dict[str, list[AggregateRow]]:
+        return without_dimensions(tables, meta.ignore_aggregations)
+
     def rows_of(records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
         tables = build_rows(
             records,
@@ -378,7 +407,10 @@ def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsO
             ignore_tag_prefixes=tuple(meta.ignore_tag_prefix_list),
             extra_dimensions=extra_dimensions,
         )
-        return without_dimensions(tables, meta.ignore_aggregations)
+        tables = keep(tables)
+        if granularities:  # pump.sinks.sql.rollups: same transaction, same ledger entry
+            tables.update(rollup_rows(records, granularities, options, keep))
+        return tables
 
     return rows_of
 

@@ -25,12 +25,13 @@ from pump.sinks.sql.errors import map_error
 
 log = logging.getLogger(__name__)
 
-_TABLE = re.compile(r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics)(_[0-9]{8})?$")
+_TABLE = re.compile(r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics)(_[0-9]{8})?$|^tyk_aggregated_(minute|hour|day|month|year)$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def checked_table(name: str) -> str:
-    """A table name this pump may write: a known prefix plus an optional ``_YYYYMMDD``."""
+    """A table name this pump may write: a known prefix plus an optional ``_YYYYMMDD``, or a
+    rollup table ``tyk_aggregated_<granularity>`` (``pump.aggregate.rollups``)."""
     if not _TABLE.match(name):
         raise ValueError(f"refusing unexpected table name {name!r}")
     return name
