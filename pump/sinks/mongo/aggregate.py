@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pump.aggregate import (
     BucketClock,
@@ -45,12 +45,14 @@ from pump.aggregate import (
 )
 from pump.aggregate.model import OrgAggregate
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
-from pump.errors import BatchDataError, RejectedRecords, RetriableError
+from pump.aggregate.rollups import MongoRollup, check_unique
+from pump.errors import BatchDataError, RejectedRecords, RetriableError, SinkError
 from pump.record import LOCAL_ZONE, Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.mongo.client import AGGREGATE_INDEXES, MongoTarget
 from pump.sinks.mongo.config import BaseMongoMeta, database_name
 from pump.sinks.mongo.documents import gc_paused
+from pump.sinks.mongo import rollups as rollup_docs
 from pump.sinks.mongo.errors import InvalidCollection, collection_name_problem, is_size_error, map_error
 from pump.sinks.mongo.upsert import AggregateTooLarge, AggregateWriter, WriteResult, lineage
 
@@ -76,6 +78,17 @@ class Meta(BaseMongoMeta):
         ge=1,
         description="batch ids remembered per document for exactly-once delivery (not a Tyk key)",
     )
+    rollups: list[MongoRollup] = Field(
+        default_factory=list,
+        description="ours: also write tyk_analytics_aggregates_<granularity> (minute, hour, day, month, year), "
+        "exactly once, each with an optional ttl in seconds",
+    )
+
+    @field_validator("rollups")
+    @classmethod
+    def _unique_rollups(cls, v: list[MongoRollup]) -> list[MongoRollup]:
+        check_unique(v)
+        return v
 
 
 @dataclass
@@ -86,6 +99,8 @@ class Plan:
     done: set[tuple[str, str]] = field(default_factory=set)
     #: org → why its collection name is refused: its records are dead-lettered, not written.
     invalid: dict[str, str] = field(default_factory=dict)
+    #: ``rollups:`` documents (``pump.sinks.mongo.rollups``), written after the org aggregates.
+    rollups: list[rollup_docs.Unit] = field(default_factory=list)
 
 
 class MongoAggregateSink:
@@ -170,7 +185,7 @@ class MongoAggregateSink:
         for earlier in lineage(batch_id):
             if earlier in self.plans:
                 done |= self.plans[earlier].done
-        plan = Plan(self._aggregate(records), done)
+        plan = Plan(self._aggregate(records), done, rollups=self._rollups(records))
         self.plans[batch_id] = plan
         while len(self.plans) > MAX_PLANS:
             self.plans.popitem(last=False)
@@ -192,6 +207,43 @@ class MongoAggregateSink:
             aggregates = {org: discard_aggregations(agg, self.meta.ignore_aggregations) for org, agg in aggregates.items()}
         return aggregates
 
+    def _rollups(self, records: Sequence[Record]) -> list[rollup_docs.Unit]:
+        if not self.meta.rollups:
+            return []
+        options = {
+            "track_all_paths": self.meta.track_all_paths,
+            "ignore_tag_prefixes": tuple(self.meta.ignore_tag_prefix_list),
+            "extra_dimensions": self.extra_dimensions,
+        }
+        with gc_paused():
+            return rollup_docs.units(records, self.meta.rollups, options, self.meta.ignore_aggregations)
+
+    async def _apply_rollups(self, plan: Plan, batch_id: str) -> None:
+        """The rollup documents, in parallel, after the org aggregates: the records of an org
+        whose collection name was refused are dead-lettered, so they add to no rollup either."""
+        todo = [u for u in plan.rollups if (u.key, u.collection) not in plan.done and u.aggregate.org_id not in plan.invalid]
+        results = await asyncio.gather(*(self._apply_rollup(plan, u, batch_id) for u in todo), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if isinstance(failure, asyncio.CancelledError):
+                raise failure
+        if failures:
+            raise failures[0]
+
+    async def _apply_rollup(self, plan: Plan, unit: rollup_docs.Unit, batch_id: str) -> None:
+        rollup = next(r for r in self.meta.rollups if unit.collection.endswith("_" + r.granularity))
+        try:
+            await self.target.prepare(unit.collection, rollup_docs.indexes(rollup))
+            result = await self.writer.write(self.target.collection(unit.collection), unit.aggregate, batch_id)
+        except AggregateTooLarge as exc:
+            raise BatchDataError(f"{exc}; a {rollup.granularity} rollup document cannot be split (ignore_aggregations can shrink it)") from exc
+        except SinkError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, f"rollup upsert into {unit.collection}", self.target.where) from exc
+        plan.done.add((unit.key, unit.collection))
+        self._after_write(unit.aggregate.org_id, unit.collection, result)
+
     async def _apply(self, plan: Plan, batch_id: str) -> None:
         """Write every org's aggregate; orgs in parallel (their documents are independent), each
         org's collections in Tyk's order. The first failure is raised once the others finished,
@@ -211,6 +263,8 @@ class MongoAggregateSink:
                 raise failure
         if failures:  # a size problem first: self-healing can fix it, the others are retried anyway
             raise next((f for f in failures if isinstance(f, AggregateTooLarge)), failures[0])
+        if plan.rollups:
+            await self._apply_rollups(plan, batch_id)
 
     async def _apply_org(self, plan: Plan, org: str, agg: OrgAggregate, batch_id: str) -> None:
         """One org's aggregate into its collections, org collection first. A name refused (before
