@@ -22,7 +22,7 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -50,6 +50,7 @@ from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows,
 from pump.sinks.sql.values import utf8
 
 if TYPE_CHECKING:
+    from pump.sinks.sql.wso2 import Wso2SummarySink
     from pump.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class Meta(SqlMeta):
     store_analytics_per_minute: bool = Field(False, description="one row per minute instead of per hour")
     ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not written, e.g. [apikeys, tags]")
     ledger_retention_days: int = Field(LEDGER_RETENTION_DAYS, ge=1, description="days applied batch ids are kept (ours)")
+    mode: Literal["tyk", "wso2_summary"] = Field(
+        "tyk", description="ours: tyk = Tyk's tyk_aggregated; wso2_summary = WSO2 API Manager's summary tables instead"
+    )
     rollups: list[SqlRollup] = Field(
         default_factory=list,
         description="ours: also write tyk_aggregated_<granularity> (minute, hour, day, month, year), exactly once, "
@@ -415,7 +419,11 @@ def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsO
     return rows_of
 
 
-def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
+def build(ctx: SinkContext, meta: Meta) -> AggregateSink | Wso2SummarySink:
+    if meta.mode == "wso2_summary":
+        from pump.sinks.sql.wso2 import Wso2SummarySink
+
+        return Wso2SummarySink(ctx.name, meta, target_of(meta), meta.rollups, meta.ledger_retention_days)
     unknown = meta.unknown_aggregations()
     if unknown:
         known = ", ".join(sorted(set(DISCARD_ALIASES.values())))
