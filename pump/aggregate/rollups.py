@@ -136,9 +136,7 @@ def by_bucket(records: Sequence[Record], floor: Bucketer) -> Iterator[tuple[date
 AggregateOptions = dict[str, Any]
 
 
-def rollup_aggregates(
-    records: Sequence[Record], granularity: str, options: AggregateOptions
-) -> list[OrgAggregate]:
+def rollup_aggregates(records: Sequence[Record], granularity: str, options: AggregateOptions) -> list[OrgAggregate]:
     """Every (org, bucket) aggregate of a batch at ``granularity``; ``options`` are the keyword
     arguments of :func:`~pump.aggregate.engine.aggregate_records` (paths, tag prefixes, extra
     dimensions)."""

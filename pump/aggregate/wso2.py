@@ -177,7 +177,7 @@ def counts(table: Table, fact: dict[str, Any]) -> bool:
         return bool(fact["kind"] == "fault")
     if table.records == "geo":
         return fact["kind"] != "throttled" and fact["country"] is not None
-    return fact["kind"] != "throttled"
+    return bool(fact["kind"] != "throttled")
 
 
 def _row(table: Table, fact: dict[str, Any], bucket_ms: int) -> tuple[Any, ...]:

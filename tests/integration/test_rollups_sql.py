@@ -85,7 +85,7 @@ def totals(db: Db, table: str) -> list[tuple[Any, ...]]:
     return [
         (int(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5]), int(r[6]))
         for r in db.rows(
-            f'SELECT timestamp, counter_hits, counter_success, counter_error, counter_total_request_time, code_404, code_500 '
+            f"SELECT timestamp, counter_hits, counter_success, counter_error, counter_total_request_time, code_404, code_500 "
             f"FROM \"{table}\" WHERE dimension = '' AND dimension_value = 'total' ORDER BY timestamp"
         )
     ]
@@ -135,7 +135,10 @@ async def test_redelivered_and_split_batches_keep_every_rollup_exact(db: Db) -> 
 async def test_without_rollups_nothing_changes(db: Db, tmp_path: Any) -> None:
     await write(sink(db, name="plain"), SinkBatch("b1", records()))
     plain = db.rows("SELECT * FROM tyk_aggregated ORDER BY id")
-    names = db.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()") if db.backend == "postgres" else db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")  # fmt: skip
+    if db.backend == "postgres":
+        names = db.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+    else:
+        names = db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")
     assert sorted(n[0] for n in names) == ["pump_applied_batches", "tyk_aggregated"]
     # the same batch with every rollup on (another pump name, another database) writes the same tyk_aggregated
     other = Db(db.backend, db.target) if db.backend == "postgres" else Db("sqlite", str(tmp_path / "other.sqlite"))

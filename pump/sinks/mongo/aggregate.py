@@ -49,10 +49,10 @@ from pump.aggregate.rollups import MongoRollup, check_unique
 from pump.errors import BatchDataError, RejectedRecords, RetriableError, SinkError
 from pump.record import LOCAL_ZONE, Record
 from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.mongo import rollups as rollup_docs
 from pump.sinks.mongo.client import AGGREGATE_INDEXES, MongoTarget
 from pump.sinks.mongo.config import BaseMongoMeta, database_name
 from pump.sinks.mongo.documents import gc_paused
-from pump.sinks.mongo import rollups as rollup_docs
 from pump.sinks.mongo.errors import InvalidCollection, collection_name_problem, is_size_error, map_error
 from pump.sinks.mongo.upsert import AggregateTooLarge, AggregateWriter, WriteResult, lineage
 
@@ -236,7 +236,9 @@ class MongoAggregateSink:
             await self.target.prepare(unit.collection, rollup_docs.indexes(rollup))
             result = await self.writer.write(self.target.collection(unit.collection), unit.aggregate, batch_id)
         except AggregateTooLarge as exc:
-            raise BatchDataError(f"{exc}; a {rollup.granularity} rollup document cannot be split (ignore_aggregations can shrink it)") from exc
+            raise BatchDataError(
+                f"{exc}; a {rollup.granularity} rollup document cannot be split (ignore_aggregations can shrink it)"
+            ) from exc
         except SinkError:
             raise
         except Exception as exc:

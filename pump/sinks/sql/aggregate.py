@@ -39,11 +39,12 @@ from pump.aggregate.sql_rows import (
 )
 from pump.errors import RejectedRecords, SinkError
 from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.publishing import PublishInterval
+from pump.sinks.sql import rollups as rollup_tables
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
-from pump.sinks.sql import rollups as rollup_tables
 from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
 from pump.sinks.sql.schema import TYPES, TableSpec, quote
 from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
@@ -125,6 +126,9 @@ class Meta(SqlMeta):
     mode: Literal["tyk", "wso2_summary"] = Field(
         "tyk", description="ours: tyk = Tyk's tyk_aggregated; wso2_summary = WSO2 API Manager's summary tables instead"
     )
+    publish_interval: PublishInterval = Field(
+        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
+    )
     rollups: list[SqlRollup] = Field(
         default_factory=list,
         description="ours: also write tyk_aggregated_<granularity> (minute, hour, day, month, year), exactly once, "
@@ -184,6 +188,7 @@ class AggregateSink:
         self._dropped_unlogged = 0
         self._dropped_dimensions: set[str] = set()
         self.rollups: list[SqlRollup] = list(getattr(meta, "rollups", ()))
+        self.publish_interval: float = getattr(meta, "publish_interval", 0.0)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -224,6 +229,32 @@ class AggregateSink:
         rejected = org_rejections(batch.records)
         if rejected:  # the rest is written; these can never be
             raise RejectedRecords(rejected)
+
+    async def write_many(self, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
+        """Several batches in one exactly-once transaction (``publish_interval``;
+        ``pump.sinks.sql.publish``). Returns the records refused per batch id (org ids too long
+        to store), which the caller dead-letters; the rest is written."""
+        from pump.sinks.sql import publish
+
+        batches = [b for b in batches if b.records]
+        if not batches:
+            return {}
+        try:
+            many = publish.write_many_pg if self.pool is not None else publish.write_many_sqlite
+            applied, dropped = await many(self, batches)
+        except SinkError as exc:
+            if is_schema_error(exc):
+                self.schema.forget()
+            raise
+        self.applied += len(applied)
+        self.skipped += len(batches) - len(applied)
+        if dropped:
+            self._report_dropped(dropped)
+        if len(applied) < len(batches):
+            log.info("Batches already applied; not counted again.", extra={"pump": self.name, "batches": len(batches) - len(applied)})
+        if self.ledger.due_for_prune():
+            await self._prune()
+        return {b.id: r for b in batches if (r := org_rejections(b.records))}
 
     def _tables(self, records: Sequence[Any]) -> tuple[dict[str, list[AggregateRow]], list[AggregateRow]]:
         """Rows to upsert per table, and the dimension rows that cannot be stored. Records whose

@@ -23,7 +23,7 @@ from pump.sinks.sql.schema import checked_table, quote
 
 def retention(rollups: Sequence[SqlRollup]) -> list[tuple[str, int]]:
     """``(table, days)`` for each rollup with a retention, finest first."""
-    days = {r.granularity: r.retention_days for r in rollups}
+    days: dict[str, int] = {r.granularity: r.retention_days for r in rollups}
     return [(sql_table(g), days[g]) for g in ordered(rollups) if days[g]]
 
 

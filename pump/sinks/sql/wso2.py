@@ -86,6 +86,7 @@ class Wso2SummarySink:
         self._upserts = {name: upsert(t, name, self.postgres) for name, t in self.tables.items()}
         self.applied = 0
         self.skipped = 0
+        self.publish_interval: float = getattr(meta, "publish_interval", 0.0)
 
     async def start(self) -> None:
         statements = [ddl(t, n, self.postgres) for n, t in self.tables.items()]
@@ -209,4 +210,6 @@ class Wso2SummarySink:
 
                 await self.db.run(prune, "prune the WSO2 summary tables")
         except Exception as exc:
-            log.warning("Could not prune the WSO2 summary tables.", extra={"pump": self.name, "error": str(map_error(exc, self.target, "prune"))})
+            log.warning(
+                "Could not prune the WSO2 summary tables.", extra={"pump": self.name, "error": str(map_error(exc, self.target, "prune"))}
+            )
