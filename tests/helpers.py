@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import msgpack
 import redis
 
 from pump.decode import msgpack as mp
@@ -67,6 +69,41 @@ def msgpack_payloads(records: Iterable[Record]) -> list[bytes]:
 
 def protobuf_payloads(records: Iterable[Record]) -> list[bytes]:
     return [pb.encode_record(r) for r in records]
+
+
+class RawStr:
+    """Bytes to be written as a msgpack *str* (not bin), whatever they hold: how a buggy or
+    hostile client sends text that is not UTF-8. ``msgpack.packb`` cannot write this."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"RawStr({self.data!r})"
+
+
+def pack(value: Any) -> bytes:
+    """msgpack of ``value``, with :class:`RawStr` anywhere inside maps and arrays."""
+    if isinstance(value, RawStr):
+        n = len(value.data)
+        if n < 32:
+            head = bytes([0xA0 | n])
+        elif n < 256:
+            head = b"\xd9" + bytes([n])
+        elif n < 65536:
+            head = b"\xda" + struct.pack(">H", n)
+        else:
+            head = b"\xdb" + struct.pack(">I", n)
+        return head + value.data
+    if isinstance(value, dict):
+        n = len(value)
+        head = bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+        return head + b"".join(pack(k) + pack(v) for k, v in value.items())
+    if isinstance(value, list):
+        n = len(value)
+        head = bytes([0x90 | n]) if n < 16 else b"\xdc" + struct.pack(">H", n)
+        return head + b"".join(pack(v) for v in value)
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def client(url: str) -> redis.Redis:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
@@ -30,11 +30,14 @@ MAX_CLAIM = 100_000
 MAX_RECORD_SIZE = 1 << 30
 
 
-def drop_nulls(data: Any) -> Any:
+def drop_nulls(data: Any, keep: frozenset[str] = frozenset()) -> Any:
     """Tyk JSON files often carry ``"filters": null``, ``"postgres": null``…; Go reads ``null``
-    as the field's zero value, so a null here means "the default"."""
+    as the field's zero value, so a null here means "the default". Keys in ``keep`` (fields whose
+    default *is* ``None``) keep their ``None``: dropping them changes nothing on input, and on a
+    validated assignment pydantic passes the whole model's values through this validator, where
+    a dropped key would vanish from the model."""
     if isinstance(data, dict):
-        return {k: v for k, v in data.items() if v is not None}
+        return {k: v for k, v in data.items() if v is not None or k in keep}
     return data
 
 
@@ -46,15 +49,24 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
+    _none_defaults: ClassVar[frozenset[str]] = frozenset()
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         note_secret_fields(cls)
+        names: set[str] = set()
+        for name, field in cls.model_fields.items():
+            if not field.is_required() and field.default is None:
+                names.add(name)
+                if field.alias:
+                    names.add(field.alias)
+        cls._none_defaults = frozenset(names)
 
     @model_validator(mode="before")
     @classmethod
     def _nulls_to_defaults(cls, data: Any) -> Any:
-        return drop_nulls(data)
+        return drop_nulls(data, cls._none_defaults)
 
 
 class Model(StrictModel):

@@ -49,7 +49,9 @@ def _int(v: Any, field: str) -> int:
     if v is None:
         return 0
     if isinstance(v, float) and v.is_integer():
-        return int(v)
+        if -(2.0**63) <= v < 2.0**63:  # Go's int64; a larger int is refused in decode_record
+            return int(v)
+        raise DecodeError(f"field {field}: {v!r} does not fit Go's int64")
     raise DecodeError(f"field {field}: expected an integer, got {type(v).__name__}")
 
 
@@ -124,6 +126,102 @@ def _names(v: Any) -> dict[str, str] | None:
     if v is None:
         return None
     raise DecodeError(f"field Geo.City.Names: expected a map, got {type(v).__name__}")
+
+
+#: Go's ``int``/``int64`` fields hold at most this; msgpack can carry up to 2**64 - 1 (a uint64).
+INT64_MAX = (1 << 63) - 1
+
+#: The integer fields of a record: Go names and attributes, checked at once against :data:`INT64_MAX`.
+_INT_FIELDS = {
+    "ContentLength": "content_length", "Day": "day", "Month": "month", "Year": "year", "Hour": "hour",
+    "ResponseCode": "response_code", "RequestTime": "request_time", "Geo.City.GeoNameID": "geo_city_geoname_id",
+    "Network.OpenConnections": "network_open_connections", "Network.ClosedConnection": "network_closed_connections",
+    "Network.BytesIn": "network_bytes_in", "Network.BytesOut": "network_bytes_out", "Latency.Total": "latency_total",
+    "Latency.Upstream": "latency_upstream", "Latency.Gateway": "latency_gateway",
+}  # fmt: skip
+
+
+def _int_overflow(r: Record) -> DecodeError:
+    """An integer beyond int64 (msgpack carries up to uint64): Go's decoder would wrap it negative
+    and no sink holds it (BIGINT, BSON int64), so the payload is refused here, not by a sink later.
+    ``Geo.City.GeoNameID`` is a Go ``uint`` but is held to the same bound for the same reason."""
+    for go_name, attr in _INT_FIELDS.items():
+        if getattr(r, attr) > INT64_MAX:
+            return DecodeError(f"field {go_name}: integer {getattr(r, attr)} does not fit Go's int64")
+    return DecodeError("an integer does not fit Go's int64")  # pragma: no cover
+
+
+def _str_list(v: Any, field: str) -> list[str] | None:
+    if v is None:
+        return None
+    if v.__class__ is not list:
+        raise DecodeError(f"field {field}: expected a list of strings, got {type(v).__name__}")
+    return [t if t.__class__ is str else _str(t, field) for t in v]
+
+
+def _path_items(v: Any) -> list[Any] | None:
+    """``GraphError.Path`` (Go ``[]interface{}``): GraphQL paths are field names and indexes."""
+    if v is None:
+        return None
+    if v.__class__ is not list:
+        raise DecodeError(f"field GraphQLStats.Errors.Path: expected a list, got {type(v).__name__}")
+    for x in v:
+        if not (x.__class__ is str or (x.__class__ is int and -INT64_MAX - 1 <= x <= INT64_MAX)):
+            raise DecodeError(f"field GraphQLStats.Errors.Path: expected field names and indexes, got {x!r:.60}")
+    return v
+
+
+_GQL_ZERO = {"Variables": "", "RootFields": None, "Types": None, "Errors": None, "OperationType": 0, "HasErrors": False, "IsGraphQL": False}
+_MCP_ZERO = {"IsMCP": False, "JSONRPCMethod": "", "PrimitiveType": "", "PrimitiveName": ""}
+
+
+def _graphql(v: Any) -> dict[str, Any] | None:
+    """Go's ``GraphQLStats`` struct, typed field by field as Go's decoder would (unknown keys are
+    ignored), so a sink printing it never meets bytes, NaN or a timestamp where Go has a string."""
+    if v is None:
+        return None
+    if v == _GQL_ZERO:  # what every REST record carries: one C-level comparison, the types made Go's
+        return dict(_GQL_ZERO)
+    m = _map(v, "GraphQLStats")
+    types = _map(m.get("Types"), "GraphQLStats.Types") if m.get("Types") is not None else None
+    errors = m.get("Errors")
+    if errors is not None and errors.__class__ is not list:
+        raise DecodeError(f"field GraphQLStats.Errors: expected a list, got {type(errors).__name__}")
+    out_errors = None
+    if errors is not None:
+        out_errors = []
+        for e in errors:
+            e = _map(e, "GraphQLStats.Errors")
+            message = e.get("Message", e.get("message"))
+            path = e.get("Path", e.get("path"))
+            out_errors.append({"Message": _str(message, "GraphQLStats.Errors.Message"), "Path": _path_items(path)})
+    operation = _int(m.get("OperationType"), "GraphQLStats.OperationType")
+    if not -INT64_MAX - 1 <= operation <= INT64_MAX:
+        raise DecodeError(f"field GraphQLStats.OperationType: integer {operation} does not fit Go's int")
+    return {
+        "Variables": _str(m.get("Variables"), "GraphQLStats.Variables"),
+        "RootFields": _str_list(m.get("RootFields"), "GraphQLStats.RootFields"),
+        "Types": None if types is None else {_str(k, "GraphQLStats.Types"): _str_list(x, "GraphQLStats.Types") for k, x in types.items()},
+        "Errors": out_errors,
+        "OperationType": operation,
+        "HasErrors": _bool(m.get("HasErrors"), "GraphQLStats.HasErrors"),
+        "IsGraphQL": _bool(m.get("IsGraphQL"), "GraphQLStats.IsGraphQL"),
+    }
+
+
+def _mcp(v: Any) -> dict[str, Any] | None:
+    """Go's ``MCPStats`` struct, typed field by field (see :func:`_graphql`)."""
+    if v is None:
+        return None
+    if v == _MCP_ZERO:
+        return dict(_MCP_ZERO)
+    m = _map(v, "MCPStats")
+    return {
+        "IsMCP": _bool(m.get("IsMCP"), "MCPStats.IsMCP"),
+        "JSONRPCMethod": _str(m.get("JSONRPCMethod"), "MCPStats.JSONRPCMethod"),
+        "PrimitiveType": _str(m.get("PrimitiveType"), "MCPStats.PrimitiveType"),
+        "PrimitiveName": _str(m.get("PrimitiveName"), "MCPStats.PrimitiveName"),
+    }
 
 
 def _unpack(raw: bytes) -> Any:
@@ -228,12 +326,17 @@ def decode_record(raw: bytes) -> Record:
     r.original_path = v if v.__class__ is str else _str(v, "OriginalPath")
     v = g("ListenPath")
     r.listen_path = v if v.__class__ is str else _str(v, "ListenPath")
-    gql = g("GraphQLStats")
-    r.graphql_stats = _map(gql, "GraphQLStats") if gql is not None else None
-    mcp = g("MCPStats")
-    r.mcp_stats = _map(mcp, "MCPStats") if mcp is not None else None
+    r.graphql_stats = _graphql(g("GraphQLStats"))
+    r.mcp_stats = _mcp(g("MCPStats"))
     v = g("CollectionName")
     r.collection_name = v if v.__class__ is str else _str(v, "CollectionName")
+    if b"\xcf" in raw and (  # only msgpack's uint64 (0xcf) can carry more than int64: a C-speed scan
+        max(r.content_length, r.day, r.month, r.year, r.hour, r.response_code, r.request_time, r.geo_city_geoname_id,
+            r.network_open_connections, r.network_closed_connections, r.network_bytes_in, r.network_bytes_out,
+            r.latency_total, r.latency_upstream, r.latency_gateway)
+        > INT64_MAX
+    ):  # fmt: skip
+        raise _int_overflow(r)
     r.tz = r._ts = r._exp = None
     r.record_id = xxhash.xxh3_128_hexdigest(raw)
     return r

@@ -85,11 +85,19 @@ def json_line(r: Record, field: str, clean: bool, now: str) -> bytes:
     return json_bytes(line) + b"\n"  # text that was not UTF-8 is printed as U+FFFD, never refused
 
 
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r"})
+
+
 def text_line(r: Record) -> bytes:
-    return (
+    """One record, one line: a newline or carriage return inside a value (a hostile path, host or
+    id) is printed escaped as ``\\n``/``\\r`` rather than splitting the record in two."""
+    line = (
         f"{r.timestamp.isoformat()} {r.method} {r.host}{r.path} {r.response_code} "
-        f"api={r.api_id} org={r.org_id} key={r.api_key or '-'} latency_ms={r.latency_total}\n"
-    ).encode("utf-8", "replace")
+        f"api={r.api_id} org={r.org_id} key={r.api_key or '-'} latency_ms={r.latency_total}"
+    )
+    if "\n" in line or "\r" in line:
+        line = line.translate(_LINE_BREAKS)
+    return (line + "\n").encode("utf-8", "replace")
 
 
 class StdoutSink:

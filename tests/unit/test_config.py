@@ -158,3 +158,20 @@ def test_claim_size_and_delivery_overrides(tmp_path: Path) -> None:
     assert config.claim_size() == 700
     assert config.delivery_for("csv").max_attempts == 9 and config.delivery_for("csv").concurrency == 2
     assert config.delivery_for("out").max_attempts == 3
+
+
+def test_assigning_a_setting_keeps_every_other_setting_including_null_defaults() -> None:
+    """Validated assignment re-runs the "null means default" validator over the whole model; it
+    once dropped every field whose value was None, so reading one afterwards raised."""
+    from pump.config.model import Config, PumpConfig
+
+    config = Config()
+    config.purge_delay = 5
+    assert config.purge_delay == 5.0
+    assert config.uptime_pump_config is None
+    pump = PumpConfig(type="csv")
+    pump.type = "dummy"
+    assert pump.type == "dummy"
+    for name, field in PumpConfig.model_fields.items():
+        if field.default is None:
+            assert getattr(pump, name) is None, name

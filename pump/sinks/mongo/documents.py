@@ -66,6 +66,17 @@ def _content_key(r: Record | UptimeRecord) -> str:
     return hashlib.blake2b(repr(r.to_json()).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+_INF = float("inf")
+
+
+def coordinate(value: float) -> float:
+    """A latitude or longitude as stored in Mongo: NaN and ±infinity become 0.0, Go's zero value
+    ("no GeoIP data"), and so does −0.0. Tyk's Go driver writes a NaN as it is; MongoDB keeps it,
+    but FerretDB refuses NaN, infinities and −0.0 (and drops the connection on NaN), which would
+    stall the pump on one record forever. A coordinate that is not a number is no location."""
+    return value if -_INF < value < _INF and value != 0.0 else 0.0
+
+
 def to_document(r: Record) -> dict[str, Any]:
     """A record as Tyk's Mongo pumps store it (tyk-pump.md §2.1, "Mongo" column).
 
@@ -73,6 +84,7 @@ def to_document(r: Record) -> dict[str, Any]:
     ``expireAt``), Go ``int64`` fields as BSON int64 and ``int`` fields as int32 (what Tyk's
     mgo-compatible codec writes), nil tags and city names as empty array/document (the codec's
     nil-as-empty rule), and no ``api_schema``, GraphQL/MCP stats or collection name (``bson:"-"``).
+    A coordinate that is NaN or infinite is stored as 0 (:func:`coordinate`).
     """
     return {
         "_id": object_id(_record_key(r), r.timestamp_ns),
@@ -102,8 +114,8 @@ def to_document(r: Record) -> dict[str, Any]:
             "country": {"isocode": r.geo_country_iso_code},
             "city": {"geonameid": r.geo_city_geoname_id, "names": r.geo_city_names or {}},
             "location": {
-                "latitude": float(r.geo_location_latitude),
-                "longitude": float(r.geo_location_longitude),
+                "latitude": coordinate(float(r.geo_location_latitude)),
+                "longitude": coordinate(float(r.geo_location_longitude)),
                 "timezone": r.geo_location_time_zone,
             },
         },
