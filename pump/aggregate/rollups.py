@@ -17,6 +17,7 @@ of rows older than ``retention_days``, Mongo TTL index of ``ttl`` seconds on ``t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -140,10 +141,28 @@ def rollup_aggregates(records: Sequence[Record], granularity: str, options: Aggr
     """Every (org, bucket) aggregate of a batch at ``granularity``; ``options`` are the keyword
     arguments of :func:`~pump.aggregate.engine.aggregate_records` (paths, tag prefixes, extra
     dimensions)."""
-    floor = FLOOR[granularity]
-    out: list[OrgAggregate] = []
-    for _, group in by_bucket(records, floor):
-        out.extend(aggregate_records(group, floor, **options).values())
+    return all_rollup_aggregates(records, [granularity], options)[granularity]
+
+
+def all_rollup_aggregates(
+    records: Sequence[Record], granularities: Sequence[str], options: AggregateOptions
+) -> dict[str, list[OrgAggregate]]:
+    """:func:`rollup_aggregates` for several granularities, aggregating the records as few times
+    as the data allows: when a granularity splits the batch into as many buckets as the next finer
+    one did (a coarser bucket is a union of finer ones, so then the groups are the same — the
+    usual case, as a batch spans seconds), its aggregates are the finer ones with the coarser
+    bucket, not a second pass over the records."""
+    out: dict[str, list[OrgAggregate]] = {}
+    previous: tuple[int, list[tuple[datetime, list[OrgAggregate]]]] | None = None
+    for granularity in sorted(granularities, key=GRANULARITIES.index):
+        floor = FLOOR[granularity]
+        groups = list(by_bucket(records, floor))
+        if previous is not None and previous[0] == len(groups):
+            per_bucket = [(floor(bucket), [replace(a, timestamp=floor(bucket)) for a in aggs]) for bucket, aggs in previous[1]]
+        else:
+            per_bucket = [(bucket, list(aggregate_records(group, floor, **options).values())) for bucket, group in groups]
+        out[granularity] = [a for _, aggs in per_bucket for a in aggs]
+        previous = (len(groups), per_bucket)
     return out
 
 
@@ -157,9 +176,10 @@ def rollup_rows(
     sorted by id (like :func:`~pump.aggregate.sql_rows.build_rows`); ``keep`` filters the
     dimensions (``ignore_aggregations``)."""
     tables: dict[str, list[AggregateRow]] = {}
+    aggregates = all_rollup_aggregates(records, granularities, options)
     for granularity in granularities:
         merged: dict[str, AggregateRow] = {}
-        for agg in rollup_aggregates(records, granularity, options):
+        for agg in aggregates[granularity]:
             for row in aggregate_rows(agg):
                 old = merged.get(row.id)
                 merged[row.id] = row if old is None else merge_row(old, row)

@@ -13,9 +13,10 @@ rules the sink renders as ``ON CONFLICT … DO UPDATE``, so the Python merge is 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pump.aggregate.rollups import FLOOR
@@ -214,21 +215,67 @@ def merge(table: Table, stored: Sequence[Any], incoming: Sequence[Any]) -> tuple
 def summary_rows(records: Sequence[Record], granularities: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
     """``{table name: rows}`` for a batch: one row per key, sorted by key (a redelivered batch
     gives the same statements; concurrent writers lock rows in the same order). Records that are
-    no request (Tyk's ``-1`` network records) are left out."""
+    no request (Tyk's ``-1`` network records) are left out.
+
+    Granularities go finest first; one that splits the batch into as many buckets as the finer
+    one before it has the same groups, so its rows are that one's with the coarser bucket (the
+    usual case: a batch spans seconds) instead of another pass over the records."""
     fs = [(rec.timestamp, facts(rec)) for rec in records if rec.response_code != -1]
+    ordered = sorted(granularities, key=lambda g: list(SUFFIX).index(g))
     out: dict[str, list[tuple[Any, ...]]] = {}
-    for table in TABLES:
-        keys = [i for i, c in enumerate(table.columns) if c.merge is Merge.KEY]
-        for granularity in granularities if table.granular else (None,):
-            floor = FLOOR[granularity] if granularity else None
-            merged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-            for ts, fact in fs:
-                if not counts(table, fact):
-                    continue
-                row = _row(table, fact, unix_ms(floor(ts)) if floor else 0)
-                key = tuple(row[i] for i in keys)
-                old = merged.get(key)
-                merged[key] = row if old is None else merge(table, old, row)
-            if merged:
-                out[table.table_name(granularity)] = [merged[k] for k in sorted(merged)]
+    previous_groups = -1
+    previous: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+    start_of: dict[int, datetime] = {}  # bucket ms → its start, in the records' own zone
+    for granularity in ordered:
+        floor = FLOOR[granularity]
+        starts = [floor(ts) for ts, _ in fs]
+        buckets = [unix_ms(d) for d in starts]
+        start_of.update(zip(buckets, starts, strict=True))
+        groups = len(set(buckets))
+        current: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+        for table in TABLES:
+            if not table.granular:
+                continue
+            if groups == previous_groups and table.name in previous:
+                current[table.name] = _rebucket(previous[table.name], partial(_coarser, floor, start_of))
+            else:
+                current[table.name] = _merged(table, fs, buckets)
+            if current[table.name]:
+                out[table.table_name(granularity)] = [current[table.name][k] for k in sorted(current[table.name])]
+        previous_groups, previous = groups, current
+    last = BY_NAME["ApiLastAccessSummary"]
+    rows = _merged(last, fs, [0] * len(fs))
+    if rows:
+        out[last.name] = [rows[k] for k in sorted(rows)]
+    return out
+
+
+def _merged(table: Table, fs: Sequence[tuple[datetime, dict[str, Any]]], buckets: Sequence[int]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    keys = [i for i, c in enumerate(table.columns) if c.merge is Merge.KEY]
+    merged: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for (_, fact), bucket in zip(fs, buckets, strict=True):
+        if not counts(table, fact):
+            continue
+        row = _row(table, fact, bucket)
+        key = tuple(row[i] for i in keys)
+        old = merged.get(key)
+        merged[key] = row if old is None else merge(table, old, row)
+    return merged
+
+
+def _coarser(floor: Callable[[datetime], datetime], start_of: dict[int, datetime], ms: int) -> int:
+    return unix_ms(floor(start_of[ms]))
+
+
+def _rebucket(rows: dict[tuple[Any, ...], tuple[Any, ...]], coarser: Callable[[int], int]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Rows whose two leading bucket columns (and key fields) move to the coarser bucket; the
+    groups are the same, so no two rows meet in one key."""
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    cache: dict[int, int] = {}
+    for key, row in rows.items():
+        old = row[0]
+        new = cache.get(old)
+        if new is None:
+            new = cache[old] = coarser(old)
+        out[(new, new, *key[2:])] = (new, new, *row[2:])
     return out

@@ -76,6 +76,7 @@ class Publisher:
         self._since = worker.clock.now()
         self._wake = asyncio.Event()  # the window filled, or the pump is stopping
         self._full_since: float | None = None  # when the window was first seen full
+        self._task: asyncio.Task[None] | None = None  # the flush running in the background
         worker.acks.on_full.append(self.wake)
 
     def wake(self) -> None:
@@ -90,7 +91,23 @@ class Publisher:
             due_in = max(0.0, self.interval - (self.worker.clock.now() - self._since))
             log.info("Holding batches for the next aggregate flush.", extra={"pump": self.worker.name, "flush_in_s": round(due_in)})
         if self.due():
+            self.start_flush()
+
+    def start_flush(self) -> None:
+        """Flush in the background (the pump takes its next batch meanwhile), unless a flush is
+        running: that one flushes again when it ends, if it is due by then."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_while_due(), name=f"pump-{self.worker.name}-flush")
+
+    async def _flush_while_due(self) -> None:
+        try:
             await self.flush()
+            while self.due() and not self.worker._stopping:
+                await self.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # flush() handles write errors; anything else is a bug worth a trace
+            log.exception("Aggregate flush failed; its batches go back to Redis at stop or lease expiry.", extra={"pump": self.worker.name})
 
     def due(self) -> bool:
         """Whether to flush now (the module docstring lists the reasons)."""
@@ -122,16 +139,22 @@ class Publisher:
             await w.clock.sleep(TICK, self._wake)
             self._wake.clear()
             if self.due() and not w._stopping:
-                await self.flush()
+                self.start_flush()
 
     async def final_flush(self, within: float) -> None:
         """At stop, before the sink closes: write what is held, for at most ``within`` seconds.
         Cut short, the held batches are simply not finished: they go back to their lists and,
         written or not, count once (the ledger)."""
-        if not self.held:
+        if not self.held and (self._task is None or self._task.done()):
             return
+
+        async def last() -> None:
+            if self._task is not None:
+                await asyncio.gather(self._task, return_exceptions=True)
+            await self.flush()
+
         try:
-            await asyncio.wait_for(self.flush(), timeout=max(within, 0.1))
+            await asyncio.wait_for(last(), timeout=max(within, 0.1))
         except TimeoutError:
             log.warning("Stopped before the held aggregate was written; its batches go back to Redis.", extra={"pump": self.worker.name})
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pump.aggregate import discard_aggregations
 from pump.aggregate.model import OrgAggregate
-from pump.aggregate.rollups import MongoRollup, mongo_collection, ordered, rollup_aggregates
+from pump.aggregate.rollups import MongoRollup, all_rollup_aggregates, mongo_collection, ordered
 from pump.record import Record
 from pump.sinks.mongo.client import IndexSpec, by_key
 
@@ -40,9 +40,11 @@ def indexes(rollup: MongoRollup) -> tuple[IndexSpec, ...]:
 def units(records: Sequence[Record], rollups: Sequence[MongoRollup], options: dict[str, Any], ignore: Sequence[str]) -> list[Unit]:
     """Every rollup document a batch adds to, finest granularity first."""
     out: list[Unit] = []
-    for granularity in ordered(rollups):
+    granularities = ordered(rollups)
+    aggregates = all_rollup_aggregates(records, granularities, options)
+    for granularity in granularities:
         name = mongo_collection(granularity)
-        for agg in rollup_aggregates(records, granularity, options):
+        for agg in aggregates[granularity]:
             if ignore:
                 agg = discard_aggregations(agg, ignore)
             out.append(Unit(f"{agg.org_id}|{agg.timestamp.isoformat()}", name, agg))

@@ -107,7 +107,7 @@ async def test_a_full_window_flushes_early_instead_of_deadlocking(make_rig: Call
     await rig.fanout.drain()  # six batches through a window of three: the claim waiting for a slot flushes
     await settle(rig, clock)  # the last ones are held until the interval
     sizes = [len(f) for f in sink.flushes]
-    assert sum(sizes) == 6 and max(sizes) == 2 and rig.acks.acked == 6, sizes
+    assert sum(sizes) == 6 and max(sizes) <= 3 and len(sizes) < 6 and rig.acks.acked == 6, sizes
     assert len(sink.written) == 30 and len(set(sink.written)) == 30
 
 
