@@ -68,8 +68,9 @@ def row_rows(payloads: list[bytes], chunk: int = 5000) -> list[tuple[str, float,
     records = [mp.decode_record(p) for p in payloads]
     batches = [records[i : i + chunk] for i in range(0, len(records), chunk)]
     options: dict[str, Any] = {"track_all_paths": False, "ignore_tag_prefixes": (), "extra_dimensions": ()}
-    builders: dict[str, Callable[[list[Any]], object]] = {
+    builders: dict[str, Callable[..., object]] = {
         "rows: tyk_aggregated": lambda b: build_rows(b),
+        **{f"rows: + {g} rollup": (lambda b, g=g: (build_rows(b), rollup_rows(b, [g], options))) for g in ALL},
         "rows: + 5 rollups": lambda b: (build_rows(b), rollup_rows(b, ALL, options)),
         "rows: wso2_summary (5)": lambda b: summary_rows(b, ALL),
     }
