@@ -16,7 +16,7 @@ from pump.aggregate.rollups import GRANULARITIES
 from pump.record import Record
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql import aggregate as agg
-from pump.sinks.sql.config import target_of
+from pump.sinks.sql import summary
 from tests.helpers import BASE_LIST, list_lengths, msgpack_payloads, numbered, push, run_once, write_config
 from tests.integration import sql_helpers
 from tests.integration.sql_helpers import Db, crashed_write
@@ -30,9 +30,9 @@ db = sql_helpers.db  # fixture: PostgreSQL and SQLite
 TABLES = ["tyk_aggregated", *(f"tyk_aggregated_{g}" for g in GRANULARITIES)]
 
 
-def sink(db: Db, **meta: Any) -> agg.AggregateSink:
+def sink(db: Db, **meta: Any) -> summary.SummaryAggregateSink:
     m = agg.Meta(**db.meta, rollups=list(GRANULARITIES), **meta)
-    return agg.AggregateSink("agg", m, target_of(m), agg.AGGREGATE_SPEC, agg.aggregate_rows_of(m))
+    return summary.sink_for("agg", m)
 
 
 def batches() -> list[SinkBatch]:
@@ -116,7 +116,7 @@ def test_sigkill_while_records_wait_for_the_flush_loses_and_doubles_nothing(tmp_
     # a second crash, after a flush committed but before its batch was acknowledged
     async def flushed_then_died(batch_id: str, decoded: list[Record]) -> None:
         m = agg.Meta.model_validate(meta)
-        s = agg.AggregateSink("agg", m, target_of(m), agg.AGGREGATE_SPEC, agg.aggregate_rows_of(m))
+        s = summary.sink_for("agg", m)
         await s.start()
         await s.write_many([SinkBatch(batch_id, decoded)])
         await s.close()

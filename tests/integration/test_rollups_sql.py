@@ -15,6 +15,7 @@ from pump.aggregate.rollups import GRANULARITIES
 from pump.record import Record
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql import aggregate as agg
+from pump.sinks.sql import summary
 from pump.sinks.sql.config import target_of
 from tests.integration import sql_helpers
 from tests.integration.sql_helpers import Db
@@ -78,7 +79,9 @@ GOLDEN: dict[str, list[tuple[int, int, int, int, float, int, int]]] = {
 
 def sink(db: Db, name: str = "agg", **meta: Any) -> agg.AggregateSink:
     m = agg.Meta(**db.meta, **meta)
-    return agg.AggregateSink(name, m, target_of(m), agg.AGGREGATE_SPEC, agg.aggregate_rows_of(m), concurrency=1)
+    if not m.rollups:  # what the registry builds without our options: Tyk's sink itself
+        return agg.AggregateSink(name, m, target_of(m), agg.AGGREGATE_SPEC, agg.aggregate_rows_of(m), concurrency=1)
+    return summary.sink_for(name, m)
 
 
 def totals(db: Db, table: str) -> list[tuple[Any, ...]]:

@@ -55,3 +55,22 @@ def test_bad_settings_name_the_key(meta: dict[str, Any], kind: str, phrases: lis
     message = check(meta, kind)
     for phrase in phrases:
         assert phrase in message, message
+
+
+def test_without_our_options_the_registry_builds_tyks_sink_itself() -> None:
+    from pump.config.load import validate
+    from pump.sinks import build
+    from pump.sinks.base import SinkContext
+    from pump.sinks.sql.aggregate import AggregateSink
+    from pump.sinks.sql.summary import SummaryAggregateSink
+    from pump.sinks.sql.wso2 import Wso2SummarySink
+
+    pumps = {
+        "plain": {"type": "sql_aggregate", "meta": {"type": "sqlite", "connection_string": "x.db"}},
+        "rolled": {"type": "sql_aggregate", "meta": {"type": "sqlite", "connection_string": "x.db", "rollups": ["day"]}},
+        "timed": {"type": "sql_aggregate", "meta": {"type": "sqlite", "connection_string": "x.db", "publish_interval": 5}},
+        "wso2": {"type": "sql_aggregate", "meta": {"type": "sqlite", "connection_string": "x.db", "mode": "wso2_summary"}},
+    }
+    config, _ = validate({"pumps": pumps})
+    kinds = {name: type(build(SinkContext(name, config.pumps[name], config))) for name in pumps}
+    assert kinds == {"plain": AggregateSink, "rolled": SummaryAggregateSink, "timed": SummaryAggregateSink, "wso2": Wso2SummarySink}

@@ -22,14 +22,12 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from pump.aggregate.model import TOTAL_DIMENSION, TOTAL_VALUE
 from pump.aggregate.mongo_update import DISCARD_ALIASES
-from pump.aggregate.rollups import SqlRollup, check_unique, rollup_rows
-from pump.aggregate.rollups import ordered as rollup_order
 from pump.aggregate.sql_rows import (
     AGGREGATE_TABLE,
     INDEX_COLUMNS,
@@ -39,19 +37,17 @@ from pump.aggregate.sql_rows import (
 )
 from pump.errors import RejectedRecords, SinkError
 from pump.sinks.base import SinkBatch, SinkContext
-from pump.sinks.publishing import PublishInterval
-from pump.sinks.sql import rollups as rollup_tables
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
+from pump.sinks.sql.rollups import SummaryOptions
 from pump.sinks.sql.schema import TYPES, TableSpec, quote
 from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
 from pump.sinks.sql.values import utf8
 
 if TYPE_CHECKING:
-    from pump.sinks.sql.wso2 import Wso2SummarySink
     from pump.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -115,31 +111,15 @@ def org_rejections(records: Sequence[Any]) -> dict[int, str]:
     }
 
 
-class Meta(SqlMeta):
-    """Tyk's ``SQLAggregatePumpConf``: ``SQLConf`` plus the aggregation settings."""
+class Meta(SqlMeta, SummaryOptions):
+    """Tyk's ``SQLAggregatePumpConf``: ``SQLConf`` plus the aggregation settings, plus ours
+    (``mode``, ``rollups``, ``publish_interval``: ``pump.sinks.sql.summary``)."""
 
     track_all_paths: bool = Field(False, description="aggregate every path, not only tracked endpoints")
     ignore_tag_prefix_list: list[str] = Field(default_factory=list, description="tags starting with these are not aggregated")
     store_analytics_per_minute: bool = Field(False, description="one row per minute instead of per hour")
     ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not written, e.g. [apikeys, tags]")
     ledger_retention_days: int = Field(LEDGER_RETENTION_DAYS, ge=1, description="days applied batch ids are kept (ours)")
-    mode: Literal["tyk", "wso2_summary"] = Field(
-        "tyk", description="ours: tyk = Tyk's tyk_aggregated; wso2_summary = WSO2 API Manager's summary tables instead"
-    )
-    publish_interval: PublishInterval = Field(
-        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
-    )
-    rollups: list[SqlRollup] = Field(
-        default_factory=list,
-        description="ours: also write tyk_aggregated_<granularity> (minute, hour, day, month, year), exactly once, "
-        "each with an optional retention_days",
-    )
-
-    @field_validator("rollups")
-    @classmethod
-    def _unique_rollups(cls, v: list[SqlRollup]) -> list[SqlRollup]:
-        check_unique(v)
-        return v
 
     def unknown_aggregations(self) -> list[str]:
         """Names in ``ignore_aggregations`` that are no dimension (Tyk warns and goes on; so do we)."""
@@ -187,8 +167,6 @@ class AggregateSink:
         self._last_drop_log = -DROP_LOG_INTERVAL
         self._dropped_unlogged = 0
         self._dropped_dimensions: set[str] = set()
-        self.rollups: list[SqlRollup] = list(getattr(meta, "rollups", ()))
-        self.publish_interval: float = getattr(meta, "publish_interval", 0.0)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -229,32 +207,6 @@ class AggregateSink:
         rejected = org_rejections(batch.records)
         if rejected:  # the rest is written; these can never be
             raise RejectedRecords(rejected)
-
-    async def write_many(self, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
-        """Several batches in one exactly-once transaction (``publish_interval``;
-        ``pump.sinks.sql.publish``). Returns the records refused per batch id (org ids too long
-        to store), which the caller dead-letters; the rest is written."""
-        from pump.sinks.sql import publish
-
-        batches = [b for b in batches if b.records]
-        if not batches:
-            return {}
-        try:
-            many = publish.write_many_pg if self.pool is not None else publish.write_many_sqlite
-            applied, dropped = await many(self, batches)
-        except SinkError as exc:
-            if is_schema_error(exc):
-                self.schema.forget()
-            raise
-        self.applied += len(applied)
-        self.skipped += len(batches) - len(applied)
-        if dropped:
-            self._report_dropped(dropped)
-        if len(applied) < len(batches):
-            log.info("Batches already applied; not counted again.", extra={"pump": self.name, "batches": len(batches) - len(applied)})
-        if self.ledger.due_for_prune():
-            await self._prune()
-        return {b.id: r for b in batches if (r := org_rejections(b.records))}
 
     def _tables(self, records: Sequence[Any]) -> tuple[dict[str, list[AggregateRow]], list[AggregateRow]]:
         """Rows to upsert per table, and the dimension rows that cannot be stored. Records whose
@@ -398,11 +350,9 @@ class AggregateSink:
             if self.pool is not None:
                 async with self.pool.connection() as conn:
                     removed = await self.ledger.prune_pg(conn)
-                    expired = await rollup_tables.prune_pg(conn, self.rollups) if self.rollups else 0
             else:
                 assert self.db is not None
                 removed = await self.db.run(self.ledger.prune_sqlite, "prune the ledger")
-                expired = await self.db.run(lambda c: rollup_tables.prune_sqlite(c, self.rollups), "prune rollups") if self.rollups else 0
         except Exception as exc:
             log.warning(
                 "Could not prune the ledger of applied batches.",
@@ -411,8 +361,6 @@ class AggregateSink:
             return
         if removed:
             log.info("Pruned the ledger of applied batches.", extra={"pump": self.name, "removed": removed})
-        if expired:
-            log.info("Deleted rollup rows past their retention.", extra={"pump": self.name, "removed": expired})
 
 
 class _AlreadyApplied(Exception):
@@ -423,16 +371,6 @@ def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsO
     """The row builder for ``meta``'s settings (tyk-pump.md §3.1, §3.5) and the pump's
     ``extra_dimensions`` (``pump.aggregate.extra``)."""
 
-    granularities = rollup_order(meta.rollups)
-    options = {
-        "track_all_paths": meta.track_all_paths,
-        "ignore_tag_prefixes": tuple(meta.ignore_tag_prefix_list),
-        "extra_dimensions": tuple(extra_dimensions),
-    }
-
-    def keep(tables: dict[str, list[AggregateRow]]) -> dict[str, list[AggregateRow]]:
-        return without_dimensions(tables, meta.ignore_aggregations)
-
     def rows_of(records: Sequence[Any]) -> dict[str, list[AggregateRow]]:
         tables = build_rows(
             records,
@@ -442,19 +380,13 @@ def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsO
             ignore_tag_prefixes=tuple(meta.ignore_tag_prefix_list),
             extra_dimensions=extra_dimensions,
         )
-        tables = keep(tables)
-        if granularities:  # pump.sinks.sql.rollups: same transaction, same ledger entry
-            tables.update(rollup_rows(records, granularities, options, keep))
-        return tables
+        return without_dimensions(tables, meta.ignore_aggregations)
 
     return rows_of
 
 
-def build(ctx: SinkContext, meta: Meta) -> AggregateSink | Wso2SummarySink:
-    if meta.mode == "wso2_summary":
-        from pump.sinks.sql.wso2 import Wso2SummarySink
-
-        return Wso2SummarySink(ctx.name, meta, target_of(meta), meta.rollups, meta.ledger_retention_days)
+def build(ctx: SinkContext, meta: Meta, kind: type[AggregateSink] | None = None, rows_of: RowsOf | None = None) -> AggregateSink:
+    """The sink; ``pump.sinks.sql.summary`` passes its subclass and row builder for our options."""
     unknown = meta.unknown_aggregations()
     if unknown:
         known = ", ".join(sorted(set(DISCARD_ALIASES.values())))
@@ -462,12 +394,12 @@ def build(ctx: SinkContext, meta: Meta) -> AggregateSink | Wso2SummarySink:
             "Unknown names in ignore_aggregations are ignored.",
             extra={"pump": ctx.name, "unknown": ",".join(unknown), "expected_some_of": known},
         )
-    sink = AggregateSink(
+    sink = (kind or AggregateSink)(
         ctx.name,
         meta,
         target_of(meta),
         AGGREGATE_SPEC,
-        aggregate_rows_of(meta, tuple(ctx.pump.extra_dimensions)),
+        rows_of or aggregate_rows_of(meta, tuple(ctx.pump.extra_dimensions)),
         meta.ledger_retention_days,
         concurrency_of(ctx.config, ctx.name),
     )

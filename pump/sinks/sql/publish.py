@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pump.aggregate.sql_rows import AggregateRow, merge_row
+from pump.errors import SinkError
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql.backend import chunks
 from pump.sinks.sql.connect import sqlite_transaction
-from pump.sinks.sql.errors import map_error
+from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.ledger import pending_parts
 from pump.sinks.sql.statements import sqlite_params
 
@@ -26,6 +27,32 @@ if TYPE_CHECKING:
     from pump.sinks.sql.aggregate import AggregateSink
 
 Tables = dict[str, list[AggregateRow]]
+
+
+async def write_many(sink: AggregateSink, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
+    """``AggregateSink.write_many``: the batches in one transaction; returns the records refused
+    per batch id (org ids too long to store), which the caller dead-letters; the rest is written."""
+    from pump.sinks.sql.aggregate import log, org_rejections
+
+    batches = [b for b in batches if b.records]
+    if not batches:
+        return {}
+    try:
+        many = write_many_pg if sink.pool is not None else write_many_sqlite
+        applied, dropped = await many(sink, batches)
+    except SinkError as exc:
+        if is_schema_error(exc):
+            sink.schema.forget()
+        raise
+    sink.applied += len(applied)
+    sink.skipped += len(batches) - len(applied)
+    if dropped:
+        sink._report_dropped(dropped)
+    if len(applied) < len(batches):
+        log.info("Batches already applied; not counted again.", extra={"pump": sink.name, "batches": len(batches) - len(applied)})
+    if sink.ledger.due_for_prune():
+        await sink._prune()
+    return {b.id: r for b in batches if (r := org_rejections(b.records))}
 
 
 def merged_tables(sink: AggregateSink, parts: Sequence[Sequence[Any]]) -> tuple[Tables, list[AggregateRow]]:

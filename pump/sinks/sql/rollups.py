@@ -14,11 +14,53 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
-from pump.aggregate.rollups import SqlRollup, ordered, sql_table
+from pydantic import Field, field_validator
+
+from pump.aggregate.rollups import SqlRollup, check_unique, ordered, rollup_rows, sql_table
+from pump.aggregate.sql_rows import AggregateRow
+from pump.config.model import StrictModel
+from pump.sinks.publishing import PublishInterval
 from pump.sinks.sql.schema import checked_table, quote
+
+Tables = dict[str, list[AggregateRow]]
+
+
+class SummaryOptions(StrictModel):
+    """``sql_aggregate``'s meta keys of ours: ``mode``, ``rollups``, ``publish_interval``."""
+
+    mode: Literal["tyk", "wso2_summary"] = Field(
+        "tyk", description="ours: tyk = Tyk's tyk_aggregated; wso2_summary = WSO2 API Manager's summary tables instead"
+    )
+    publish_interval: PublishInterval = Field(
+        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
+    )
+    rollups: list[SqlRollup] = Field(
+        default_factory=list,
+        description="ours: also write tyk_aggregated_<granularity> (minute, hour, day, month, year), exactly once, "
+        "each with an optional retention_days",
+    )
+
+    @field_validator("rollups")
+    @classmethod
+    def _unique_rollups(cls, v: list[SqlRollup]) -> list[SqlRollup]:
+        check_unique(v)
+        return v
+
+
+def rows_builder(meta: Any, extra_dimensions: Sequence[str], keep: Callable[[Tables], Tables]) -> Callable[[Sequence[Any]], Tables] | None:
+    """The rollup rows of a batch for ``meta``'s aggregation settings, or None without rollups."""
+    granularities = ordered(meta.rollups)
+    if not granularities:
+        return None
+    options = {
+        "track_all_paths": meta.track_all_paths,
+        "ignore_tag_prefixes": tuple(meta.ignore_tag_prefix_list),
+        "extra_dimensions": tuple(extra_dimensions),
+    }
+    return lambda records: rollup_rows(records, granularities, options, keep)
 
 
 def retention(rollups: Sequence[SqlRollup]) -> list[tuple[str, int]]:
@@ -35,6 +77,8 @@ def cutoff(days: int, now: float | None = None) -> int:
 async def prune_pg(conn: Any, rollups: Sequence[SqlRollup], now: float | None = None) -> int:
     """Delete expired rollup rows on PostgreSQL; returns the rows removed. A table not created
     yet is skipped (``to_regclass``)."""
+    if not rollups:
+        return 0
     from psycopg import sql
 
     removed = 0
