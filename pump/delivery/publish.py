@@ -87,9 +87,9 @@ class Publisher:
     async def hold(self, batch: Batch, share: Sequence[Any]) -> None:
         self.held.append((batch, share))
         self.held_records += len(share)
-        if len(self.held) == 1:
-            due_in = max(0.0, self.interval - (self.worker.clock.now() - self._since))
-            log.info("Holding batches for the next aggregate flush.", extra={"pump": self.worker.name, "flush_in_s": round(due_in)})
+        if len(self.held) == 1:  # the interval runs from the first batch held: none waits longer
+            self._since = self.worker.clock.now()
+            log.info("Holding batches for the next aggregate flush.", extra={"pump": self.worker.name, "flush_in_s": round(self.interval)})
         if self.due():
             self.start_flush()
 
