@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pump.aggregate.rollups import GRANULARITIES
+from pump.record import Record
 from pump.sinks.base import SinkBatch
 from pump.sinks.mongo.aggregate import Meta, MongoAggregateSink
 from tests.integration.test_rollups_sql import GOLDEN, records
@@ -93,3 +94,37 @@ def test_ttl_shorter_than_a_bucket_is_refused() -> None:
         Meta.model_validate({"mongo_url": "mongodb://x/y", "rollups": [{"granularity": "day", "ttl": 3600}]})
     with pytest.raises(ValueError, match="listed twice"):
         Meta.model_validate({"mongo_url": "mongodb://x/y", "rollups": ["day", {"granularity": "day"}]})
+
+
+def _docs(db: Any) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for name in sorted(db.list_collection_names()):
+        docs = [{k: v for k, v in d.items() if k not in ("_id", "_pump_applied", "_pump_last")} for d in db[name].find()]
+        out[name] = sorted(docs, key=lambda d: (d["orgid"], d["timestamp"]))
+    return out
+
+
+async def test_one_flush_of_many_batches_equals_writing_them_one_by_one(
+    mongo_server: Any, db_url: str, db: Any, open_sinks: list[Any]
+) -> None:
+    from pymongo import MongoClient
+
+    from tests.integration.mongo_helpers import database_url
+
+    recs = records() + [Record(org_id="org2", api_id=r.api_id, response_code=r.response_code, timestamp=r.timestamp) for r in records()]
+    batches = [SinkBatch("b1", recs[:3]), SinkBatch("b2", recs[3:6]), SinkBatch("b3", recs[6:])]
+    one_by_one = await agg_sink(open_sinks, db_url, rollups=["hour", "day"], use_mixed_collection=True)
+    for b in batches:
+        await one_by_one.write(b)
+    other_url = database_url(mongo_server.url, db.name + "_flush")
+    client: MongoClient[Any] = MongoClient(other_url, tz_aware=True)
+    try:
+        flushed = await agg_sink(open_sinks, other_url, rollups=["hour", "day"], use_mixed_collection=True, publish_interval="5m")
+        assert flushed.publish_interval == 300
+        await flushed.write(batches[0])  # applied before a crash
+        assert await flushed.write_many(batches) == {}  # the flush after the restart holds it again
+        await flushed.write_many(batches[1:])  # and a redelivered part of the flush
+        assert _docs(client.get_default_database()) == _docs(db)
+    finally:
+        client.drop_database(client.get_default_database().name)
+        client.close()

@@ -55,6 +55,7 @@ from pump.sinks.mongo.config import BaseMongoMeta, database_name
 from pump.sinks.mongo.documents import gc_paused
 from pump.sinks.mongo.errors import InvalidCollection, collection_name_problem, is_size_error, map_error
 from pump.sinks.mongo.upsert import AggregateTooLarge, AggregateWriter, WriteResult, lineage
+from pump.sinks.publishing import PublishInterval
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class Meta(BaseMongoMeta):
         1000,
         ge=1,
         description="batch ids remembered per document for exactly-once delivery (not a Tyk key)",
+    )
+    publish_interval: PublishInterval = Field(
+        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
     )
     rollups: list[MongoRollup] = Field(
         default_factory=list,
@@ -113,6 +117,7 @@ class MongoAggregateSink:
         self.plans: OrderedDict[str, Plan] = OrderedDict()
         self.extra_dimensions: tuple[str, ...] = ()  # the pump's extra_dimensions (pump.aggregate.extra)
         self._seeded = False
+        self.publish_interval: float = meta.publish_interval
         unknown = unknown_aggregation_names(meta.ignore_aggregations)
         if unknown:
             log.warning("ignore_aggregations names unknown dimensions; they are ignored.", extra={"pump": name, "names": unknown})
@@ -160,6 +165,12 @@ class MongoAggregateSink:
         self.plans.pop(batch.id, None)
         if rejected:
             raise RejectedRecords(rejected)
+
+    async def write_many(self, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
+        """Several batches, one update per document (``publish_interval``): ``pump.sinks.mongo.publish``."""
+        from pump.sinks.mongo.publish import write_many
+
+        return await write_many(self, batches)
 
     def _rejected(self, plan: Plan, records: Sequence[Record]) -> dict[int, str]:
         """The records of orgs whose collection name was refused, with the reason."""

@@ -111,12 +111,18 @@ class AggregateWriter:
         self._known: dict[tuple[str, str, Any], None] = {}
 
     async def write(self, collection: Any, agg: OrgAggregate, batch_id: str) -> WriteResult:
-        ids = lineage(batch_id)
+        return await self.write_ids(collection, agg, [batch_id])
+
+    async def write_ids(self, collection: Any, agg: OrgAggregate, batch_ids: list[str]) -> WriteResult:
+        """:meth:`write` of an aggregate that holds several batches (``publish_interval``): all
+        their ids are recorded with it, and it is skipped if the document has any of them (the
+        caller then drops those batches from the aggregate and writes the rest)."""
+        ids = [i for b in batch_ids for i in lineage(b)]
         query = upsert_filter(agg)
         with gc_paused():
             change = go_typed(as_change(agg))
-        change["$set"][LAST_FIELD] = batch_id
-        change["$push"] = {LEDGER_FIELD: {"$each": [batch_id], "$slice": -self.ledger_size}}
+        change["$set"][LAST_FIELD] = batch_ids[-1]
+        change["$push"] = {LEDGER_FIELD: {"$each": list(batch_ids), "$slice": -self.ledger_size}}
         try:
             doc, applied = await self._step1(collection, query, change, ids)
         except SinkError:

@@ -63,3 +63,25 @@ def test_wso2_merge_rules() -> None:
     out = dict(zip(names, merge(table, list(stored.values()), list(incoming.values())), strict=True))
     assert (out["AGG_COUNT"], out["requestTimestamp"], out["AGG_LAST_EVENT_TIMESTAMP"]) == (5, 50, 60)
     assert (out["apiName"], out["applicationName"], out["regionalID"]) == ("new", "app", None)
+
+
+def test_merged_aggregates_leave_the_document_sequential_writes_leave() -> None:
+    """``publish_interval`` on Mongo: one update of the merged aggregates of several batches gives
+    the document that updating batch after batch gives (the Mongo update simulator)."""
+    from pump.aggregate import aggregate_records, hour_floor
+    from pump.aggregate.merge import merge_aggregates
+    from tests.unit.aggregate.mongo_sim import FakeCollection, write_aggregate
+
+    start = datetime(2024, 5, 5, 10, 0, 1, tzinfo=UTC)
+    records = batch(start, timedelta(seconds=3), n=60)
+    records += [Record(org_id="o0", api_id="a1", response_code=-1, network_bytes_in=99, timestamp=start + timedelta(minutes=5))]
+    parts = [records[:13], records[13:14], records[14:40], [r for r in records[40:] if r.response_code >= 400], records[40:]]
+    sequential, merged = FakeCollection(), FakeCollection()
+    per_batch = [aggregate_records(p, hour_floor, **OPTIONS) for p in parts]
+    for aggs in per_batch:
+        for agg in aggs.values():
+            write_aggregate(sequential, agg)
+    for org in ("o0", "o1"):
+        write_aggregate(merged, merge_aggregates([aggs[org] for aggs in per_batch if org in aggs]))
+    assert merged.docs == sequential.docs
+    assert len(merged.docs) == 2
