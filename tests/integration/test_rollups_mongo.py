@@ -128,3 +128,34 @@ async def test_one_flush_of_many_batches_equals_writing_them_one_by_one(
     finally:
         client.drop_database(client.get_default_database().name)
         client.close()
+
+
+def test_sigkill_while_holding_for_a_flush_then_restart_counts_once(tmp_path: Any, redis_url: str, db_url: str, db: Any) -> None:
+    """The real daemon with ``publish_interval: 60m`` holds claimed batches; SIGKILLed, nothing of
+    them is written; the restarted pump (``--once``) writes every record once, rollups too."""
+    import signal
+
+    from tests.helpers import BASE_LIST, list_lengths, msgpack_payloads, numbered, push, run_once, write_config
+    from tests.integration.test_reliability import start_daemon, wait_for
+
+    meta = {"mongo_url": db_url, "publish_interval": "60m", "rollups": ["hour", "day"]}
+    config = write_config(
+        tmp_path / "pump.json", redis_url, {"agg": {"type": "mongo-pump-aggregate", "meta": meta}},
+        delivery={"claim_size": 400, "max_batches_in_flight": 8},
+    )  # fmt: skip
+    push(redis_url, msgpack_payloads(numbered(2000)))
+    log = tmp_path / "pump.log"
+    proc = start_daemon(config, log)
+    try:
+        wait_for(lambda: list_lengths(redis_url).get(BASE_LIST, 0) == 0, 60, "every record claimed", proc)
+        wait_for(lambda: "Holding batches for the next aggregate flush" in log.read_text(), 60, "a batch held", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert [n for n in db.list_collection_names() if db[n].count_documents({})] == []  # held, not written
+
+    done = run_once(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert sum(list_lengths(redis_url).values()) == 0
+    for name in ("z_tyk_analyticz_aggregate_5e9d9544a1dcd60001d0ed20", "tyk_analytics_aggregates_hour", "tyk_analytics_aggregates_day"):
+        assert sum(d["total"]["hits"] for d in db[name].find()) == 2000, name
