@@ -49,7 +49,20 @@ def aggregate_row(workdir: Path, start_server: Callable[[str], str]) -> dict[str
     return {"mongo-pump-aggregate": {"type": "mongo-pump-aggregate", "meta": meta}}
 
 
+def _collection_row(pump_type: str) -> Callable[[Path, Callable[[str], str]], dict[str, Any]]:
+    """``mongo-graph`` / ``mongo-mcp`` / ``mongo-mcp-aggregate``: the bench traffic's GraphQL share
+    goes to the graph pump; it has no MCP records, so the MCP rows measure the filtering cost."""
+
+    def row(workdir: Path, start_server: Callable[[str], str]) -> dict[str, Any]:
+        url = _database(start_server("mongo"), "bench_" + pump_type.replace("-", "_"))
+        return {pump_type: {"type": pump_type, "meta": {"mongo_url": url, "collection_name": "tyk_" + pump_type.replace("-", "_")}}}
+
+    return row
+
+
 ROWS: dict[str, Callable[[Path, Callable[[str], str]], dict[str, Any]]] = {
     "mongo": mongo_row,
     "mongo-pump-aggregate": aggregate_row,
+    "mongo-graph": _collection_row("mongo-graph"),
+    "mongo-mcp": _collection_row("mongo-mcp"),
 }

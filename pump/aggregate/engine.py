@@ -14,11 +14,14 @@ Behaviour kept from Tyk on purpose (§3, §10 "keep"):
   a dimension counter's minimums are lowered by any non-error (< 400) record;
 * only endpoint keys (``.`` → literal ``\\u2e``) and tags (dots removed) are made Mongo-safe.
 
+* ``last_time`` of a dimension counter is the time of the *first* record of the batch that touched
+  it (Go's ``incrementOrSetUnit`` never updates it); the total's and the aggregate's are the last
+  record's. Tyk Dashboard reads these values, so they match Tyk's.
+
 Deliberate differences from Tyk (its behaviour is a side effect, not a documented rule):
 
-* ``last_time`` of every counter is the time of the last record of the batch that touched it. Go
-  keeps the first record's time for dimension counters and Go's zero time for an API counter made
-  only by ``-1`` records, which then ``$set``-s a stored ``lasttime`` back to year 1.
+* An API counter made by a ``-1`` record gets that record's time as ``last_time``; Go leaves its
+  zero time (year 1), which then ``$set``-s a stored ``lasttime`` back to year 1.
 * A counter first created by a ``-1`` record (hits 0) is initialised by its first real hit like a
   new counter. Go merges into it instead, so its minimum latencies stay 0 forever (and an error hit
   on it panics on the nil error map).
@@ -101,6 +104,7 @@ def aggregate_records(
     track_all_paths: bool = False,
     ignore_tag_prefixes: Sequence[str] = (),
     extra_dimensions: Sequence[str] = (),
+    by_api: Callable[[Record], bool] | None = None,
 ) -> dict[str, OrgAggregate]:
     """Aggregate a batch into one :class:`OrgAggregate` per OrgID, in first-seen org order.
 
@@ -108,15 +112,22 @@ def aggregate_records(
     for SQL, a ``buckets.BucketClock`` for Mongo (called once per org, in record order, so a
     clock advances exactly as Tyk's does). ``track_all_paths`` treats every record as
     ``TrackPath``; ``ignore_tag_prefixes`` is ``ignore_tag_prefix_list``; ``extra_dimensions``
-    names opt-in dimensions of ours (:mod:`pump.aggregate.extra`).
+    names opt-in dimensions of ours (:mod:`pump.aggregate.extra`). ``by_api``: only the records it
+    accepts (GraphQL or MCP ones), keyed by API id (the aggregate's ``org_id`` is its first
+    record's), as Tyk's graph and MCP aggregates do.
     """
     skip_prefixes = (KEY_TAG_PREFIX, *ignore_tag_prefixes)
     extra = tuple((name, KEY_OF[name]) for name in ordered(extra_dimensions))
     result: dict[str, OrgAggregate] = {}
     for rec in records:
-        org = rec.org_id
-        if not org or _is_special(rec):
-            continue
+        if by_api is not None:  # Tyk's AggregateGraphData / AggregateMCPData: one aggregate per API id
+            if not by_api(rec):
+                continue
+            org = rec.api_id
+        else:
+            org = rec.org_id
+            if not org or _is_special(rec):
+                continue
         agg = result.get(org)
         if agg is None:
             agg = result[org] = _new_aggregate(rec, bucket_of)
@@ -166,9 +177,9 @@ def _add_network(agg: OrgAggregate, rec: Record, ts: datetime) -> None:
         counter = agg.apiid.get(api_id)
         if counter is None:
             counter = agg.apiid[api_id] = Counter(identifier=api_id, human_identifier=rec.api_name)
+            counter.last_time = ts
         counter.bytes_in += rec.network_bytes_in
         counter.bytes_out += rec.network_bytes_out
-        counter.last_time = ts
 
 
 def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_prefixes: tuple[str, ...], extra: _Extra = ()) -> None:
@@ -222,7 +233,6 @@ def _add_hit(agg: OrgAggregate, rec: Record, ts: datetime, track: bool, skip_pre
             emap[code_key] = emap.get(code_key, 0) + 1
         c.identifier = identifier
         c.human_identifier = human
-        c.last_time = ts
 
 
 _Target = tuple[dict[str, Counter], str, str, str]

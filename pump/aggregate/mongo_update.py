@@ -60,6 +60,8 @@ DISCARD_ALIASES: dict[str, str] = {
 #: per outer key and ``apiendpoints`` comes after them.
 _FLAT_LIST_DIMENSIONS = ("apiid", "errors", "versions", "apikeys", "oauthids", "geo", "tags", "endpoints")
 _NESTED_LIST_DIMENSIONS = ("keyendpoints", "oauthendpoints")
+#: The dimensions Tyk's MCP aggregate adds (``lists.methods``, … are recomputed like the others).
+MCP_DIMENSIONS = ("methods", "primitives", "names")
 
 
 # --------------------------------------------------------------------------- collections / filter
@@ -198,7 +200,8 @@ def as_time_update(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for outer, inner in _items(stored.get(dimension)):
             set_[f"lists.{dimension}.{outer}"] = _recompute(f"{dimension}.{outer}", inner, set_)
     set_["lists.apiendpoints"] = _recompute("apiendpoints", stored.get("apiendpoints"), set_)
-    for dimension in EXTRA_DIMENSIONS:  # ours, opt-in: only in documents a pump wrote them to
+    # ours, opt-in, and the MCP aggregate's (mongo-mcp-aggregate): only in documents that have them
+    for dimension in (*EXTRA_DIMENSIONS, *MCP_DIMENSIONS):
         if dimension in stored:
             set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_)
     total = stored.get("total")

@@ -99,10 +99,11 @@ COLUMN_TYPES: dict[str, str] = {
     "org_id": "TEXT",
     "dimension": "TEXT",
     "dimension_value": "TEXT",
-    "counter_request_time": "DOUBLE PRECISION",
-    "counter_total_request_time": "DOUBLE PRECISION",
-    "counter_upstream_latency": "DOUBLE PRECISION",
-    "counter_latency": "DOUBLE PRECISION",
+    # Go float64 → gorm's ``decimal`` on PostgreSQL, as Tyk creates them.
+    "counter_request_time": "NUMERIC",
+    "counter_total_request_time": "NUMERIC",
+    "counter_upstream_latency": "NUMERIC",
+    "counter_latency": "NUMERIC",
     "counter_identifier": "TEXT",
     "counter_human_identifier": "TEXT",
     "counter_last_time": "TIMESTAMPTZ",
@@ -142,7 +143,7 @@ def _rule(column: str) -> ColumnRule:
     if column in ("counter_min_latency", "counter_min_upstream_latency"):
         return ColumnRule(column, Merge.MIN)
     if column == "counter_last_time":
-        return ColumnRule(column, Merge.REPLACE)
+        return ColumnRule(column, Merge.REPLACE)  # Tyk: the incoming batch's (first-record) time
     return ColumnRule(column, Merge.KEEP)
 
 

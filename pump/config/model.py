@@ -321,6 +321,7 @@ class UptimeConfig(Model):
     log_level: str = ""
     batch_size: int = 0
     migrate_sharded_tables: bool = False
+    migrate: bool = False  # ours: convert tables an older version of this pump made (see docs/sinks/sql.md)
     meta_env_prefix: str = ""
 
 

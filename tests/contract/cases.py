@@ -90,6 +90,44 @@ def awkward_raw(tag: str) -> Record:
     )
 
 
+_GRAPHQL = {"IsGraphQL": True, "OperationType": 1, "Types": {"Query": ["user"]}, "RootFields": ["user"], "Variables": "{}"}
+_MCP = {"IsMCP": True, "JSONRPCMethod": "tools/call", "PrimitiveType": "tool", "PrimitiveName": "get_weather"}
+
+
+def graph_records(n: int, tag: str) -> list[Record]:
+    """:func:`raw_records` as GraphQL records (what ``sql-graph*`` keep)."""
+    records = raw_records(n, tag)
+    for r in records:
+        r.graphql_stats = dict(_GRAPHQL)
+    return records
+
+
+def mcp_records(n: int, tag: str) -> list[Record]:
+    """:func:`raw_records` as MCP records (what ``sql-mcp`` keeps)."""
+    records = raw_records(n, tag)
+    for r in records:
+        r.mcp_stats = dict(_MCP)
+    return records
+
+
+def awkward_graph(tag: str) -> Record:
+    r = awkward_raw(tag)
+    r.graphql_stats = {
+        **_GRAPHQL,
+        # (no NUL in a map key: MongoDB cannot name a field with one; in values it is fine)
+        "Types": {"Q é\udcff": ["a\tb\x00"]},
+        "Variables": 'v "\n\x00',
+        "Errors": [{"Message": "m\udcff", "Path": [0, "x"]}],
+    }
+    return r
+
+
+def awkward_mcp(tag: str) -> Record:
+    r = awkward_raw(tag)
+    r.mcp_stats = {**_MCP, "PrimitiveName": "na me\udcff\t é"}  # no NUL: it names a Mongo aggregate field
+    return r
+
+
 def uptime_records(n: int, tag: str) -> list[UptimeRecord]:
     """``n`` host-checker results (three URLs, one org), each with a record id as decoded ones have."""
     at = [T0 + timedelta(microseconds=i) for i in range(n)]
@@ -240,6 +278,14 @@ class SqlShape:
 
 SQL_RAW = SqlShape(False, "sql", "SELECT id, 1 FROM tyk_analytics")
 SQL_AGGREGATE = SqlShape(False, "sql_aggregate", "SELECT dimension_value, counter_hits FROM tyk_aggregated WHERE dimension = 'apiid'")
+SQL_GRAPH = SqlShape(False, "sql-graph", "SELECT id, 1 FROM tyk_analytics_graph")
+SQL_MCP = SqlShape(False, "sql-mcp", "SELECT id, 1 FROM tyk_analytics_mcp")
+SQL_GRAPH_AGGREGATE = SqlShape(
+    False, "sql-graph-aggregate", "SELECT dimension_value, counter_hits FROM tyk_graph_aggregated WHERE dimension = 'apiid'"
+)
+SQL_MCP_AGGREGATE = SqlShape(
+    False, "sql-mcp-aggregate", "SELECT dimension_value, counter_hits FROM tyk_mcp_aggregated WHERE dimension = 'apiid'"
+)
 SQL_UPTIME = SqlShape(True, "", "SELECT dimension_value, counter_hits FROM tyk_uptime_analytics WHERE dimension = 'url'")
 
 
@@ -325,8 +371,49 @@ class PostgresStore(_SqlStore):
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+class MysqlStore(_SqlStore):
+    """A database of its own on the session's MariaDB (``type: mysql``), dropped at the end."""
+
+    def __init__(self, shape: SqlShape, server: servers.Server | None, tmp: Path) -> None:
+        assert server is not None
+        self.shape, self.backend, self.server = shape, "mysql", server
+        self.name = "contract_" + uuid.uuid4().hex[:12]
+        self._execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+        self.dsn = server.url.rsplit("/", 1)[0] + "/" + self.name
+        self.address = netloc(server.url)
+
+    def _execute(self, query: str, dsn: str | None = None) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        from pump.sinks.sql.mysql import parse_dsn
+
+        kwargs, _, _ = parse_dsn(dsn or self.server.url)
+        with pymysql.connect(**kwargs, autocommit=True, charset="utf8mb4") as conn, conn.cursor() as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return self._pump(redial(self.dsn, address))
+
+    def _rows(self) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        try:
+            return self._execute(self.shape.query, self.dsn)
+        except pymysql.err.ProgrammingError as exc:
+            if exc.args and exc.args[0] == 1146:  # no such table (yet)
+                return []
+            raise
+
+    def dead(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+
+
 def sql_store(shape: SqlShape, backend: str) -> Callable[[servers.Server | None, Path], Store]:
-    kind = PostgresStore if backend == "postgres" else SqliteStore
+    kind = {"postgres": PostgresStore, "mysql": MysqlStore}.get(backend, SqliteStore)
     return lambda server, tmp: kind(shape, server, tmp)
 
 
@@ -349,11 +436,11 @@ def _selective_paths(db: Any) -> list[str]:
     return [d["path"] for n in names for d in db[n].find({}, {"path": 1})]
 
 
-def _aggregate_api_hits(db: Any) -> list[str]:
+def _aggregate_api_hits(db: Any, prefix: str = "z_tyk_analyticz_aggregate_") -> list[str]:
     """One key per record counted in an hourly aggregate document's ``apiid`` dimension."""
     keys: list[str] = []
     for n in db.list_collection_names():
-        if n.startswith("z_tyk_analyticz_aggregate_"):
+        if n.startswith(prefix):
             for doc in db[n].find({}, {"apiid": 1}):
                 keys += [api for api, counter in (doc.get("apiid") or {}).items() for _ in range(int(counter["hits"]))]
     return keys
@@ -362,6 +449,9 @@ def _aggregate_api_hits(db: Any) -> list[str]:
 MONGO_RAW = MongoShape(False, "mongo", {"collection_name": "tyk_analytics"}, _field_of("tyk_analytics", "path"))
 MONGO_SELECTIVE = MongoShape(False, "mongo-pump-selective", {}, _selective_paths)
 MONGO_AGGREGATE = MongoShape(False, "mongo-pump-aggregate", {}, _aggregate_api_hits)
+MONGO_GRAPH = MongoShape(False, "mongo-graph", {"collection_name": "tyk_graph"}, _field_of("tyk_graph", "path"))
+MONGO_MCP = MongoShape(False, "mongo-mcp", {"collection_name": "tyk_mcp"}, _field_of("tyk_mcp", "path"))
+MONGO_MCP_AGGREGATE = MongoShape(False, "mongo-mcp-aggregate", {}, lambda db: _aggregate_api_hits(db, "z_tyk_mcp_analyticz_aggregate_"))
 MONGO_UPTIME = MongoShape(True, "", {"collection_name": "tyk_uptime_analytics"}, _field_of("tyk_uptime_analytics", "url"))
 
 
@@ -673,6 +763,7 @@ def _sql_cases(shape: SqlShape, name: str, **common: Any) -> list[Case]:
     return [
         Case(f"{name}-sqlite", None, sql_store(shape, "sqlite"), **common),
         Case(f"{name}-postgres", "postgres_server", sql_store(shape, "postgres"), **common),
+        Case(f"{name}-mysql", "mysql_server", sql_store(shape, "mysql"), **common),
     ]
 
 
@@ -703,12 +794,40 @@ CASES: list[Case] = [
     *_sql_cases(SQL_RAW, "sql", key=by_id, bad=lambda: _with(raw_records(1, "bad"), content_length=1 << 63)),
     *_sql_cases(SQL_AGGREGATE, "sql_aggregate", key=by_api, bad=lambda: _with(raw_records(1, "bad"), latency_total=1 << 63)),
     *_sql_cases(
+        SQL_GRAPH, "sql-graph", key=by_id, records=graph_records, awkward=awkward_graph,
+        bad=lambda: _with(graph_records(1, "bad"), content_length=1 << 63),
+    ),
+    *_sql_cases(
+        SQL_MCP, "sql-mcp", key=by_id, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), content_length=1 << 63),
+    ),
+    *_sql_cases(
+        SQL_GRAPH_AGGREGATE, "sql-graph-aggregate", key=by_api, records=graph_records, awkward=awkward_graph,
+        bad=lambda: _with(graph_records(1, "bad"), latency_total=1 << 63),
+    ),
+    *_sql_cases(
+        SQL_MCP_AGGREGATE, "sql-mcp-aggregate", key=by_api, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), latency_total=1 << 63),
+    ),
+    *_sql_cases(
         SQL_UPTIME, "uptime-sql", key=by_url, records=uptime_records, awkward=awkward_uptime,
         no_bad="uptime SQL has no bad record: every check becomes counters (request times summed as doubles) and a "
         "row id too long to index is skipped with a warning (sql_aggregate.MAX_ID_LENGTH), never refused",
     ),
     # A key BSON cannot hold. (A document over 16 MiB is refused by MongoDB but stored by FerretDB.)
     Case("mongo", "mongo_server", _mongo(MONGO_RAW), by_path, bad=lambda: _with(raw_records(1, "bad"), geo_city_names={"e\x00n": "x"})),
+    Case(
+        "mongo-graph", "mongo_server", _mongo(MONGO_GRAPH), by_path, records=graph_records, awkward=awkward_graph,
+        bad=lambda: _with(graph_records(1, "bad"), geo_city_names={"e\x00n": "x"}),
+    ),
+    Case(
+        "mongo-mcp", "mongo_server", _mongo(MONGO_MCP), by_path, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), geo_city_names={"e\x00n": "x"}),
+    ),
+    Case(
+        "mongo-mcp-aggregate", "mongo_server", _mongo(MONGO_MCP_AGGREGATE), by_api, records=mcp_records, awkward=awkward_mcp,
+        bad=lambda: _with(mcp_records(1, "bad"), org_id="b$d"),
+    ),
     # A collection MongoDB cannot name: z_tyk_analyticz_bad$org.
     Case("mongo-pump-selective", "mongo_server", _mongo(MONGO_SELECTIVE), by_path, bad=lambda: _with(raw_records(1, "bad"), org_id="b$d")),
     Case("mongo-pump-aggregate", "mongo_server", _mongo(MONGO_AGGREGATE), by_api, bad=lambda: _with(raw_records(1, "bad"), tags=["$bad"])),

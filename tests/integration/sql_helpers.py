@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,41 @@ def pg_dsn(postgres_server: servers.Server) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def floats_for_numeric(conn: Any) -> None:
+    """Read ``numeric`` columns (Tyk's type for Go's float64) as Python floats, as the pump wrote
+    them: the stored decimal is the float's exact shortest text, so nothing is rounded."""
+    from psycopg.types.numeric import FloatLoader
+
+    conn.adapters.register_loader("numeric", FloatLoader)
+
+
+@pytest.fixture
+def my_dsn(mysql_server: servers.Server) -> Iterator[str]:
+    """A new, empty database on the session's MariaDB (dropped afterwards)."""
+    name = "pump_" + uuid.uuid4().hex[:12]
+    mysql_execute(mysql_server.url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield database_url(mysql_server.url, name)
+    finally:
+        mysql_execute(mysql_server.url, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def mysql_execute(dsn: str, query: str, params: tuple[Any, ...] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one query on MySQL/MariaDB with ANSI quotes (so ``"expireAt"`` works as on the
+    others); DATETIME values come back as aware UTC datetimes (the pump writes UTC)."""
+    import pymysql
+
+    from pump.sinks.sql.mysql import parse_dsn
+
+    kwargs, _, _ = parse_dsn(dsn)
+    with pymysql.connect(**kwargs, autocommit=True, charset="utf8mb4") as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+        cur.execute(query, params or None)
+        names = [d[0] for d in cur.description or []]
+        rows = [tuple(v.replace(tzinfo=UTC) if isinstance(v, datetime) else v for v in row) for row in cur.fetchall()]
+    return names, rows
+
+
 class Db:
     """Read rows back from either backend with the same calls."""
 
@@ -52,9 +88,13 @@ class Db:
         """Rows as {column: value}; ``?`` placeholders work on both backends."""
         if self.backend == "postgres":
             with psycopg.connect(self.target) as pg:
+                floats_for_numeric(pg)
                 cur = pg.execute(query.replace("?", "%s").encode(), params)
                 names = [d.name for d in cur.description or []]
                 return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        if self.backend == "mysql":
+            names, rows = mysql_execute(self.target, query.replace("?", "%s"), params)
+            return [dict(zip(names, row, strict=True)) for row in rows]
         lite = sqlite3.connect(self.target)
         try:
             lcur = lite.execute(query, params)
@@ -69,17 +109,22 @@ class Db:
     def tables(self, prefix: str) -> list[str]:
         if self.backend == "postgres":
             names = [r[0] for r in self.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+        elif self.backend == "mysql":
+            names = [r[0] for r in self.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")]
         else:
             names = [r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return sorted(n for n in names if n == prefix or n.startswith(prefix + "_2") or n.startswith(prefix + "_1"))
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
+@pytest.fixture(params=["postgres", "sqlite", "mysql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Db:
-    """Each test using this runs twice: on a fresh PostgreSQL database and on a new SQLite file."""
+    """Each test using this runs three times: on a fresh PostgreSQL database, on a new SQLite file
+    and on a fresh MariaDB database (``type: mysql``)."""
     if request.param == "postgres":
         dsn = request.getfixturevalue("pg_dsn")
         return Db("postgres", dsn)
+    if request.param == "mysql":
+        return Db("mysql", request.getfixturevalue("my_dsn"))
     return Db("sqlite", str(tmp_path / "pump.sqlite"))
 
 

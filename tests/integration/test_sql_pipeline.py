@@ -21,8 +21,9 @@ from tests.integration import sql_helpers
 from tests.integration.sql_helpers import Db, crashed_write
 
 pytestmark = pytest.mark.integration
-db = sql_helpers.db  # fixture (PostgreSQL and SQLite)
-pg_dsn = sql_helpers.pg_dsn  # fixture used by db
+db = sql_helpers.db  # fixture (PostgreSQL, SQLite and MariaDB)
+pg_dsn = sql_helpers.pg_dsn  # fixtures used by db
+my_dsn = sql_helpers.my_dsn
 
 T2019 = datetime(2019, 1, 1, tzinfo=UTC)
 BUCKET_2019 = 1546300800
@@ -93,7 +94,11 @@ def test_case10_values_after_two_batches(tmp_path: Path, redis_url: str, db: Db)
     assert (api["counter_latency"], api["counter_total_latency"]) == (14.0, 70)
     assert (api["counter_upstream_latency"], api["counter_total_upstream_latency"]) == (16.0, 80)
     assert (api["counter_max_latency"], api["counter_min_upstream_latency"]) == (20, 10)
-    assert as_utc(api["counter_last_time"]) == T2019 + timedelta(microseconds=5)
+    # Tyk's LastTime of a dimension: the first record of the batch touching it (issue 11).
+    assert as_utc(api["counter_last_time"]) == T2019 + timedelta(microseconds=1)
+    assert as_utc(agg_row(db, "", "total")["counter_last_time"]) == T2019 + timedelta(microseconds=5)
+    # Tyk nils the counter's error map and list before the insert: {} and [] even with errors.
+    assert (api["counter_error_map"], api["counter_error_list"]) == ("{}", "[]")
 
     later = T2019 + timedelta(minutes=10)
     run(tmp_path, redis_url, db, [sql_rec(10, 200, 10, 5, later, n=6), sql_rec(10, 500, 30, 10, later, n=7)])
@@ -107,7 +112,7 @@ def test_case10_values_after_two_batches(tmp_path: Path, redis_url: str, db: Db)
     assert api["counter_upstream_latency"] == 13.571428571428571
     assert api["counter_total_upstream_latency"] == 95
     assert (api["counter_max_latency"], api["counter_min_upstream_latency"]) == (30, 5)
-    assert as_utc(api["counter_last_time"]) == later + timedelta(microseconds=7)
+    assert as_utc(api["counter_last_time"]) == later + timedelta(microseconds=6)  # the new batch's first record
     assert agg_row(db, "", "total")["counter_hits"] == 7
     assert db.count("tyk_analytics") == 7
 
@@ -181,6 +186,13 @@ def suffixes(table: str) -> list[str]:
 def index_names(db: Db, table: str) -> set[str]:
     if db.backend == "postgres":
         return {r[0] for r in db.rows("SELECT indexname FROM pg_indexes WHERE tablename = ?", (table,))}
+    if db.backend == "mysql":
+        return {
+            r[0]
+            for r in db.rows(
+                "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?", (table,)
+            )
+        }
     return {r[0] for r in db.rows("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))}
 
 

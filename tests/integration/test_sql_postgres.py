@@ -46,6 +46,7 @@ def agg_sink(dsn: str, name: str = "agg", rows_of: agg.RowsOf | None = None, **m
 
 def fetch(dsn: str, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
+        sql_helpers.floats_for_numeric(conn)
         return conn.execute(query.encode(), params).fetchall()
 
 
@@ -171,6 +172,7 @@ async def test_raw_columns_and_types(pg_dsn: str) -> None:
     await sink.write(SinkBatch("x", [r]))
     await sink.close()
     with psycopg.connect(pg_dsn) as conn:
+        sql_helpers.floats_for_numeric(conn)
         cur = conn.execute("SELECT * FROM tyk_analytics")
         row = dict(zip([d.name for d in cur.description or []], cur.fetchone() or (), strict=True))
         types: dict[str, str] = dict(conn.execute(
@@ -184,7 +186,7 @@ async def test_raw_columns_and_types(pg_dsn: str) -> None:
     assert row["tags"] == '["key-k","org-o"]'
     assert (row["network_bytes_out"], row["latency_gateway"], row["originalpath"], row["listenpath"]) == (4, 2, "/orig", "/l/")
     assert types["timestamp"] == "timestamp with time zone" and types["month"] == "bigint" and types["trackpath"] == "boolean"
-    assert types["geo_location_latitude"] == "double precision"
+    assert types["geo_location_latitude"] == types["geo_location_longitude"] == "numeric"  # Tyk's type (issue 11)
 
 
 async def test_mcp_records_are_skipped_graph_records_kept(pg_dsn: str) -> None:
@@ -246,7 +248,8 @@ async def test_migrate_sharded_tables_adds_columns_to_every_shard(pg_dsn: str) -
     migrating = agg_sink(pg_dsn, table_sharding=True, migrate_sharded_tables=True)
     await migrating.start()
     await migrating.close()
-    assert columns("tyk_aggregated_20190101") == columns("tyk_aggregated_20190102") == len(SQL_COLUMNS)
+    assert columns("tyk_aggregated_20190101") == columns("tyk_aggregated_20190102") == len(agg.AGGREGATE_SPEC.columns)
+    assert len(agg.AGGREGATE_SPEC.columns) == len(SQL_COLUMNS) + 2  # + counter_error_map, counter_error_list
 
 
 async def test_omit_index_creation(pg_dsn: str) -> None:
@@ -354,6 +357,7 @@ async def test_upsert_arithmetic_equals_the_reference_merge(pg_dsn: str) -> None
         await sink.write(SinkBatch(f"b{i}", [None]))
     await sink.close()
     with psycopg.connect(pg_dsn) as conn:
+        sql_helpers.floats_for_numeric(conn)
         got = {r[0]: AggregateRow(*r) for r in conn.execute(f"SELECT {', '.join(SQL_COLUMNS)} FROM tyk_aggregated").fetchall()}
     assert set(got) == set(expected)
     for rid, want in expected.items():

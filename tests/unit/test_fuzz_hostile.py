@@ -233,7 +233,9 @@ _STATSD = [
 ]
 _STDOUT = [StdoutSink("out", StdoutMeta(format=f)) for f in ("text", "json")]
 _SQLITE = sqlite3.connect(":memory:")
-_SQLITE.execute(f"CREATE TABLE t ({', '.join(f'c{i}' for i in range(41))})")
+#: Columns of tyk_analytics: Tyk's 52 (issue 11 added city names, GraphQL and MCP stats) + our id.
+_RAW_COLUMNS = 53
+_SQLITE.execute(f"CREATE TABLE t ({', '.join(f'c{i}' for i in range(_RAW_COLUMNS))})")
 
 
 def check_csv(r: Record) -> None:
@@ -243,15 +245,15 @@ def check_csv(r: Record) -> None:
 
 def check_sql(r: Record) -> None:
     values = raw.row_values(r)
-    assert len(values) == 41
+    assert len(values) == _RAW_COLUMNS == len(raw.COLUMN_NAMES)
     for v in values:
         assert isinstance(v, (str, int, float, bool)), v
         if isinstance(v, int):
             assert INT64_MIN <= v <= INT64_MAX, f"{v} does not fit a BIGINT column"
     line = raw.copy_text([r])
-    assert line.endswith("\n") and line.count("\n") == 1 and line.count("\t") == 40 and "\x00" not in line
+    assert line.endswith("\n") and line.count("\n") == 1 and line.count("\t") == _RAW_COLUMNS - 1 and "\x00" not in line
     raw.utf8(line)
-    _SQLITE.execute(f"INSERT INTO t VALUES ({', '.join('?' * 41)})", raw.sqlite_row(r))
+    _SQLITE.execute(f"INSERT INTO t VALUES ({', '.join('?' * _RAW_COLUMNS)})", raw.sqlite_row(r))
     raw.day_key(r)
 
 

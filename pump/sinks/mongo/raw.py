@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -49,11 +49,27 @@ class Meta(CollectionMeta):
 class MongoSink:
     """Raw records into ``collection_name``."""
 
-    def __init__(self, name: str, meta: CollectionMeta, timeout: float = 0, *, skip: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        meta: CollectionMeta,
+        timeout: float = 0,
+        *,
+        skip: bool = True,
+        keep: Callable[[Record], bool] | None = None,
+        document: Callable[[Record], dict[str, Any]] = to_document,
+        strip: bool = True,
+    ) -> None:
+        """``keep`` (the graph and MCP pumps) selects records instead of the raw pump's skip
+        rule; ``document`` makes a record's document; ``strip`` applies Tyk's oversize rule
+        (its graph pump stores oversized records whole)."""
         self.name = name
         self.meta = meta
         self.target = MongoTarget(meta, name, timeout)
         self.skip = skip
+        self.keep = keep
+        self.document = document
+        self.strip = strip
 
     async def start(self) -> None:
         await self.target.connect()
@@ -78,11 +94,11 @@ class MongoSink:
         limit = self.meta.document_bytes
         stripped = 0
         for i, rec in enumerate(records):
-            if self.skip and skipped_by_raw_pumps(rec):
+            if (self.skip and skipped_by_raw_pumps(rec)) or (self.keep is not None and not self.keep(rec)):
                 continue
-            doc = to_document(rec)
+            doc = self.document(rec)
             size = estimated_size(rec)
-            if size > limit:
+            if size > limit and self.strip:
                 strip_raw_payloads(doc)
                 stripped += 1
             docs.append(doc)

@@ -108,19 +108,35 @@ class AggregateWriter:
         self.ledger_size = ledger_size
         self.where = where
         self.projection: dict[str, int] | None = {"lists": 0, LEDGER_FIELD: 0}
-        self._known: dict[tuple[str, str, Any], None] = {}
+        self._known: dict[tuple[str, str, Any, Any], None] = {}
 
-    async def write(self, collection: Any, agg: OrgAggregate, batch_id: str) -> WriteResult:
-        return await self.write_ids(collection, agg, [batch_id])
+    async def write(
+        self,
+        collection: Any,
+        agg: OrgAggregate,
+        batch_id: str,
+        query: dict[str, Any] | None = None,
+        change: dict[str, dict[str, Any]] | None = None,
+    ) -> WriteResult:
+        """Write ``agg``; ``query`` and ``change`` replace Tyk's ``{orgid, timestamp}`` filter and
+        ``AsChange`` update (the MCP aggregate adds ``owner_apiid`` and its dimensions)."""
+        return await self.write_ids(collection, agg, [batch_id], query, change)
 
-    async def write_ids(self, collection: Any, agg: OrgAggregate, batch_ids: list[str]) -> WriteResult:
+    async def write_ids(
+        self,
+        collection: Any,
+        agg: OrgAggregate,
+        batch_ids: list[str],
+        query: dict[str, Any] | None = None,
+        change: dict[str, dict[str, Any]] | None = None,
+    ) -> WriteResult:
         """:meth:`write` of an aggregate that holds several batches (``publish_interval``): all
         their ids are recorded with it, and it is skipped if the document has any of them (the
         caller then drops those batches from the aggregate and writes the rest)."""
         ids = [i for b in batch_ids for i in lineage(b)]
-        query = upsert_filter(agg)
+        query = query if query is not None else upsert_filter(agg)
         with gc_paused():
-            change = go_typed(as_change(agg))
+            change = go_typed(change if change is not None else as_change(agg))
         change["$set"][LAST_FIELD] = batch_ids[-1]
         change["$push"] = {LEDGER_FIELD: {"$each": list(batch_ids), "$slice": -self.ledger_size}}
         try:
@@ -153,7 +169,7 @@ class AggregateWriter:
         (one round trip, the common case). A concurrent creator makes the next round match.
         """
         guarded = {**query, LEDGER_FIELD: {"$nin": ids}}
-        key = (collection.name, query["orgid"], query["timestamp"])
+        key = (collection.name, query["orgid"], query["timestamp"], query.get("owner_apiid"))
         for _ in range(5):
             if key in self._known:
                 doc = await self._find_and_modify(collection, guarded, change, upsert=False)
@@ -171,7 +187,7 @@ class AggregateWriter:
                 return existing, False
         raise RetriableError(f"aggregate document {query} kept changing under concurrent writers; will retry")
 
-    def _remember(self, key: tuple[str, str, Any]) -> None:
+    def _remember(self, key: tuple[str, str, Any, Any]) -> None:
         """Documents known to exist (bounded: only the newest buckets matter)."""
         self._known[key] = None
         if len(self._known) > 4096:

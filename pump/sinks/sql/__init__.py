@@ -1,5 +1,5 @@
 """The SQL pumps: ``sql`` (raw records), ``sql_aggregate`` and the uptime ``sql`` pump
-(tyk-pump.md §3.5, §4), on PostgreSQL (psycopg 3, async) or SQLite (stdlib ``sqlite3`` in a
+(tyk-pump.md §3.5, §4), on PostgreSQL (psycopg 3, async), MySQL/MariaDB (PyMySQL, ``mysql``) or SQLite (stdlib ``sqlite3`` in a
 worker thread).
 
 Modules, one concern each:

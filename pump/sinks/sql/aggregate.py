@@ -16,7 +16,6 @@ row shape into ``tyk_uptime_analytics``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import time
@@ -26,25 +25,25 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from pump.aggregate.model import TOTAL_DIMENSION, TOTAL_VALUE
 from pump.aggregate.mongo_update import DISCARD_ALIASES
 from pump.aggregate.sql_rows import (
     AGGREGATE_TABLE,
     INDEX_COLUMNS,
-    SQL_COLUMNS,
     AggregateRow,
     build_rows,
 )
 from pump.errors import RejectedRecords, SinkError
 from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.sql import mysql
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
+from pump.sinks.sql.limits import MAX_ID_LENGTH, MAX_KEY_BYTES, fit_row, long_row_id, org_fits, org_rejections
 from pump.sinks.sql.rollups import SummaryOptions
 from pump.sinks.sql.schema import TYPES, TableSpec, quote
-from pump.sinks.sql.statements import AGGREGATE_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
+from pump.sinks.sql.statements import AGGREGATE_COLUMNS, CONSTANT_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
 from pump.sinks.sql.values import utf8
 
 if TYPE_CHECKING:
@@ -57,58 +56,8 @@ AGGREGATE_SPEC = TableSpec(AGGREGATE_TABLE, AGGREGATE_COLUMNS, (("idx_dimension"
 
 RowsOf = Callable[[Sequence[Any]], dict[str, list[AggregateRow]]]
 
-#: Longest ``id`` written as Tyk writes it (hex of bucket + org + dimension + value, so keys up to
-#: 1,300 bytes). PostgreSQL cannot index a longer key (B-tree entries are limited to 2,704 bytes),
-#: which would make the whole batch fail — as it does in Tyk. A longer id is replaced by
-#: :func:`long_row_id`, which any index holds, on both backends alike.
-MAX_ID_LENGTH = 2600
-
-#: Longest key (UTF-8 bytes of bucket seconds + org + dimension + value) a row can be stored with:
-#: ``idx_dimension`` holds the same text, under the same 2,704-byte limit. A dimension row over
-#: it (in practice an endpoint of a pathological path) is dropped and counted in
-#: ``pump_aggregate_dimensions_dropped_total``; the record still counts in the total and in every
-#: other dimension. A record whose org id leaves no room even for its total row is dead-lettered.
-MAX_KEY_BYTES = 2600
-
-#: Room the total row's key needs besides the org id: the bucket's unix seconds (12 characters at
-#: most, year 1 included) and the total's dimension and value.
-_TOTAL_KEY_EXTRA = 12 + len(TOTAL_DIMENSION) + len(TOTAL_VALUE)
-
 #: Seconds between two warnings about dropped dimension rows (the metric counts every one).
 DROP_LOG_INTERVAL = 60.0
-
-
-def long_row_id(hex_id: str) -> str:
-    """The id of a row whose Tyk id is over :data:`MAX_ID_LENGTH`: deterministic, so redeliveries
-    and other pumps upsert the same row, and never equal to a Tyk id (those are bare hex)."""
-    return "sha256:" + hashlib.sha256(hex_id.encode()).hexdigest()
-
-
-def fit_row(row: AggregateRow) -> AggregateRow | None:
-    """``row`` as it can be stored: unchanged, under :func:`long_row_id`, or None (its key is over
-    :data:`MAX_KEY_BYTES`)."""
-    if len(row.id) <= MAX_ID_LENGTH:
-        return row
-    if len(row.id) // 2 > MAX_KEY_BYTES:
-        return None
-    return row._replace(id=long_row_id(row.id))
-
-
-def org_fits(record: Any) -> bool:
-    """False when the record's org id is too long for even its total row to be stored."""
-    org: str = getattr(record, "org_id", "") or ""
-    room = MAX_KEY_BYTES - _TOTAL_KEY_EXTRA
-    return len(org) * 4 <= room or len(org.encode("utf-8", "surrogateescape")) <= room  # 4: UTF-8's longest
-
-
-def org_rejections(records: Sequence[Any]) -> dict[int, str]:
-    """Batch index → dead-letter reason for the records :func:`org_fits` refuses."""
-    limit = MAX_KEY_BYTES - _TOTAL_KEY_EXTRA
-    return {
-        i: f"org id of {len(r.org_id)} characters is too long for an aggregate row (at most {limit} bytes fit the index)"
-        for i, r in enumerate(records)
-        if not org_fits(r)
-    }
 
 
 class Meta(SqlMeta, SummaryOptions):
@@ -155,6 +104,8 @@ class AggregateSink:
         self.target = target
         self.spec = spec
         self.rows_of = rows_of
+        #: The columns a row carries, in order (the spec's, less the constants every insert writes).
+        self.columns = tuple(n for n, _ in spec.columns if n not in dict(CONSTANT_COLUMNS))
         self.ledger = Ledger(name, retention_days)
         self.backend = Backend(meta, target, spec, concurrency)
         self.schema, self.pool, self.db = self.backend.schema, self.backend.pool, self.backend.db
@@ -171,7 +122,9 @@ class AggregateSink:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.backend.prepare(self.spec.prefix, pg_setup=self.ledger.create_pg, sqlite_setup=self.ledger.create_sqlite)
+        await self.backend.prepare(
+            self.spec.prefix, pg_setup=self.ledger.create_pg, sqlite_setup=self.ledger.create_sqlite, mysql_setup=mysql.create_ledger
+        )
         await self._prune()
         log.info(
             "SQL aggregate pump ready.",
@@ -190,7 +143,12 @@ class AggregateSink:
         if not batch.records:
             return
         try:
-            applied, dropped = await (self._write_pg(batch) if self.pool is not None else self._write_sqlite(batch))
+            if self.pool is not None:
+                applied, dropped = await self._write_pg(batch)
+            elif self.backend.my is not None:
+                applied, dropped = await self._write_mysql(batch)
+            else:
+                applied, dropped = await self._write_sqlite(batch)
         except SinkError as exc:
             if is_schema_error(exc):
                 self.schema.forget()
@@ -249,7 +207,7 @@ class AggregateSink:
     def _statement(self, table: str) -> Any:
         stmt = self._statements.get(table)
         if stmt is None:
-            stmt = self._statements[table] = upsert_text(table, postgres=self.pool is not None)
+            stmt = self._statements[table] = upsert_text(table, postgres=self.pool is not None, columns=self.columns)
         return stmt
 
     async def _write_pg(self, batch: SinkBatch) -> tuple[bool, list[AggregateRow]]:
@@ -297,7 +255,7 @@ class AggregateSink:
         self._staged.add(conn)
 
     async def _upsert_pg(self, conn: Any, table: str, parts: list[bytes]) -> None:
-        cols = ", ".join(quote(c) for c in SQL_COLUMNS)
+        cols = ", ".join(quote(c) for c in self.columns)
         async with conn.cursor() as cur:
             async with cur.copy(f"COPY {quote(STAGE_TABLE)} ({cols}) FROM STDIN") as copy:
                 for data in parts:
@@ -343,6 +301,36 @@ class AggregateSink:
 
         return await self.db.run(body, f"upsert into {', '.join(sorted(tables)) or self.spec.prefix}")
 
+    async def _write_mysql(self, batch: SinkBatch) -> tuple[bool, list[AggregateRow]]:
+        """Ledger claim and upserts in one transaction (see ``pump.sinks.sql.mysql``)."""
+        my = self.backend.my
+        assert my is not None
+        tables, dropped = self._tables(batch.records)
+        size = self.meta.rows_per_statement
+
+        def tx(conn: Any) -> tuple[bool, list[AggregateRow]]:
+            with conn.cursor() as cur:
+                related = mysql.claim(cur, self.ledger.pump, batch.id)
+                if related is None:
+                    raise _AlreadyApplied
+                todo, todo_dropped = tables, dropped
+                if related:
+                    remaining = [r for _, part in pending_parts(batch.id, batch.records, related) for r in part]
+                    todo, todo_dropped = self._tables(remaining)
+                for table, rows in sorted(todo.items()):
+                    mysql.upsert_rows(cur, table, rows, size, self.columns)
+            return True, todo_dropped
+
+        def body(conn: Any) -> tuple[bool, list[AggregateRow]]:
+            for table in tables:
+                self.backend.ensure_mysql(conn, table)
+            try:
+                return mysql.transaction(conn, tx)
+            except _AlreadyApplied:
+                return False, []
+
+        return await my.run(body, f"upsert into {', '.join(sorted(tables)) or self.spec.prefix}")
+
     async def _prune(self) -> None:
         """Forget ledger entries older than the retention (best effort: a failure only logs)."""
         self.ledger.mark_pruned()
@@ -350,6 +338,9 @@ class AggregateSink:
             if self.pool is not None:
                 async with self.pool.connection() as conn:
                     removed = await self.ledger.prune_pg(conn)
+            elif self.backend.my is not None:
+                seconds = self.ledger.retention.total_seconds()
+                removed = await self.backend.my.run(lambda conn: mysql.prune(conn, self.ledger.pump, seconds), "prune the ledger")
             else:
                 assert self.db is not None
                 removed = await self.db.run(self.ledger.prune_sqlite, "prune the ledger")
@@ -405,3 +396,7 @@ def build(ctx: SinkContext, meta: Meta, kind: type[AggregateSink] | None = None,
     )
     sink.metrics = ctx.extra.get("metrics")
     return sink
+
+
+# Re-exported: the key limits live in pump.sinks.sql.limits.
+__all__ = ["MAX_ID_LENGTH", "MAX_KEY_BYTES", "AggregateSink", "Meta", "build", "fit_row", "long_row_id", "org_fits", "org_rejections"]

@@ -1,7 +1,7 @@
 """A SQL pump's settings and where they point: Tyk's ``SQLConf`` keys, validated, and :class:`Target`.
 
-``type: mysql`` is refused by name, and a PostgreSQL connection string libpq cannot parse is
-refused at ``pump validate``. :class:`Target` holds where to connect plus a description that never
+A PostgreSQL connection string libpq cannot parse, or a MySQL one of neither Tyk's Go form nor a
+``mysql://`` URL, is refused at ``pump validate``. :class:`Target` holds where to connect plus a description that never
 contains the password (``connection_string`` is a ``SecretStr``; :func:`target_of` is where its
 value is taken out).
 """
@@ -18,8 +18,8 @@ from pump.config.model import StrictModel
 from pump.redact import SecretDsn, scrub
 from pump.sinks.base import SinkMeta
 
-#: The backends this pump speaks. MySQL (Tyk's other SQL type) is refused with a clear message.
-BACKENDS = ("postgres", "sqlite")
+#: The backends this pump speaks (MySQL and MariaDB are ``mysql``, as in Tyk).
+BACKENDS = ("postgres", "mysql", "sqlite")
 #: Where an SQLite pump writes when no connection_string is given.
 DEFAULT_SQLITE_PATH = "pump.sqlite"
 #: PostgreSQL connection defaults, applied only when the connection string does not set them.
@@ -45,7 +45,8 @@ class PostgresOptions(_Options):
 
 
 class MysqlOptions(_Options):
-    """Tyk's ``mysql`` block: accepted so a Tyk file loads, without effect (MySQL is refused)."""
+    """Tyk's ``mysql`` block: accepted so a Tyk file loads, without effect (the tables' types are
+    fixed here: ``LONGTEXT`` text, ``DATETIME(6)`` times, see docs/sinks/sql.md)."""
 
     default_string_size: int = 256
     disable_datetime_precision: bool = False
@@ -58,9 +59,15 @@ _PG_URL = re.compile(r"^postgres(ql)?://", re.I)
 _PG_KEYWORDS = re.compile(r"(^|\s)(host|hostaddr|dbname|user|port|service|sslmode)\s*=", re.I)
 
 
+_MYSQL = re.compile(r"^(mysql|mariadb)://|@(tcp|unix)\(", re.I)
+
+
 def infer_backend(connection_string: str) -> str:
-    """``postgres`` for a libpq URL or ``key=value`` string, else ``sqlite`` (a file path)."""
+    """``postgres`` for a libpq URL or ``key=value`` string, ``mysql`` for a ``mysql://`` URL or
+    Go's ``user:pass@tcp(host:port)/db``, else ``sqlite`` (a file path)."""
     s = connection_string.strip()
+    if _MYSQL.search(s):
+        return "mysql"
     return "postgres" if _PG_URL.match(s) or _PG_KEYWORDS.search(s) else "sqlite"
 
 
@@ -78,6 +85,7 @@ class SqlMeta(SinkMeta):
     batch_size: int = Field(1000, ge=0, description="rows per statement / COPY chunk; 0 = 1000")
     migrate_sharded_tables: bool = Field(False, description="at start, add missing columns to every existing shard")
     omit_index_creation: bool = Field(False, description="do not create Tyk's indexes")
+    migrate: bool = Field(False, description="ours: at start, convert tables an older version of this pump made to Tyk's column types")
     threshold_len_tag_list: int = Field(1000, description="accepted for Tyk compatibility; no effect in SQL (as in Tyk)")
 
     @field_validator("type", mode="before")
@@ -86,12 +94,12 @@ class SqlMeta(SinkMeta):
         if not isinstance(v, str):
             return v
         name = v.strip().lower()
-        if name == "mysql":
-            raise ValueError("MySQL is not supported by this pump; use type: postgres (or sqlite for a local file)")
+        if name == "mariadb":
+            name = "mysql"
         if name == "postgresql":
             name = "postgres"
         if name not in ("", *BACKENDS):
-            raise ValueError(f"unknown SQL type {v!r}; expected one of: postgres, sqlite")
+            raise ValueError(f"unknown SQL type {v!r}; expected one of: postgres, mysql, sqlite")
         return name
 
     @field_validator("connection_string")
@@ -103,6 +111,16 @@ class SqlMeta(SinkMeta):
             raise ValueError("required for type postgres, e.g. postgresql://user@host:5432/dbname")
         if backend == "postgres":
             check_pg_dsn(text)
+        if backend == "mysql":
+            import importlib.util
+
+            from pump.sinks.sql.mysql import parse_dsn
+
+            if importlib.util.find_spec("pymysql") is None:
+                raise ValueError("type mysql needs the PyMySQL driver: pip install 'pump[mysql]'")
+            if not text:
+                raise ValueError("required for type mysql, e.g. user:password@tcp(db:3306)/analytics")
+            parse_dsn(text)
         return v
 
     @model_validator(mode="after")
@@ -150,9 +168,18 @@ class Target:
     def is_postgres(self) -> bool:
         return self.backend == "postgres"
 
+    @property
+    def is_mysql(self) -> bool:
+        return self.backend == "mysql"
+
 
 def target_of(meta: SqlMeta) -> Target:
     dsn = meta.connection_string.get_secret_value().strip()
+    if meta.type == "mysql":
+        from pump.sinks.sql.mysql import parse_dsn
+
+        _, description, password = parse_dsn(dsn)
+        return Target("mysql", dsn, description, password)
     return _pg_target(dsn) if meta.type == "postgres" else _sqlite_target(dsn)
 
 

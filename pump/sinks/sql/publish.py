@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pump.aggregate.sql_rows import AggregateRow, merge_row
-from pump.errors import SinkError
+from pump.errors import RejectedRecords, SinkError
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql.backend import chunks
 from pump.sinks.sql.connect import sqlite_transaction
@@ -37,6 +37,8 @@ async def write_many(sink: AggregateSink, batches: Sequence[SinkBatch]) -> dict[
     batches = [b for b in batches if b.records]
     if not batches:
         return {}
+    if sink.backend.my is not None:  # MySQL/MariaDB: one transaction per batch, each ledgered
+        return await _one_by_one(sink, batches)
     try:
         many = write_many_pg if sink.pool is not None else write_many_sqlite
         applied, dropped = await many(sink, batches)
@@ -53,6 +55,18 @@ async def write_many(sink: AggregateSink, batches: Sequence[SinkBatch]) -> dict[
     if sink.ledger.due_for_prune():
         await sink._prune()
     return {b.id: r for b in batches if (r := org_rejections(b.records))}
+
+
+async def _one_by_one(sink: AggregateSink, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
+    """Each batch in its own exactly-once transaction: a flush cut short leaves every batch
+    either applied (in the ledger) or not at all."""
+    refused: dict[str, dict[int, str]] = {}
+    for batch in batches:
+        try:
+            await sink.write(batch)
+        except RejectedRecords as exc:
+            refused[batch.id] = dict(exc.rejected)
+    return refused
 
 
 def merged_tables(sink: AggregateSink, parts: Sequence[Sequence[Any]]) -> tuple[Tables, list[AggregateRow]]:

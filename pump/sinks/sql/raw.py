@@ -21,77 +21,28 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any
 
-import orjson
-
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
 from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
 from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.sql import mysql
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
+from pump.sinks.sql.columns import NO_GRAPHQL, NO_MCP, RAW_COLUMNS, RAW_INDEXES, city_names_json, graphql_values, mcp_values, tags_json
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.schema import TYPES, TableSpec, checked_table, quote, shard_table
+from pump.sinks.sql.shape import RowShape
 from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
 
 log = logging.getLogger(__name__)
 
 RAW_TABLE = "tyk_analytics"
 
-#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names.
-RAW_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "text"),
-    ("method", "text"),
-    ("host", "text"),
-    ("path", "text"),
-    ("rawpath", "text"),
-    ("contentlength", "bigint"),
-    ("useragent", "text"),
-    ("day", "bigint"),
-    ("month", "bigint"),
-    ("year", "bigint"),
-    ("hour", "bigint"),
-    ("responsecode", "bigint"),
-    ("apikey", "text"),
-    ("timestamp", "timestamptz"),
-    ("apiversion", "text"),
-    ("api_name", "text"),
-    ("apiid", "text"),
-    ("orgid", "text"),
-    ("oauthid", "text"),
-    ("requesttime", "bigint"),
-    ("rawrequest", "text"),
-    ("rawresponse", "text"),
-    ("ipaddress", "text"),
-    ("geo_country_iso_code", "text"),
-    ("geo_city_geoname_id", "bigint"),
-    ("geo_location_latitude", "double"),
-    ("geo_location_longitude", "double"),
-    ("geo_location_time_zone", "text"),
-    ("network_open_connections", "bigint"),
-    ("network_closed_connections", "bigint"),
-    ("network_bytes_in", "bigint"),
-    ("network_bytes_out", "bigint"),
-    ("latency_total", "bigint"),
-    ("latency_upstream", "bigint"),
-    ("latency_gateway", "bigint"),
-    ("tags", "text"),
-    ("alias", "text"),
-    ("trackpath", "bool"),
-    ("expireAt", "timestamptz"),
-    ("originalpath", "text"),
-    ("listenpath", "text"),
-)
-
-#: Tyk's indexes on the raw table, named ``<table>_idx_<column>``.
-RAW_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
-    (f"idx_{c}", (c,)) for c in ("responsecode", "apikey", "timestamp", "apiid", "orgid", "oauthid")
-)
-
 RAW_SPEC = TableSpec(RAW_TABLE, RAW_COLUMNS, RAW_INDEXES)
 COLUMN_NAMES: tuple[str, ...] = RAW_SPEC.names
 _TEXT_POSITIONS = tuple(i for i, (_, kind) in enumerate(RAW_COLUMNS) if kind in ("text",))
-_BOOL_POSITION = COLUMN_NAMES.index("trackpath")
+_BOOL_POSITIONS = tuple(i for i, (_, kind) in enumerate(RAW_COLUMNS) if kind == "bool")
 _TABS = len(RAW_COLUMNS) - 1
 STAGE_TABLE = "pump_stage_raw"
 
@@ -114,26 +65,18 @@ def rid(r: Record) -> str:
         return record_id(json.dumps(r.to_json(), sort_keys=True, default=str).encode())
 
 
-def tags_json(tags: list[str] | None) -> str:
-    """Tags as a JSON array (``[]`` when there are none): portable, and ``tags::jsonb`` in PG."""
-    if not tags:
-        return "[]"
-    try:
-        return orjson.dumps(tags).decode()
-    except (orjson.JSONEncodeError, TypeError):  # surrogates from undecodable bytes
-        return json.dumps([str(t) for t in tags], ensure_ascii=False)
-
-
 def row_values(r: Record) -> tuple[Any, ...]:
     """One record as Python values in column order (SQLite parameters, and the COPY slow path)."""
     return (
         rid(r), r.method, r.host, r.path, r.raw_path, r.content_length, r.user_agent, r.day, r.month,
         r.year, r.hour, r.response_code, r.api_key, ts_text(r.timestamp_ns), r.api_version, r.api_name,
         r.api_id, r.org_id, r.oauth_id, r.request_time, r.raw_request, r.raw_response, r.ip_address,
-        r.geo_country_iso_code, r.geo_city_geoname_id, r.geo_location_latitude, r.geo_location_longitude,
+        r.geo_country_iso_code, r.geo_city_geoname_id, city_names_json(r.geo_city_names),
+        r.geo_location_latitude, r.geo_location_longitude,
         r.geo_location_time_zone, r.network_open_connections, r.network_closed_connections,
         r.network_bytes_in, r.network_bytes_out, r.latency_total, r.latency_upstream, r.latency_gateway,
         tags_json(r.tags), r.alias, bool(r.track_path), ts_text(r.expire_at_ns), r.original_path, r.listen_path,
+        *graphql_values(r.graphql_stats), *mcp_values(r.mcp_stats),
     )  # fmt: skip
 
 
@@ -150,6 +93,16 @@ def float_text(value: float) -> str:
     return text
 
 
+_NO_EXTRA_COPY = "\t".join(copy_field(v) for v in (*NO_GRAPHQL, *NO_MCP))
+
+
+def _extra_copy(r: Record) -> str:
+    """COPY fields of the GraphQL and MCP columns (a constant for the usual record without them)."""
+    if not r.graphql_stats and not r.mcp_stats:
+        return _NO_EXTRA_COPY
+    return "\t".join(copy_field(v) for v in (*graphql_values(r.graphql_stats), *mcp_values(r.mcp_stats)))
+
+
 def copy_line(r: Record) -> str:
     """One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
 
@@ -160,12 +113,13 @@ def copy_line(r: Record) -> str:
         f"{r.user_agent}\t{r.day}\t{r.month}\t{r.year}\t{r.hour}\t{r.response_code}\t{r.api_key}\t"
         f"{ts_text(r.timestamp_ns)}\t{r.api_version}\t{r.api_name}\t{r.api_id}\t{r.org_id}\t{r.oauth_id}\t"
         f"{r.request_time}\t{r.raw_request}\t{r.raw_response}\t{r.ip_address}\t{r.geo_country_iso_code}\t"
-        f"{r.geo_city_geoname_id}\t{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
+        f"{r.geo_city_geoname_id}\t{city_names_json(r.geo_city_names) if r.geo_city_names else '{}'}\t"
+        f"{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
         f"{_FLOATS.get(r.geo_location_longitude) or float_text(r.geo_location_longitude)}\t"
         f"{r.geo_location_time_zone}\t{r.network_open_connections}\t{r.network_closed_connections}\t"
         f"{r.network_bytes_in}\t{r.network_bytes_out}\t{r.latency_total}\t{r.latency_upstream}\t"
         f"{r.latency_gateway}\t{tags_json(r.tags) if r.tags else '[]'}\t{r.alias}\t{'t' if r.track_path else 'f'}\t"
-        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\n"
+        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\t{_extra_copy(r)}\n"
     )
 
 
@@ -188,8 +142,17 @@ def sqlite_row(r: Record) -> tuple[Any, ...]:
     values = list(row_values(r))
     for i in _TEXT_POSITIONS:
         values[i] = clean(values[i])
-    values[_BOOL_POSITION] = 1 if values[_BOOL_POSITION] else 0
+    for i in _BOOL_POSITIONS:
+        values[i] = 1 if values[i] else 0
     return tuple(values)
+
+
+def _not_mcp(r: Record) -> bool:
+    return not (r.mcp_stats and r.mcp_stats.get("IsMCP"))
+
+
+#: ``sql``: every record but MCP ones, with the hand-tuned COPY line.
+RAW_SHAPE = RowShape(RAW_SPEC, STAGE_TABLE, _not_mcp, row_values, copy_text, sqlite_row)
 
 
 # --------------------------------------------------------------------------- sharding
@@ -212,14 +175,17 @@ def day_key(r: Record) -> str:
     return day
 
 
-def group_by_table(records: Sequence[Record], sharding: bool) -> dict[str, list[Record]]:
-    """Records to write per table; MCP records are dropped (Tyk's raw SQL pump skips them)."""
-    kept = [r for r in records if not (r.mcp_stats and r.mcp_stats.get("IsMCP"))]
+def group_by_table(records: Sequence[Record], sharding: bool, shape: RowShape | None = None) -> dict[str, list[Record]]:
+    """Records to write per table; for ``sql`` MCP records are dropped (Tyk's raw SQL pump skips
+    them), the graph and MCP pumps keep only their own records."""
+    shape = shape or RAW_SHAPE
+    prefix = shape.spec.prefix
+    kept = [r for r in records if shape.keep(r)]
     if not sharding:
-        return {RAW_TABLE: kept} if kept else {}
+        return {prefix: kept} if kept else {}
     groups: dict[str, list[Record]] = {}
     for r in kept:
-        groups.setdefault(f"{RAW_TABLE}_{day_key(r)}", []).append(r)
+        groups.setdefault(f"{prefix}_{day_key(r)}", []).append(r)
     return groups
 
 
@@ -229,11 +195,12 @@ def group_by_table(records: Sequence[Record], sharding: bool) -> dict[str, list[
 class SqlSink:
     """Raw records into PostgreSQL or SQLite; idempotent by record id."""
 
-    def __init__(self, name: str, meta: Meta, target: Target, concurrency: int = 1) -> None:
+    def __init__(self, name: str, meta: SqlMeta, target: Target, concurrency: int = 1, shape: RowShape | None = None) -> None:
         self.name = name
         self.meta = meta
         self.target = target
-        self.backend = Backend(meta, target, RAW_SPEC, concurrency)
+        self.shape = shape or RAW_SHAPE
+        self.backend = Backend(meta, target, self.shape.spec, concurrency)
         self.schema, self.pool, self.db = self.backend.schema, self.backend.pool, self.backend.db
         self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
         self.written = 0
@@ -243,7 +210,7 @@ class SqlSink:
 
     async def start(self) -> None:
         """Connect, create or migrate the table (today's shard when sharding), as Tyk does at start."""
-        await self.backend.prepare(RAW_TABLE)
+        await self.backend.prepare(self.shape.spec.prefix)
         log.info("SQL pump ready.", extra={"pump": self.name, "database": self.target.description, "sharding": self.meta.table_sharding})
 
     async def close(self) -> None:
@@ -255,12 +222,14 @@ class SqlSink:
     # -- writing -----------------------------------------------------------------------------
 
     async def write(self, batch: SinkBatch) -> None:
-        groups = group_by_table(batch.records, self.meta.table_sharding)
+        groups = group_by_table(batch.records, self.meta.table_sharding, self.shape)
         if not groups:
             return
         try:
             if self.pool is not None:
                 await self._write_pg(groups)
+            elif self.backend.my is not None:
+                await self._write_mysql(groups)
             else:
                 await self._write_sqlite(groups)
         except SinkError as exc:
@@ -282,7 +251,7 @@ class SqlSink:
             await self.schema.ensure_pg(self.pool, table)
         # Formatting is CPU work done before a connection is taken, so the transaction is short.
         size = self.meta.rows_per_statement * 10
-        payloads = {table: [utf8(copy_text(part)) for part in chunks(recs, size)] for table, recs in sorted(groups.items())}
+        payloads = {table: [utf8(self.shape.copy_text(part)) for part in chunks(recs, size)] for table, recs in sorted(groups.items())}
         total = sum(len(v) for v in groups.values())
         doing = f"write to {', '.join(sorted(groups))}"
         async with self.pool.connection() as conn:
@@ -301,7 +270,7 @@ class SqlSink:
     async def _copy(self, conn: Any, table: str, parts: list[bytes]) -> None:
         from psycopg import sql
 
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.shape.spec.names)
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(checked_table(table)), cols)
         async with conn.cursor() as cur, cur.copy(stmt) as copy:
             for data in parts:
@@ -312,8 +281,8 @@ class SqlSink:
         DO NOTHING`` per table; returns the rows actually inserted."""
         from psycopg import sql
 
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
-        stage = sql.Identifier(STAGE_TABLE)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in self.shape.spec.names)
+        stage = sql.Identifier(self.shape.stage)
         inserted = 0
         async with conn.transaction():
             await self._ensure_stage(conn)
@@ -337,17 +306,17 @@ class SqlSink:
             return
         from psycopg import sql
 
-        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in RAW_COLUMNS)
+        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(TYPES[k][0])) for n, k in self.shape.spec.columns)
         await conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE_TABLE), cols)
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(sql.Identifier(self.shape.stage), cols)
         )
         self._staged.add(conn)
 
     async def _write_sqlite(self, groups: dict[str, list[Record]]) -> None:
         assert self.db is not None
-        rows = {table: [sqlite_row(r) for r in recs] for table, recs in groups.items()}
-        names = ", ".join(quote(c) for c in COLUMN_NAMES)
-        marks = ", ".join("?" for _ in COLUMN_NAMES)
+        rows = {table: [self.shape.sqlite_row(r) for r in recs] for table, recs in groups.items()}
+        names = ", ".join(quote(c) for c in self.shape.spec.names)
+        marks = ", ".join("?" for _ in self.shape.spec.names)
 
         def body(conn: sqlite3.Connection) -> int:
             for table in rows:
@@ -365,6 +334,20 @@ class SqlSink:
             return sqlite_transaction(conn, insert)
 
         inserted = await self.db.run(body, f"write to {', '.join(sorted(groups))}")
+        self._count(inserted, sum(len(v) for v in rows.values()))
+
+    async def _write_mysql(self, groups: dict[str, list[Record]]) -> None:
+        """Multi-row ``INSERT … ON DUPLICATE KEY UPDATE id = id`` per table, one transaction."""
+        my = self.backend.my
+        assert my is not None
+        rows = {table: [self.shape.sqlite_row(r) for r in recs] for table, recs in groups.items()}
+
+        def body(conn: Any) -> int:
+            for table in rows:
+                self.backend.ensure_mysql(conn, table)
+            return mysql.insert_raw(conn, rows, self.shape.spec, self.meta.rows_per_statement)
+
+        inserted = await my.run(body, f"write to {', '.join(sorted(groups))}")
         self._count(inserted, sum(len(v) for v in rows.values()))
 
     def _count(self, inserted: int, staged: int) -> None:

@@ -92,13 +92,41 @@ def _fetch_pg(target: Target, limit: int) -> tuple[list[str], dict[str, list[tup
         raise map_error(exc, target, "read the aggregates") from None
 
 
+def _fetch_mysql(target: Target, limit: int) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
+    from pump.sinks.sql.mysql import MysqlDb
+
+    def fetch(conn: Any) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
+            tables = _tables([str(r[0]) for r in cur.fetchall()])
+            out: dict[str, list[tuple[Any, ...]]] = {}
+            for key, q in _queries(tables, limit, "%s").items() if tables else ():
+                cur.execute(q, (limit,) if key != "total" else None)
+                out[key] = list(cur.fetchall())
+            return tables, out
+
+    db = MysqlDb(target)
+    try:
+        return db._call(fetch)
+    except Exception as exc:
+        from pump.sinks.sql.mysql import map_mysql_error
+
+        raise map_mysql_error(exc, target, "read the aggregates") from None
+    finally:
+        db.close_sync()
+
+
 def summary(connection_string: str | Path, limit: int = 5) -> str:
     """Totals, the top ``limit`` APIs by requests and the top error codes, as printable text.
 
-    ``connection_string`` is a PostgreSQL URL/keyword string or an SQLite file path, as in the
-    pump's ``connection_string``."""
+    ``connection_string`` is a PostgreSQL URL/keyword string, a MySQL DSN or an SQLite file path,
+    as in the pump's ``connection_string``."""
     target = _target(connection_string)
-    tables, rows = _fetch_pg(target, limit) if target.is_postgres else _fetch_sqlite(target, limit)
+    if target.is_mysql:
+        tables, rows = _fetch_mysql(target, limit)
+    else:
+        tables, rows = _fetch_pg(target, limit) if target.is_postgres else _fetch_sqlite(target, limit)
     if not tables:
         return f"No aggregate table (tyk_aggregated) in {target.description} yet: has the sql_aggregate pump run?"
     hits, errors = (int(v or 0) for v in rows["total"][0])

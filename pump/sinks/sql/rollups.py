@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pump.aggregate.rollups import SqlRollup, check_unique, ordered, rollup_rows, sql_table
 from pump.aggregate.sql_rows import AggregateRow
@@ -48,6 +48,18 @@ class SummaryOptions(StrictModel):
     def _unique_rollups(cls, v: list[SqlRollup]) -> list[SqlRollup]:
         check_unique(v)
         return v
+
+    @model_validator(mode="after")
+    def _wso2_backends(self) -> SummaryOptions:
+        from pump.sinks.sql.config import infer_backend
+
+        if self.mode == "wso2_summary":
+            dsn = getattr(self, "connection_string", None)
+            text = dsn.get_secret_value().strip() if dsn is not None else ""
+            backend = getattr(self, "type", "") or (infer_backend(text) if text else "sqlite")
+            if backend == "mysql":
+                raise ValueError("mode wso2_summary writes PostgreSQL or SQLite for now; use one of them, or mode tyk on MySQL")
+        return self
 
 
 def rows_builder(meta: Any, extra_dimensions: Sequence[str], keep: Callable[[Tables], Tables]) -> Callable[[Sequence[Any]], Tables] | None:
@@ -89,6 +101,22 @@ async def prune_pg(conn: Any, rollups: Sequence[SqlRollup], now: float | None = 
             continue
         cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE timestamp < %s").format(sql.Identifier(table)), (cutoff(days, now),))
         removed += int(cur.rowcount or 0)
+    return removed
+
+
+def prune_mysql(conn: Any, rollups: Sequence[SqlRollup], now: float | None = None) -> int:
+    """Delete expired rollup rows on MySQL/MariaDB; returns the rows removed."""
+    from pump.sinks.sql.mysql import ident
+
+    removed = 0
+    with conn.cursor() as cur:
+        for table, days in retention(rollups):
+            cur.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s", (checked_table(table),)
+            )
+            if cur.fetchone() is None:
+                continue
+            removed += int(cur.execute(f"DELETE FROM {ident(table)} WHERE timestamp < %s", (cutoff(days, now),)) or 0)
     return removed
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pump.errors import SinkError
+from pump.errors import RetriableError, SinkError
 from pump.record import shard_suffix
 from pump.redact import scrub
 from pump.sinks.sql.config import Target
@@ -25,14 +25,32 @@ from pump.sinks.sql.errors import map_error
 
 log = logging.getLogger(__name__)
 
-_TABLE = re.compile(r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics)(_[0-9]{8})?$|^tyk_aggregated_(minute|hour|day|month|year)$")
+_TABLE = re.compile(
+    r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics|tyk_analytics_graph|tyk_analytics_mcp|tyk_graph_aggregated|tyk_mcp_aggregated)"
+    r"(_[0-9]{8})?$"
+    r"|^tyk_aggregated_(minute|hour|day|month|year)$"  # the rollup tables (pump.aggregate.rollups)
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: A ``table_name`` a user may configure (room left for ``_YYYYMMDD`` and index suffixes).
+TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+_CONFIGURED: set[str] = set()
+
+
+def allow_table(prefix: str) -> str:
+    """Accept ``prefix`` (a configured ``table_name``, already validated) in :func:`checked_table`."""
+    if not TABLE_NAME.match(prefix):
+        raise ValueError(f"refusing unexpected table name {prefix!r}")
+    _CONFIGURED.add(prefix)
+    return prefix
 
 
 def checked_table(name: str) -> str:
-    """A table name this pump may write: a known prefix plus an optional ``_YYYYMMDD``, or a
-    rollup table ``tyk_aggregated_<granularity>`` (``pump.aggregate.rollups``)."""
-    if not _TABLE.match(name):
+    """A table name this pump may write: a known (or configured) prefix plus an optional
+    ``_YYYYMMDD``, or a rollup table ``tyk_aggregated_<granularity>``."""
+    if _TABLE.match(name):
+        return name
+    base = name[:-9] if len(name) > 9 and name[-9] == "_" and name[-8:].isdigit() else name
+    if base not in _CONFIGURED:
         raise ValueError(f"refusing unexpected table name {name!r}")
     return name
 
@@ -49,14 +67,21 @@ def shard_table(prefix: str, day: datetime | None) -> str:
     return checked_table(prefix if day is None else f"{prefix}_{shard_suffix(day)}")
 
 
-#: Column kinds → (PostgreSQL type, SQLite type).
+#: Column kinds → (PostgreSQL type, SQLite type). ``numeric`` is what Tyk's gorm creates for a
+#: Go ``float64`` on PostgreSQL (``decimal``); SQLite keeps ``REAL`` (its NUMERIC affinity would
+#: turn 51.0 into the integer 51).
 TYPES: dict[str, tuple[str, str]] = {
     "text": ("TEXT", "TEXT"),
     "bigint": ("BIGINT", "INTEGER"),
     "double": ("DOUBLE PRECISION", "REAL"),
+    "numeric": ("NUMERIC", "REAL"),
     "bool": ("BOOLEAN", "INTEGER"),
     "timestamptz": ("TIMESTAMPTZ", "TEXT"),
 }
+
+#: PostgreSQL types the previous version of this pump created for today's ``numeric`` columns:
+#: such a table is migrated only when asked (``migrate: true``), as it rewrites the table.
+LEGACY_NUMERIC = frozenset({"double precision", "real"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +105,7 @@ _COMPATIBLE: dict[str, frozenset[str]] = {
     "text": frozenset({"text", "character varying", "character"}),
     "bigint": frozenset({"bigint", "integer", "smallint", "numeric", "double precision", "real"}),
     "double": frozenset({"double precision", "real", "numeric"}),
+    "numeric": frozenset({"numeric"}),
     "bool": frozenset({"boolean"}),
     "timestamptz": frozenset({"timestamp with time zone", "timestamp without time zone"}),
 }
@@ -97,10 +123,11 @@ class Schema:
     pumps creating the same shard do not collide.
     """
 
-    def __init__(self, spec: TableSpec, target: Target, omit_indexes: bool) -> None:
+    def __init__(self, spec: TableSpec, target: Target, omit_indexes: bool, migrate: bool = False) -> None:
         self.spec = spec
         self.target = target
         self.omit_indexes = omit_indexes
+        self.migrate = migrate
         self.known: set[str] = set()
         self.background: set[asyncio.Task[None]] = set()
 
@@ -148,6 +175,7 @@ class Schema:
                         await conn.execute(self._pg_index_sql(table, suffix, columns, concurrently=False))
                 log.info("Created table.", extra={"table": table, "database": self.target.description})
                 return []
+            await self._pg_legacy_types(conn, table, types)
             self._warn_on_types(table, types)
             for name, kind in self.spec.columns:
                 if name not in existing:
@@ -168,6 +196,36 @@ class Schema:
             cur = await conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s", (table,))
             have = {row[0] for row in await cur.fetchall()}
             return [(s, c) for s, c in self.spec.indexes if f"{table}_{s}" not in have]
+
+    def legacy_columns(self, types: dict[str, str]) -> list[str]:
+        """Columns of an existing table that the previous version of this pump created as
+        ``double precision`` where Tyk (and this version) has ``numeric``."""
+        return [name for name, kind in self.spec.columns if kind == "numeric" and types.get(name, "").lower() in LEGACY_NUMERIC]
+
+    async def _pg_legacy_types(self, conn: Any, table: str, types: dict[str, str]) -> None:
+        """A table made by the previous version: convert its columns with ``migrate: true``, else
+        refuse to write (the error names the fix; records wait in Redis meanwhile).
+
+        Through ``::text``: PostgreSQL prints a double exactly (shortest round trip), so the
+        stored value keeps every digit, where a direct cast keeps only 15."""
+        from psycopg import sql
+
+        old = self.legacy_columns(types)
+        if not old:
+            return
+        if not self.migrate:
+            raise RetriableError(
+                f"PostgreSQL at {self.target.description}: table {table} was created by an older version of this pump (or another tool) "
+                f"({', '.join(old)} are double precision, Tyk's are numeric); set migrate: true in the pump's meta "
+                "(uptime: in uptime_pump_config) to convert them once at start (it rewrites the table), or drop the table"
+            )
+        changes = sql.SQL(", ").join(
+            sql.SQL("ALTER COLUMN {} TYPE NUMERIC USING {}::text::numeric").format(sql.Identifier(c), sql.Identifier(c)) for c in old
+        )
+        await conn.execute(sql.SQL("ALTER TABLE {} {}").format(sql.Identifier(table), changes))
+        for c in old:
+            types[c] = "numeric"
+        log.info("Migrated columns to Tyk's types.", extra={"table": table, "columns": ",".join(old), "type": "numeric"})
 
     def _warn_on_types(self, table: str, types: dict[str, str]) -> None:
         """An existing table (e.g. created by another tool) whose column types differ from what

@@ -14,12 +14,21 @@ from pump.aggregate.sql_rows import COLUMN_TYPES, SQL_COLUMNS, AggregateRow, Mer
 from pump.sinks.sql.schema import checked_table, quote
 from pump.sinks.sql.values import clean, copy_field, copy_is_plain, dt_text
 
-_KINDS = {"TEXT": "text", "BIGINT": "bigint", "DOUBLE PRECISION": "double", "TIMESTAMPTZ": "timestamptz"}
+_KINDS = {"TEXT": "text", "BIGINT": "bigint", "DOUBLE PRECISION": "double", "NUMERIC": "numeric", "TIMESTAMPTZ": "timestamptz"}
+
+#: Columns Tyk's tables have besides the rows' (:data:`SQL_COLUMNS`), with the SQL constant every
+#: insert writes. Tyk's gorm fork stores the counter's ``error_map``/``error_list`` too, and its SQL
+#: aggregate and uptime pumps set both to nil before inserting, so Tyk always writes ``{}`` and
+#: ``[]`` there, with or without errors (the counts per code are in the ``code_*`` columns). As in
+#: Tyk they are not assigned on conflict.
+CONSTANT_COLUMNS: tuple[tuple[str, str], ...] = (("counter_error_map", "'{}'"), ("counter_error_list", "'[]'"))
 
 #: Columns of ``tyk_aggregated`` (and ``tyk_uptime_analytics``) as (name, kind).
-AGGREGATE_COLUMNS: tuple[tuple[str, str], ...] = tuple((c, _KINDS[COLUMN_TYPES[c]]) for c in SQL_COLUMNS)
+AGGREGATE_COLUMNS: tuple[tuple[str, str], ...] = tuple((c, _KINDS[COLUMN_TYPES[c]]) for c in SQL_COLUMNS) + tuple(
+    (c, "text") for c, _ in CONSTANT_COLUMNS
+)
 
-_TEXT_POSITIONS = tuple(i for i, (_, kind) in enumerate(AGGREGATE_COLUMNS) if kind == "text")
+_TEXT_POSITIONS = tuple(i for i, c in enumerate(SQL_COLUMNS) if COLUMN_TYPES[c] == "TEXT")
 _TIME_POSITION = SQL_COLUMNS.index("counter_last_time")
 
 
@@ -37,7 +46,9 @@ def assignments(table: str, postgres: bool) -> list[str]:
     are 0 (rows made only by network records) where Tyk's SQL would divide by zero.
     """
     t = quote(checked_table(table))
-    greatest, least, cast = ("GREATEST", "LEAST", "DOUBLE PRECISION") if postgres else ("max", "min", "REAL")
+    # NUMERIC division on PostgreSQL: the average keeps every digit of a double (Tyk's columns are
+    # numeric; a float8 result cast back into one would keep only 15 significant digits).
+    greatest, least, cast = ("GREATEST", "LEAST", "NUMERIC") if postgres else ("max", "min", "REAL")
     out = []
     for rule in update_rules():
         c = quote(rule.column)
@@ -61,39 +72,44 @@ def assignments(table: str, postgres: bool) -> list[str]:
 STAGE_TABLE = "pump_stage_agg"
 
 
-def upsert_text(table: str, postgres: bool) -> str:
+def upsert_text(table: str, postgres: bool, columns: Sequence[str] = SQL_COLUMNS) -> str:
     """The upsert statement for ``table``, built only from validated identifiers and the rule
     constants of ``sql_rows``.
 
     PostgreSQL: ``INSERT … SELECT`` from the connection's staging table (filled by COPY), in id
     order so concurrent writers lock rows in the same order. SQLite: ``VALUES`` with ``?``
     parameters, for ``executemany``."""
-    cols = ", ".join(quote(c) for c in SQL_COLUMNS)
+    cols = ", ".join(quote(c) for c in columns)
+    extra = ", ".join(quote(c) for c, _ in CONSTANT_COLUMNS)
+    constants = ", ".join(v for _, v in CONSTANT_COLUMNS)
     sets = ", ".join(assignments(table, postgres))
     target = quote(checked_table(table))
-    marks = ", ".join("?" for _ in SQL_COLUMNS)
-    source = f"SELECT {cols} FROM {quote(STAGE_TABLE)} ORDER BY id" if postgres else f"VALUES ({marks})"
-    return f"INSERT INTO {target} ({cols}) {source} ON CONFLICT (id) DO UPDATE SET {sets}"
-
-
-_TABS = len(SQL_COLUMNS) - 1
+    marks = ", ".join("?" for _ in columns)
+    source = f"SELECT {cols}, {constants} FROM {quote(STAGE_TABLE)} ORDER BY id" if postgres else f"VALUES ({marks}, {constants})"
+    return f"INSERT INTO {target} ({cols}, {extra}) {source} ON CONFLICT (id) DO UPDATE SET {sets}"
 
 
 def copy_rows(rows: Sequence[AggregateRow]) -> str:
     """Aggregate rows as COPY text. ``str`` renders every field type correctly (ints, exact
-    floats, aware datetimes with their offset); text needing escapes takes the slow path."""
+    floats, aware datetimes with their offset); text needing escapes takes the slow path. Rows
+    may carry columns after :data:`SQL_COLUMNS` (the graph aggregate's ``api_id``)."""
+    if not rows:
+        return ""
+    tabs = len(rows[0]) - 1
     lines = ["\t".join(map(str, row)) + "\n" for row in rows]
     text = "".join(lines)
-    if copy_is_plain(text, len(lines), _TABS):
+    if copy_is_plain(text, len(lines), tabs):
         return text
     return "".join(
-        line if copy_is_plain(line, 1, _TABS) else "\t".join(map(copy_field, row)) + "\n" for line, row in zip(lines, rows, strict=True)
+        line if copy_is_plain(line, 1, tabs) else "\t".join(map(copy_field, row)) + "\n" for line, row in zip(lines, rows, strict=True)
     )
 
 
 def sqlite_params(row: AggregateRow) -> tuple[Any, ...]:
     values: list[Any] = list(row)
     for i in _TEXT_POSITIONS:
+        values[i] = clean(values[i])
+    for i in range(len(SQL_COLUMNS), len(values)):  # extra text columns (api_id)
         values[i] = clean(values[i])
     values[_TIME_POSITION] = dt_text(values[_TIME_POSITION])
     return tuple(values)

@@ -61,6 +61,8 @@ class SummaryAggregateSink(AggregateSink):
             if self.pool is not None:
                 async with self.pool.connection() as conn:
                     removed = await rollup_tables.prune_pg(conn, self.rollups)
+            elif self.backend.my is not None:
+                removed = await self.backend.my.run(lambda c: rollup_tables.prune_mysql(c, self.rollups), "prune the rollups")
             else:
                 assert self.db is not None
                 removed = await self.db.run(lambda c: rollup_tables.prune_sqlite(c, self.rollups), "prune the rollups")

@@ -167,6 +167,7 @@ _SQL_KEYS = (
     "batch_size",
     "migrate_sharded_tables",
     "omit_index_creation",
+    "migrate",
 )
 
 

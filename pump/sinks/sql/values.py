@@ -5,6 +5,7 @@ Used by both backends, so a row reads the same whichever database holds it.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -92,3 +93,26 @@ def copy_is_plain(text: str, lines: int, tabs_per_line: int) -> bool:
         and "\r" not in text
         and "\x00" not in text
     )
+
+
+_GO_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _safe(value: Any) -> Any:
+    """Nested ``None`` inside lists and maps as Go's ``MarshalSafeCollections`` prints them: the
+    only nested collections Tyk has are lists (``Types`` values, a GraphQL error's ``path``)."""
+    if isinstance(value, dict):
+        return {str(k): ([] if v is None else _safe(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe(v) for v in value]
+    return value
+
+
+def go_safe_json(value: Any, empty: str) -> str:
+    """A map or slice column as Tyk's gorm fork writes it: ``json.MarshalSafeCollections`` —
+    ``empty`` (``{}`` or ``[]``) for nil, map keys sorted, nil collections inside as ``[]``,
+    HTML characters escaped as Go's encoder does."""
+    if value is None or (isinstance(value, dict | list) and not value):
+        return empty
+    text = json.dumps(_safe(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
+    return text.translate(_GO_HTML)

@@ -13,6 +13,7 @@
 //	csv_header.json  AnalyticsRecord.GetFieldNames() (the CSV pump header row)
 //	uptime.json      UptimeReportData msgpack bytes, decoded JSON, uptime aggregate + SQL rows
 //	aggregates.json  AggregateData results, Mongo AsChange/AsTimeUpdate documents, SQL aggregate rows
+//	graph_aggregates.json  AggregateGraphData / AggregateMCPData results as SQL rows (graph.go)
 //
 // Only the analytics and serializer packages of tyk-pump are imported. The
 // pumps package (CSV/SQL/Mongo pumps) cannot be built against tyk-pump v1.16.0
@@ -1168,6 +1169,7 @@ func main() {
 
 	writeJSON(*out, "uptime.json", uptimeFixture())
 	writeJSON(*out, "aggregates.json", aggregatesFixture())
+	writeJSON(*out, "graph_aggregates.json", graphAggregatesFixture())
 
 	if err := checkOutputs(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "tykfixtures:", err)
@@ -1177,7 +1179,7 @@ func main() {
 
 // checkOutputs re-reads the files to make sure they are valid JSON.
 func checkOutputs(dir string) error {
-	for _, n := range []string{"records.json", "csv_header.json", "uptime.json", "aggregates.json"} {
+	for _, n := range []string{"records.json", "csv_header.json", "uptime.json", "aggregates.json", "graph_aggregates.json"} {
 		b, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
 			return err

@@ -267,12 +267,21 @@ def test_minute_buckets_keep_the_record_zone() -> None:
     assert next(iter(aggregate_records([rec(timestamp=ts)], hour_floor).values())).timestamp.hour == 9
 
 
-def test_counter_last_time_is_last_touching_record() -> None:
+def test_counter_last_time_is_first_touching_record_as_in_tyk() -> None:
+    """Issue 11: Tyk's incrementOrSetUnit never updates a dimension counter's LastTime, so it is
+    the first record of the batch that touched the dimension; the total's is the last record's."""
     later = T + timedelta(seconds=30)
-    agg = one([rec(api_id="a"), rec(api_id="a", timestamp=later), rec(api_id="b")])
-    assert agg.apiid["a"].last_time == later
-    assert agg.apiid["b"].last_time == T
+    agg = one([rec(api_id="a"), rec(api_id="a", timestamp=later), rec(api_id="b", timestamp=later), rec(api_id="b")])
+    assert agg.apiid["a"].last_time == T
+    assert agg.apiid["b"].last_time == later
     assert agg.total.last_time == T  # last record of the batch, in batch order
+    assert agg.last_time == T
+
+
+def test_last_time_of_an_api_counter_made_by_a_network_record() -> None:
+    later = T + timedelta(seconds=30)
+    agg = one([rec(api_id="a", response_code=-1), rec(api_id="a", timestamp=later)])
+    assert agg.apiid["a"].last_time == T  # the -1 record touched it first (Go: year 1)
 
 
 def test_averages_are_set_after_aggregation() -> None:

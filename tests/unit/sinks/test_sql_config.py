@@ -70,10 +70,14 @@ def test_raw_pump_accepts_tyk_keys_and_nulls() -> None:
     assert sql.Meta.model_validate(config.pumps["sql"].meta).postgres.prefer_simple_protocol is False
 
 
-def test_mysql_is_refused_with_a_clear_message() -> None:
-    errors = errors_of({"sql": {"type": "sql", "meta": {"type": "mysql", "connection_string": "u:p@tcp(db:3306)/x"}}})
-    message = "MySQL is not supported by this pump; use type: postgres (or sqlite for a local file)"
-    assert errors == [f"pumps.sql.meta.type: Value error, {message} (got 'mysql')"]
+def test_mysql_is_accepted_with_tyks_connection_string() -> None:
+    """Issue 11: ``type: mysql`` is Tyk's MySQL/MariaDB dialect (it was refused before)."""
+    assert load({"sql": {"type": "sql", "meta": {"type": "mysql", "connection_string": "u:p@tcp(db:3306)/x"}}}).pumps
+    meta = sql.Meta(type="mysql", connection_string="tyk:s3cret@tcp(db:3307)/analytics?parseTime=true")
+    target = target_of(meta)
+    assert (target.backend, target.description) == ("mysql", "mysql://tyk@db:3307/analytics")
+    assert "s3cret" not in repr(target)
+    assert sql.Meta(connection_string="mysql://u:p@h/x").type == "mysql"
 
 
 def test_unknown_type_and_unknown_key_are_errors() -> None:
@@ -174,10 +178,12 @@ def test_uptime_settings_come_from_uptime_pump_config() -> None:
     assert sink.target.description == "postgresql://u@h:5432/db"  # type: ignore[attr-defined]
 
 
-def test_uptime_mysql_is_refused_by_validation() -> None:
+def test_uptime_mysql_needs_a_parsable_connection_string() -> None:
     with pytest.raises(ConfigError) as info:
         load({"csv": {"type": "csv"}}, uptime_pump_config={"uptime_type": "sql", "type": "mysql", "connection_string": "x"})
-    assert info.value.errors[0].startswith("uptime_pump_config.type: Value error, MySQL is not supported")
+    assert info.value.errors[0].startswith(
+        "uptime_pump_config.connection_string: Value error, expected user:password@tcp(host:3306)/dbname"
+    )
 
 
 def test_meta_model_rejects_garbage_types() -> None:
