@@ -25,7 +25,8 @@ from tests.integration.test_rollups_sql import records as boundary_records
 
 pytestmark = pytest.mark.integration
 pg_dsn = sql_helpers.pg_dsn  # fixture
-db = sql_helpers.db  # fixture: PostgreSQL and SQLite
+my_dsn = sql_helpers.my_dsn  # fixture
+db = sql_helpers.db  # fixture: PostgreSQL, SQLite and MariaDB
 
 TABLES = ["tyk_aggregated", *(f"tyk_aggregated_{g}" for g in GRANULARITIES)]
 
@@ -51,6 +52,9 @@ def wipe(db: Db) -> None:
         with psycopg.connect(db.target, autocommit=True) as conn:
             for s in statements:
                 conn.execute(s.encode())
+    elif db.backend == "mysql":
+        for s in statements:
+            sql_helpers.mysql_execute(db.target, s)
     else:
         import sqlite3
 

@@ -22,7 +22,8 @@ from tests.integration.sql_helpers import Db
 
 pytestmark = pytest.mark.integration
 pg_dsn = sql_helpers.pg_dsn  # fixture
-db = sql_helpers.db  # fixture: runs each test on PostgreSQL and on SQLite
+my_dsn = sql_helpers.my_dsn  # fixture
+db = sql_helpers.db  # fixture: runs each test on PostgreSQL, SQLite and MariaDB
 
 #: (timestamp, response code, request time): across every boundary a rollup has.
 ROWS = [
@@ -140,14 +141,18 @@ async def test_without_rollups_nothing_changes(db: Db, tmp_path: Any) -> None:
     plain = db.rows("SELECT * FROM tyk_aggregated ORDER BY id")
     if db.backend == "postgres":
         names = db.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+    elif db.backend == "mysql":
+        names = db.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
     else:
         names = db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")
     assert sorted(n[0] for n in names) == ["pump_applied_batches", "tyk_aggregated"]
     # the same batch with every rollup on (another pump name, another database) writes the same tyk_aggregated
-    other = Db(db.backend, db.target) if db.backend == "postgres" else Db("sqlite", str(tmp_path / "other.sqlite"))
+    other = Db("sqlite", str(tmp_path / "other.sqlite")) if db.backend == "sqlite" else Db(db.backend, db.target)
     if db.backend == "postgres":
         with psycopg.connect(db.target, autocommit=True) as conn:
             conn.execute("DELETE FROM tyk_aggregated")
+    elif db.backend == "mysql":
+        sql_helpers.mysql_execute(db.target, "DELETE FROM tyk_aggregated")
     await write(sink(other, name="rolled", rollups=list(GRANULARITIES)), SinkBatch("b1", records()))
     assert other.rows("SELECT * FROM tyk_aggregated ORDER BY id") == plain
 

@@ -21,7 +21,15 @@ from tests.integration.sql_helpers import Db
 
 pytestmark = pytest.mark.integration
 pg_dsn = sql_helpers.pg_dsn  # fixture
-db = sql_helpers.db  # fixture: PostgreSQL and SQLite
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def db(request: pytest.FixtureRequest, tmp_path: Any) -> Db:
+    """PostgreSQL and SQLite (the WSO2 mode is refused on MySQL at validate)."""
+    if request.param == "postgres":
+        return Db("postgres", request.getfixturevalue("pg_dsn"))
+    return Db("sqlite", str(tmp_path / "pump.sqlite"))
+
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"

@@ -47,6 +47,7 @@ def test_valid_settings_pass() -> None:
         ({"rollups": ["day", "day"]}, "sql_aggregate", ["pumps.agg.meta.rollups", "listed twice"]),
         ({"publish_interval": "90m"}, "sql_aggregate", ["pumps.agg.meta.publish_interval", "1 to 60 minutes"]),
         ({"mode": "wso2"}, "sql_aggregate", ["pumps.agg.meta.mode", "wso2_summary"]),
+        ({"mode": "wso2_summary", "type": "mysql", "connection_string": "mysql://u@h/db"}, "sql_aggregate", ["wso2_summary", "MySQL"]),
         ({"rollups": [{"granularity": "day", "ttl": 60}]}, "mongo-pump-aggregate", ["pumps.agg.meta.rollups", "shorter than one day"]),
         ({"rollups": [{"granularity": "day", "retention_days": 3}]}, "mongo-pump-aggregate", ["retention_days"]),
     ],
