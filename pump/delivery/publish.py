@@ -77,6 +77,7 @@ class Publisher:
         self._wake = asyncio.Event()  # the window filled, or the pump is stopping
         self._full_since: float | None = None  # when the window was first seen full
         self._task: asyncio.Task[None] | None = None  # the flush running in the background
+        self._logged: float | None = None  # when "Holding batches" was last logged
         worker.acks.on_full.append(self.wake)
 
     def wake(self) -> None:
@@ -88,8 +89,12 @@ class Publisher:
         self.held.append((batch, share))
         self.held_records += len(share)
         if len(self.held) == 1:  # the interval runs from the first batch held: none waits longer
-            self._since = self.worker.clock.now()
-            log.info("Holding batches for the next aggregate flush.", extra={"pump": self.worker.name, "flush_in_s": round(self.interval)})
+            self._since = now = self.worker.clock.now()
+            if self._logged is None or now - self._logged >= self.interval:  # at most once an interval
+                self._logged = now
+                log.info(
+                    "Holding batches for the next aggregate flush.", extra={"pump": self.worker.name, "flush_in_s": round(self.interval)}
+                )
         if self.due():
             self.start_flush()
 
