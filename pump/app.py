@@ -33,138 +33,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import gc
 import logging
-import os
 import signal
-import sys
-import threading
 import time
 from collections.abc import Awaitable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from pump import __version__
 from pump.config.model import Config
 from pump.delivery.ack import REDIS_TRANSIENT, Acknowledger, until_ok
-from pump.delivery.deadletter import UNDECODABLE, DeadLetters, deadletter_key
+from pump.delivery.deadletter import DeadLetters
 from pump.delivery.fanout import Fanout, Intake
 from pump.delivery.tasks import CANCEL_GRACE, finish, wait_tasks
 from pump.delivery.worker import PumpWorker
-from pump.errors import EX_CONFIG, EX_TEMPFAIL, CommandError
+from pump.errors import EX_TEMPFAIL, CommandError
+from pump.process import dump_tasks, run_loop, tune_gc
 from pump.sinks import build as build_sink
-from pump.sinks import build_uptime as build_uptime_of
-from pump.sinks.base import Sink, SinkContext
+from pump.sinks.base import SinkContext
 from pump.source.connect import connect, describe
 from pump.source.redis_list import UPTIME_LIST, RedisSource, SourceKey, gateway_lists
+from pump.telemetry.gauges import backlog_sizes, refresh_gauges
 from pump.telemetry.health import HealthServer, Probe
+from pump.telemetry.listen import start_listeners
 from pump.telemetry.metrics import Metrics
 from pump.telemetry.purgelog import PurgeLog
 from pump.transforms import build_view
+from pump.uptime import UPTIME_PUMP, build_uptime_sink, uptime_kind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: The uptime pump's name (it has no entry under ``pumps``; Tyk configures it apart too).
-UPTIME_PUMP = "uptime"
-
-
-def uptime_kind(cfg: Config) -> str | None:
-    """``mongo`` or ``sql`` when host-checker records are drained to an uptime sink, else None.
-
-    Without a sink the uptime list is left alone: draining it nowhere would lose it."""
-    up = cfg.uptime_pump_config
-    if cfg.dont_purge_uptime_data or up is None:
-        return None
-    kind = up.uptime_type or "mongo"
-    if kind == "mongo" and not up.mongo_url:
-        return None
-    return kind
-
-
-def build_uptime_sink(cfg: Config) -> Sink | None:
-    """The sink for host-checker records, from ``uptime_pump_config``, or None (:func:`uptime_kind`)."""
-    kind = uptime_kind(cfg)
-    return None if kind is None else build_uptime_of(kind, cfg)
-
-
-def tune_gc() -> None:
-    """Keep Python's cycle collector out of the hot path.
-
-    Records, documents and rows hold no reference cycles, so reference counting frees them; the
-    cycle collector only walks the millions of objects of the batches in flight, again and again
-    (measured: ~15% of the pipeline's time). Freeze what start-up created and collect far less
-    often; anything cyclic is still collected, just later."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
-def listen_error(exc: OSError, what: str, where: str, key: str) -> CommandError:
-    """The one-line error for a listener that cannot be opened."""
-    if exc.errno == errno.EADDRINUSE:
-        return CommandError(
-            f"cannot serve {what} on {where}: the address is already in use (is another pump running?); "
-            f"stop it or set {key} to a free port",
-            EX_TEMPFAIL,
-        )
-    return CommandError(f"cannot serve {what} on {where}: {exc.strerror or exc}; fix {key}", EX_CONFIG)
-
-
 def serve(config: Config, once: bool = False) -> int:
-    """Run a :class:`Daemon` in a fresh event loop and return its exit code (``pump run``).
-
-    Unlike ``asyncio.run``, what is left when the daemon has stopped cannot keep the process
-    alive: leftover tasks get a bounded time to unwind, and the I/O threads (``to_thread``) are
-    not joined — a thread stuck in a sink's blocking call (a hung NFS write, a full pipe) would
-    otherwise hold the exit forever, since Python joins them at interpreter shutdown. Then the
-    process ends without waiting for them, after flushing the logs."""
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(thread_name_prefix="pump-io")
-    loop.set_default_executor(executor)
-    try:
-        code = loop.run_until_complete(Daemon(config, once=once).run())
-        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            loop.run_until_complete(asyncio.wait(leftovers, timeout=CANCEL_GRACE))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-        loop.close()
-    stuck = _stuck_threads(grace=1.0)
-    if stuck:
-        log.warning("Exiting without waiting for blocked I/O threads (a sink call that never returned).", extra={"threads": len(stuck)})
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        logging.shutdown()
-        os._exit(code)
-    return code
-
-
-def _stuck_threads(grace: float) -> list[threading.Thread]:
-    """Non-daemon threads still running after ``grace`` seconds (idle pool threads exit at once)."""
-    deadline = time.monotonic() + grace
-    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-    for t in others:
-        t.join(timeout=max(0.0, deadline - time.monotonic()))
-    return [t for t in others if t.is_alive()]
-
-
-def dump_tasks() -> None:
-    """SIGUSR1: log where every task of the loop is waiting (for a pump that seems stuck)."""
-    import io
-
-    for task in asyncio.all_tasks():
-        buf = io.StringIO()
-        task.print_stack(limit=12, file=buf)
-        log.warning("Task stack.", extra={"task": task.get_name(), "stack": buf.getvalue()})
+    """Run a :class:`Daemon` in a fresh event loop and return its exit code (``pump run``); see
+    :func:`pump.process.run_loop` for why not ``asyncio.run``."""
+    return run_loop(lambda: Daemon(config, once=once).run())
 
 
 class Daemon:
@@ -234,10 +139,17 @@ class Daemon:
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
             loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         try:
-            await self._start_telemetry()
+            self.health = await start_listeners(cfg, self.metrics, Probe(self._alive, self._ready), self.serve_health)
             redis = connect(cfg.analytics_storage_config)
             try:
-                self.source = RedisSource(redis, cfg.delivery.namespace, cfg.delivery.instance_id, cfg.delivery.lease_seconds)
+                self.source = RedisSource(
+                    redis,
+                    cfg.delivery.namespace,
+                    cfg.delivery.instance_id,
+                    cfg.delivery.lease_seconds,
+                    cfg.delivery.wait_replicas,
+                    cfg.delivery.wait_replicas_timeout,
+                )
                 if not await self._start():
                     return self._stopped_during_start_up()
                 assert self.fanout is not None
@@ -368,31 +280,6 @@ class Daemon:
         self.fanout = Fanout(intake, keys, self.workers, acks, self.metrics, cfg.purge_delay, once=self.once)
         self.fanout.purge_log = PurgeLog(self.metrics, self.workers, [k.name for k in keys])
 
-    async def _start_telemetry(self) -> None:
-        cfg = self.config
-        tel = cfg.telemetry
-        if tel.metrics_address:
-            host, _, port = tel.metrics_address.rpartition(":")
-            try:
-                start_http_server(int(port), addr=host or "0.0.0.0", registry=self.metrics.registry)
-            except OSError as exc:
-                raise listen_error(exc, "/metrics", f"{host or '0.0.0.0'}:{port}", "telemetry.metrics_address") from None
-        if self.serve_health and tel.health_enabled:
-            self.health = HealthServer(
-                Probe(self._alive, self._ready),
-                self.metrics.registry,
-                cfg.health_check_endpoint_name or "health",
-                host=tel.health_bind,
-                port=cfg.health_check_endpoint_port or 8083,
-                serve_metrics=not tel.metrics_address,
-            )
-            try:
-                await self.health.start()
-            except OSError as exc:
-                self.health = None
-                where = f"{tel.health_bind}:{cfg.health_check_endpoint_port or 8083}"
-                raise listen_error(exc, "/health", where, "health_check_endpoint_port") from None
-
     # -- probes ----------------------------------------------------------------------------------
 
     def _alive(self) -> bool | str:
@@ -443,31 +330,12 @@ class Daemon:
                     last_reap = time.monotonic()
                     n = await self.source.reap(self.all_keys())
                     self.metrics.records_requeued.labels("expired").inc(n)
-                await self._refresh_gauges()
+                await refresh_gauges(self.source, self.metrics, self.fanout.keys, self.workers, self.config.delivery.namespace)
             except REDIS_TRANSIENT as exc:  # Redis down: the claim loop logs it; try again next round
                 self.metrics.redis_failed(str(exc) or type(exc).__name__)
                 log.debug("Housekeeping round failed.", extra={"error": str(exc)})
             except Exception as exc:
                 log.debug("Housekeeping round failed.", extra={"error": str(exc)})
-
-    async def _refresh_gauges(self) -> None:
-        assert self.source is not None and self.fanout is not None
-        ns = self.config.delivery.namespace
-        gateway = [k.name for k in self.fanout.keys]
-        backlogs = [(name, k.name) for name, w in self.workers.items() for k in w.backlogs]
-        dlqs = [(name, deadletter_key(ns, name)) for name in [*self.workers, UNDECODABLE]]
-        lengths = await self.source.lengths(gateway + [k for _, k in backlogs] + [k for _, k in dlqs])
-        for name, n in zip(gateway, lengths, strict=False):
-            self.metrics.source_backlog.labels(name).set(n)
-        per_pump: dict[str, int] = {}
-        for (pump, _), n in zip(backlogs, lengths[len(gateway) :], strict=False):
-            per_pump[pump] = per_pump.get(pump, 0) + n
-        for pump, n in per_pump.items():
-            self.metrics.backlog_records.labels(pump).set(n)
-        for (pump, _), n in zip(dlqs, lengths[len(gateway) + len(backlogs) :], strict=False):
-            self.metrics.deadletter_records.labels(pump).set(n)
-        self.metrics.oldest_unacked.set(self.source.oldest_age())
-        self.metrics.batches_in_flight.set(len(self.source.inflight))
 
     async def _run_once(self, claim_loop: asyncio.Task[None]) -> None:
         assert self.fanout is not None
@@ -511,7 +379,7 @@ class Daemon:
         if self.crashed or force.is_set():
             return 1
         if self.once:
-            waiting = await self._backlog_sizes()
+            waiting = await backlog_sizes(self.source, self.workers)
             if waiting:
                 log.error(
                     "Some pumps could not deliver everything; those records wait in their Redis backlog for the next run.",
@@ -519,17 +387,3 @@ class Daemon:
                 )
                 return 1
         return 0
-
-    async def _backlog_sizes(self) -> dict[str, int]:
-        """Records parked per pump, for the ``--once`` exit code (0 when all was delivered)."""
-        assert self.source is not None
-        names = [(pump, key.name) for pump, w in self.workers.items() for key in w.backlogs]
-        try:
-            lengths = await self.source.lengths([k for _, k in names])
-        except Exception:
-            return {"unknown (Redis unavailable)": 1}
-        out: dict[str, int] = {}
-        for (pump, _), n in zip(names, lengths, strict=True):
-            if n:
-                out[pump] = out.get(pump, 0) + n
-        return out

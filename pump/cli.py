@@ -221,10 +221,10 @@ def _validate(args: argparse.Namespace, config: Config, warnings: list[str]) -> 
 async def _check(config: Config, seconds: float) -> int:
     """Connect to Redis and to every sink (the uptime one too), all at the same time, each for at
     most ``seconds``; one line per check. 1 if any failed."""
-    from pump.app import build_uptime_sink, uptime_kind
     from pump.sinks import build
     from pump.sinks.base import Sink, SinkContext
     from pump.source.connect import connect, describe
+    from pump.uptime import build_uptime_sink, uptime_kind
 
     async def redis_ping() -> None:
         redis = connect(config.analytics_storage_config)

@@ -143,6 +143,40 @@ def redis_sentinel_server(server_root: Path) -> Iterator[servers.Server]:
     yield from _server("redis_sentinel", server_root)
 
 
+@pytest.fixture
+def redis_cluster(redis_cluster_server: servers.Server) -> Iterator[servers.Server]:
+    """The session's Redis Cluster with every primary flushed at the start of the test (an
+    external one, ``PUMP_TEST_REDIS_CLUSTER_URL``, is flushed too: point it at one you can spare)."""
+    from redis.cluster import RedisCluster
+
+    rc = RedisCluster.from_url(redis_cluster_server.url)
+    try:
+        rc.flushall(target_nodes=RedisCluster.PRIMARIES)
+    finally:
+        rc.close()
+    yield redis_cluster_server
+
+
+@pytest.fixture
+def redis_sentinel(tmp_path: Path) -> Iterator[servers.Server]:
+    """A Sentinel set of this test's own (master, replica, 3 sentinels): the test may kill its master.
+
+    With ``PUMP_TEST_REDIS_SENTINEL_ADDRS`` (and ``PUMP_TEST_REDIS_SENTINEL_MASTER``) that set is
+    used instead and its master is flushed; it cannot be SIGKILLed from here."""
+    srv = servers.start("redis_sentinel", tmp_path / "redis_sentinel")
+    try:
+        if srv.external:
+            from tests.servers.redis_cluster import sentinel_master
+
+            host, port = sentinel_master(srv)
+            r = client(f"redis://{host}:{port}")
+            r.flushdb()
+            r.close()
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def http_receiver_server(server_root: Path) -> Iterator[servers.Server]:
     yield from _server("http", server_root)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 
 #: ``aggregation_time`` that means "one bucket per clock hour".
 HOURLY = 60

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 
 #: Dimension names, in Tyk's order (§3.3). They are both the ``OrgAggregate`` attribute names, the
 #: Mongo document keys and the SQL ``dimension`` column values.

@@ -14,9 +14,19 @@ Paths are built exactly like Tyk's: ``<dimension>.<key>.<field>``, ``total.<fiel
 endpoint keys and tags were made dot-free by the engine, so a dot in an API key or OAuth id still
 nests (Tyk-compatible) and ``$`` is never escaped.
 
-Deliberate differences from Tyk, both making the output a pure function of the input: ``$min`` is
-omitted when empty (older MongoDB servers reject an empty operator), error lists are sorted by code,
-and ``lists.*`` entries carry the recomputed ``requesttime`` (Go leaves the previous value there).
+``lists.*`` entries carry ``requesttime`` as Tyk stores it by default: the average as of the
+*previous* write (0.0 after the first). Go builds the entries from the decoded returned document,
+whose ``requesttime`` the previous step 2 set, and ``$set``-s the new average only beside them.
+Nothing shows Tyk Dashboard ignoring the lists' value, so parity is the default;
+``lists_request_time: average`` (:data:`LIST_REQUEST_TIME_AVERAGE`) stores the current average.
+Given the step-1 increments (:func:`batch_increments`), the previous average is computed from the
+merged totals minus this batch's increments rather than read back, so re-running step 2 after a
+crash (the sink does) writes the same value again.
+
+Deliberate differences from Tyk, making the output a pure function of the input: ``$min`` is
+omitted when empty (older MongoDB servers reject an empty operator), and ``lists.*`` entries are in
+the code-point order of their dimension key (Go's are in map order, i.e. random; nothing can
+depend on it).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from typing import Any
 from pump.aggregate.buckets import minute_floor
 from pump.aggregate.extra import EXTRA_DIMENSIONS
 from pump.aggregate.model import DIMENSIONS, Counter, OrgAggregate, error_list, iter_dimensions
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 
 #: The mixed collection every org's aggregates also go to with ``use_mixed_collection``.
 MIXED_COLLECTION = "tyk_analytics_aggregates"
@@ -60,6 +70,9 @@ DISCARD_ALIASES: dict[str, str] = {
 #: per outer key and ``apiendpoints`` comes after them.
 _FLAT_LIST_DIMENSIONS = ("apiid", "errors", "versions", "apikeys", "oauthids", "geo", "tags", "endpoints")
 _NESTED_LIST_DIMENSIONS = ("keyendpoints", "oauthendpoints")
+#: ``lists_request_time`` values: Tyk's stale value (default) or the counter's current average.
+LIST_REQUEST_TIME_TYK = "tyk"
+LIST_REQUEST_TIME_AVERAGE = "average"
 #: The dimensions Tyk's MCP aggregate adds (``lists.methods``, … are recomputed like the others).
 MCP_DIMENSIONS = ("methods", "primitives", "names")
 
@@ -184,7 +197,26 @@ def _add_counter(
 # --------------------------------------------------------------------------- step 2: AsTimeUpdate
 
 
-def as_time_update(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+#: ``<counter path>.`` → (hits, totalrequesttime) this batch ``$inc``-ed (:func:`batch_increments`).
+Increments = Mapping[str, tuple[float, float]]
+
+
+def batch_increments(change: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Per counter prefix (``apiid.<id>.``), the hits and request time a step-1 update adds."""
+    inc = change.get("$inc") or {}
+    out: dict[str, tuple[float, float]] = {}
+    for path, hits in inc.items():
+        if path.endswith(".hits"):
+            prefix = path[: -len("hits")]
+            out[prefix] = (hits, inc.get(prefix + "totalrequesttime", 0.0))
+    return out
+
+
+def as_time_update(
+    stored: Mapping[str, Any],
+    lists_request_time: str = LIST_REQUEST_TIME_TYK,
+    increments: Increments | None = None,
+) -> dict[str, dict[str, Any]]:
     """Step-2 update computed from the document step 1 returned.
 
     For every counter in the stored document: ``requesttime``, ``latency``, ``upstreamlatency``
@@ -192,18 +224,23 @@ def as_time_update(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     counters (``lists.keyendpoints.<apikey>`` / ``lists.oauthendpoints.<oauthid>`` per outer key)
     and the total's averages. Works on whatever the document holds, including dimensions other
     pumps wrote, so ``ignore_aggregations`` in one pump never hides another pump's data.
+    ``lists_request_time`` and ``increments``: see the module docstring; without ``increments``
+    the stored ``requesttime`` is used, as Go does.
     """
+    if lists_request_time not in (LIST_REQUEST_TIME_TYK, LIST_REQUEST_TIME_AVERAGE):
+        raise ValueError(f"lists_request_time must be {LIST_REQUEST_TIME_TYK!r} or {LIST_REQUEST_TIME_AVERAGE!r}")
+    stale = _Stale(increments) if lists_request_time == LIST_REQUEST_TIME_TYK else None
     set_: dict[str, Any] = {}
     for dimension in _FLAT_LIST_DIMENSIONS:
-        set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_)
+        set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_, stale)
     for dimension in _NESTED_LIST_DIMENSIONS:
         for outer, inner in _items(stored.get(dimension)):
-            set_[f"lists.{dimension}.{outer}"] = _recompute(f"{dimension}.{outer}", inner, set_)
-    set_["lists.apiendpoints"] = _recompute("apiendpoints", stored.get("apiendpoints"), set_)
+            set_[f"lists.{dimension}.{outer}"] = _recompute(f"{dimension}.{outer}", inner, set_, stale)
+    set_["lists.apiendpoints"] = _recompute("apiendpoints", stored.get("apiendpoints"), set_, stale)
     # ours, opt-in, and the MCP aggregate's (mongo-mcp-aggregate): only in documents that have them
     for dimension in (*EXTRA_DIMENSIONS, *MCP_DIMENSIONS):
         if dimension in stored:
-            set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_)
+            set_[f"lists.{dimension}"] = _recompute(dimension, stored.get(dimension), set_, stale)
     total = stored.get("total")
     _set_averages("total.", counter_document(total if isinstance(total, Mapping) else {}), set_)
     return {"$set": set_}
@@ -213,15 +250,38 @@ def _items(value: Any) -> list[tuple[str, Any]]:
     return list(value.items()) if isinstance(value, Mapping) else []
 
 
-def _recompute(parent: str, counters: Any, set_: dict[str, Any]) -> list[dict[str, Any]]:
+class _Stale:
+    """Tyk's ``lists.*`` requesttime: the average before this batch (see the module docstring)."""
+
+    def __init__(self, increments: Increments | None) -> None:
+        self.increments = increments
+
+    def request_time(self, prefix: str, raw: Mapping[str, Any]) -> float:
+        if self.increments is None:
+            return _number(raw.get("requesttime"))
+        hits, total = self.increments.get(prefix, (0, 0.0))
+        before = _number(raw.get("hits")) - hits
+        return (_number(raw.get("totalrequesttime")) - total) / before if before > 0 else 0.0
+
+
+def _recompute(parent: str, counters: Any, set_: dict[str, Any], stale: _Stale | None) -> list[dict[str, Any]]:
+    """One ``lists.*`` array, in key order; ``stale``: entries get Tyk's previous average."""
     entries: list[dict[str, Any]] = []
-    for key, raw in _items(counters):
+    for key, raw in sorted(_items(counters)):
         if not isinstance(raw, Mapping):
             continue
         doc = counter_document(raw)
-        _set_averages(f"{parent}.{key}.", doc, set_)
+        prefix = f"{parent}.{key}."
+        _set_averages(prefix, doc, set_)
+        if stale is not None:
+            doc["requesttime"] = stale.request_time(prefix, raw)
         entries.append(doc)
     return entries
+
+
+def _number(value: Any) -> float:
+    """A stored number as Go decodes it into a numeric field (anything else: Go's zero)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _set_averages(p: str, doc: Mapping[str, Any], set_: dict[str, Any]) -> None:

@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 from pump.aggregate.buckets import sql_bucketer
 from pump.aggregate.engine import aggregate_records
 from pump.aggregate.model import Counter, OrgAggregate, iter_dimensions
-from pump.record import Record, shard_suffix
+from pump.gotime import shard_suffix
+from pump.record import Record
 
 AGGREGATE_TABLE = "tyk_aggregated"
 #: Columns of the ``<table>_idx_dimension`` index, in index order.

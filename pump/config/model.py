@@ -198,6 +198,14 @@ class DeliveryDefaults(Delivery):
     instance_id: str = Field(default_factory=socket.gethostname, description="names this pump's claims in Redis")
     namespace: str = Field("pump", min_length=1, description="prefix of the pump's own Redis keys")
     lease_seconds: float = Field(60, ge=2, le=3600, description="a claim not renewed for this long is returned to its list")
+    wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        le=16,
+        description="replicas that must have each claim (Redis WAIT) before its records reach a sink; "
+        "default 1 with Sentinel (master_name), else 0 (set 1 for a Redis Cluster with replicas)",
+    )
+    wait_replicas_timeout: float = Field(1.0, ge=0.01, le=60, description="seconds a claim waits for its replicas")
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
     max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)")
 

@@ -14,13 +14,17 @@ Strings that are not valid UTF-8 get U+FFFD, as Go's ``json.Marshal`` would prin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 import xxhash
 
+from pump import schema
+from pump.decode import typed
 from pump.errors import DecodeError
-from pump.record import GO_ZERO_UNIX, Record
+from pump.gotime import GO_ZERO_UNIX
+from pump.record import Record
 
 _new = Record.__new__
 
@@ -132,13 +136,7 @@ def _names(v: Any) -> dict[str, str] | None:
 INT64_MAX = (1 << 63) - 1
 
 #: The integer fields of a record: Go names and attributes, checked at once against :data:`INT64_MAX`.
-_INT_FIELDS = {
-    "ContentLength": "content_length", "Day": "day", "Month": "month", "Year": "year", "Hour": "hour",
-    "ResponseCode": "response_code", "RequestTime": "request_time", "Geo.City.GeoNameID": "geo_city_geoname_id",
-    "Network.OpenConnections": "network_open_connections", "Network.ClosedConnection": "network_closed_connections",
-    "Network.BytesIn": "network_bytes_in", "Network.BytesOut": "network_bytes_out", "Latency.Total": "latency_total",
-    "Latency.Upstream": "latency_upstream", "Latency.Gateway": "latency_gateway",
-}  # fmt: skip
+_INT_FIELDS = {f.go: f.attr for f in schema.FIELDS if f.type in schema.INTEGERS}
 
 
 def _int_overflow(r: Record) -> DecodeError:
@@ -171,8 +169,8 @@ def _path_items(v: Any) -> list[Any] | None:
     return v
 
 
-_GQL_ZERO = {"Variables": "", "RootFields": None, "Types": None, "Errors": None, "OperationType": 0, "HasErrors": False, "IsGraphQL": False}
-_MCP_ZERO = {"IsMCP": False, "JSONRPCMethod": "", "PrimitiveType": "", "PrimitiveName": ""}
+_GQL_ZERO = {f.go: f.zero for f in schema.GRAPHQL_FIELDS}
+_MCP_ZERO = {f.go: f.zero for f in schema.MCP_FIELDS}
 
 
 def _graphql(v: Any) -> dict[str, Any] | None:
@@ -233,113 +231,113 @@ def _unpack(raw: bytes) -> Any:
         raise DecodeError(f"not msgpack: {type(exc).__name__}: {exc}") from exc
 
 
-def decode_record(raw: bytes) -> Record:
+#: Top-level structs a payload may leave out or send empty (gateways without GeoIP data): a
+#: falsy value reads as all zeros. Other structs must be maps (or nil) when present.
+_OPTIONAL_STRUCTS = frozenset(("Geo",))
+
+_CHECKS = {
+    schema.STRING: "_str",
+    schema.INT: "_int",
+    schema.INT64: "_int",
+    schema.UINT: "_int",
+    schema.MONTH: "_int",
+    schema.FLOAT: "_float",
+    schema.BOOL: "_bool",
+}
+_PY_TYPE = {"_str": "str", "_int": "int"}
+
+
+def _top_level(f: schema.Field) -> list[str]:
+    """Lines decoding a field at the top of the map. Strings and integers of the right type are
+    checked inline (the common case); anything else goes through the checking function."""
+    go = f.go
+    if f.type == schema.TIME:
+        return [f"r.{f.attr}_ns = _time(g({go!r}), {go!r})"]
+    if f.type == schema.TAGS:
+        return [f"r.{f.attr} = _tags(g({go!r}))"]
+    if f.type in (schema.GRAPHQL, schema.MCP):
+        return [f"r.{f.attr} = {'_graphql' if f.type == schema.GRAPHQL else '_mcp'}(g({go!r}))"]
+    check = _CHECKS[f.type]
+    if check in _PY_TYPE:
+        return [f"v = g({go!r})", f"r.{f.attr} = v if v.__class__ is {_PY_TYPE[check]} else {check}(v, {go!r})"]
+    return [f"r.{f.attr} = {check}(g({go!r}), {go!r})"]
+
+
+def _var(path: str) -> str:
+    return "m_" + path.replace(".", "_")
+
+
+def _struct(name: str, fields: list[schema.Field]) -> list[str]:
+    """Lines decoding the fields of one nested struct: every (sub)struct is checked to be a map
+    first, then the leaves, each through its checking function."""
+    maps: list[str] = []
+    for f in fields:
+        parts = f.go.split(".")[:-1]
+        for i in range(1, len(parts) + 1):
+            if ".".join(parts[:i]) not in maps:
+                maps.append(".".join(parts[:i]))
+    lines = [f"{_var(name)} = _map({_var(name)}, {name!r})" if name in _OPTIONAL_STRUCTS else f"{_var(name)} = _map(g({name!r}), {name!r})"]
+    for path in maps[1:]:
+        parent, _, leaf = path.rpartition(".")
+        lines.append(f"{_var(path)} = _map({_var(parent)}.get({leaf!r}), {path!r})")
+    for f in fields:
+        parent, _, leaf = f.go.rpartition(".")
+        getter = f"{_var(parent)}.get({leaf!r})"
+        if f.type == schema.NAMES:
+            lines.append(f"r.{f.attr} = _names({getter})")
+        else:
+            lines.append(f"r.{f.attr} = {_CHECKS[f.type]}({getter}, {f.go!r})")
+    if name not in _OPTIONAL_STRUCTS:
+        return lines
+    zeros = [f"r.{f.attr} = {schema.ZERO[f.type]!r}" for f in fields]
+    return [f"{_var(name)} = g({name!r})", f"if {_var(name)}:", *("    " + x for x in lines), "else:", *("    " + x for x in zeros)]
+
+
+def _decode_source() -> str:
+    body: list[str] = []
+    done: set[str] = set()
+    for f in schema.FIELDS:
+        top = f.go.split(".")[0]
+        if "." not in f.go:
+            body += _top_level(f)
+        elif top not in done:
+            done.add(top)
+            body += _struct(top, [x for x in schema.FIELDS if x.go.split(".")[0] == top])
+    # Only msgpack's uint64 (0xcf) can carry more than int64: a C-speed scan before any check.
+    ints = ", ".join(f"r.{f.attr}" for f in schema.FIELDS if f.type in schema.INTEGERS)
+    body += [f"if b'\\xcf' in raw and max({ints}) > INT64_MAX:", "    raise _int_overflow(r)"]
+    body += ["r.tz = r._ts = r._exp = None", "r.record_id = xxhash.xxh3_128_hexdigest(raw)", "return r"]
+    return "def decode_fields(raw, m):\n    g = m.get\n    r = _new(Record)\n" + "".join(f"    {line}\n" for line in body)
+
+
+#: The field-by-field decoding of a record map, generated from :data:`pump.schema.FIELDS`: the
+#: common case (a field of the right type) is checked inline, since a function call per field
+#: would cost more than the msgpack parse itself.
+_decode_fields: Callable[[bytes, dict[Any, Any]], Record] = schema.compile_function(
+    "decode_fields",
+    _decode_source(),
+    {"_new": _new, "Record": Record, "xxhash": xxhash, "_str": _str, "_int": _int, "_float": _float, "_bool": _bool, "_map": _map,
+     "_time": _time, "_tags": _tags, "_names": _names, "_graphql": _graphql, "_mcp": _mcp, "INT64_MAX": INT64_MAX,
+     "_int_overflow": _int_overflow},
+)  # fmt: skip
+
+
+def decode_record_strict(raw: bytes) -> Record:
     """Decode one gateway payload; raises :class:`DecodeError` with a reason a person can act on.
 
-    The common case (a field of the right type) is checked inline: a function call per field
-    would cost more than the msgpack parse itself.
-    """
+    The reference decoder: :func:`decode_record` (the hot path) hands it every payload it does
+    not accept as is, so its reasons are the dead-letter reasons."""
     m = _unpack(raw)
     if m.__class__ is not dict:
         raise DecodeError(f"not an analytics record: top-level msgpack value is {type(m).__name__}, not a map")
-    g = m.get
     if "TimeStamp" not in m and "Method" not in m and "APIID" not in m:
         raise DecodeError("not an analytics record: none of TimeStamp, Method, APIID is present")
-    r: Record = _new(Record)
-    v = g("Method")
-    r.method = v if v.__class__ is str else _str(v, "Method")
-    v = g("Host")
-    r.host = v if v.__class__ is str else _str(v, "Host")
-    v = g("Path")
-    r.path = v if v.__class__ is str else _str(v, "Path")
-    v = g("RawPath")
-    r.raw_path = v if v.__class__ is str else _str(v, "RawPath")
-    v = g("ContentLength")
-    r.content_length = v if v.__class__ is int else _int(v, "ContentLength")
-    v = g("UserAgent")
-    r.user_agent = v if v.__class__ is str else _str(v, "UserAgent")
-    v = g("Day")
-    r.day = v if v.__class__ is int else _int(v, "Day")
-    v = g("Month")
-    r.month = v if v.__class__ is int else _int(v, "Month")
-    v = g("Year")
-    r.year = v if v.__class__ is int else _int(v, "Year")
-    v = g("Hour")
-    r.hour = v if v.__class__ is int else _int(v, "Hour")
-    v = g("ResponseCode")
-    r.response_code = v if v.__class__ is int else _int(v, "ResponseCode")
-    v = g("APIKey")
-    r.api_key = v if v.__class__ is str else _str(v, "APIKey")
-    r.timestamp_ns = _time(g("TimeStamp"), "TimeStamp")
-    v = g("APIVersion")
-    r.api_version = v if v.__class__ is str else _str(v, "APIVersion")
-    v = g("APIName")
-    r.api_name = v if v.__class__ is str else _str(v, "APIName")
-    v = g("APIID")
-    r.api_id = v if v.__class__ is str else _str(v, "APIID")
-    v = g("OrgID")
-    r.org_id = v if v.__class__ is str else _str(v, "OrgID")
-    v = g("OauthID")
-    r.oauth_id = v if v.__class__ is str else _str(v, "OauthID")
-    v = g("RequestTime")
-    r.request_time = v if v.__class__ is int else _int(v, "RequestTime")
-    v = g("RawRequest")
-    r.raw_request = v if v.__class__ is str else _str(v, "RawRequest")
-    v = g("RawResponse")
-    r.raw_response = v if v.__class__ is str else _str(v, "RawResponse")
-    v = g("IPAddress")
-    r.ip_address = v if v.__class__ is str else _str(v, "IPAddress")
-    geo = g("Geo")
-    if geo:
-        geo = _map(geo, "Geo")
-        country = _map(geo.get("Country"), "Geo.Country")
-        city = _map(geo.get("City"), "Geo.City")
-        loc = _map(geo.get("Location"), "Geo.Location")
-        r.geo_country_iso_code = _str(country.get("ISOCode"), "Geo.Country.ISOCode")
-        r.geo_city_geoname_id = _int(city.get("GeoNameID"), "Geo.City.GeoNameID")
-        r.geo_city_names = _names(city.get("Names"))
-        r.geo_location_latitude = _float(loc.get("Latitude"), "Geo.Location.Latitude")
-        r.geo_location_longitude = _float(loc.get("Longitude"), "Geo.Location.Longitude")
-        r.geo_location_time_zone = _str(loc.get("TimeZone"), "Geo.Location.TimeZone")
-    else:
-        r.geo_country_iso_code = r.geo_location_time_zone = ""
-        r.geo_city_geoname_id = 0
-        r.geo_city_names = None
-        r.geo_location_latitude = r.geo_location_longitude = 0.0
-    net = _map(g("Network"), "Network")
-    r.network_open_connections = _int(net.get("OpenConnections"), "Network.OpenConnections")
-    r.network_closed_connections = _int(net.get("ClosedConnection"), "Network.ClosedConnection")
-    r.network_bytes_in = _int(net.get("BytesIn"), "Network.BytesIn")
-    r.network_bytes_out = _int(net.get("BytesOut"), "Network.BytesOut")
-    lat = _map(g("Latency"), "Latency")
-    r.latency_total = _int(lat.get("Total"), "Latency.Total")
-    r.latency_upstream = _int(lat.get("Upstream"), "Latency.Upstream")
-    r.latency_gateway = _int(lat.get("Gateway"), "Latency.Gateway")
-    r.tags = _tags(g("Tags"))
-    v = g("Alias")
-    r.alias = v if v.__class__ is str else _str(v, "Alias")
-    r.track_path = _bool(g("TrackPath"), "TrackPath")
-    r.expire_at_ns = _time(g("ExpireAt"), "ExpireAt")
-    v = g("ApiSchema")
-    r.api_schema = v if v.__class__ is str else _str(v, "ApiSchema")
-    v = g("OriginalPath")
-    r.original_path = v if v.__class__ is str else _str(v, "OriginalPath")
-    v = g("ListenPath")
-    r.listen_path = v if v.__class__ is str else _str(v, "ListenPath")
-    r.graphql_stats = _graphql(g("GraphQLStats"))
-    r.mcp_stats = _mcp(g("MCPStats"))
-    v = g("CollectionName")
-    r.collection_name = v if v.__class__ is str else _str(v, "CollectionName")
-    if b"\xcf" in raw and (  # only msgpack's uint64 (0xcf) can carry more than int64: a C-speed scan
-        max(r.content_length, r.day, r.month, r.year, r.hour, r.response_code, r.request_time, r.geo_city_geoname_id,
-            r.network_open_connections, r.network_closed_connections, r.network_bytes_in, r.network_bytes_out,
-            r.latency_total, r.latency_upstream, r.latency_gateway)
-        > INT64_MAX
-    ):  # fmt: skip
-        raise _int_overflow(r)
-    r.tz = r._ts = r._exp = None
-    r.record_id = xxhash.xxh3_128_hexdigest(raw)
-    return r
+    return _decode_fields(raw, m)
+
+
+#: Decode one gateway payload (msgspec's typed structs, :mod:`pump.decode.typed`), falling back to
+#: :func:`decode_record_strict` for whatever they do not accept; raises :class:`DecodeError`.
+decode_record: Callable[[bytes], Record] = typed.build(decode_record_strict)
 
 
 # --- encoding (the demo, the benchmark and the tests write exactly what a gateway writes) -------
@@ -350,73 +348,21 @@ def _go_time(ns: int) -> list[int]:
     return [sec, nsec]
 
 
-def go_fields(r: Record) -> dict[str, Any]:
-    """The record as the Go struct's msgpack map: Go names, struct order, Go zero values."""
-    gql = r.graphql_stats
-    mcp = r.mcp_stats
-    return {
-        "Method": r.method,
-        "Host": r.host,
-        "Path": r.path,
-        "RawPath": r.raw_path,
-        "ContentLength": r.content_length,
-        "UserAgent": r.user_agent,
-        "Day": r.day,
-        "Month": r.month,
-        "Year": r.year,
-        "Hour": r.hour,
-        "ResponseCode": r.response_code,
-        "APIKey": r.api_key,
-        "TimeStamp": _go_time(r.timestamp_ns),
-        "APIVersion": r.api_version,
-        "APIName": r.api_name,
-        "APIID": r.api_id,
-        "OrgID": r.org_id,
-        "OauthID": r.oauth_id,
-        "RequestTime": r.request_time,
-        "RawRequest": r.raw_request,
-        "RawResponse": r.raw_response,
-        "IPAddress": r.ip_address,
-        "Geo": {
-            "Country": {"ISOCode": r.geo_country_iso_code},
-            "City": {"GeoNameID": r.geo_city_geoname_id, "Names": r.geo_city_names},
-            "Location": {
-                "Latitude": float(r.geo_location_latitude),
-                "Longitude": float(r.geo_location_longitude),
-                "TimeZone": r.geo_location_time_zone,
-            },
-        },
-        "Network": {
-            "OpenConnections": r.network_open_connections,
-            "ClosedConnection": r.network_closed_connections,
-            "BytesIn": r.network_bytes_in,
-            "BytesOut": r.network_bytes_out,
-        },
-        "Latency": {"Total": r.latency_total, "Upstream": r.latency_upstream, "Gateway": r.latency_gateway},
-        "Tags": r.tags,
-        "Alias": r.alias,
-        "TrackPath": r.track_path,
-        "ExpireAt": _go_time(r.expire_at_ns),
-        "ApiSchema": r.api_schema,
-        "OriginalPath": r.original_path,
-        "ListenPath": r.listen_path,
-        "GraphQLStats": {
-            "Variables": (gql or {}).get("Variables", ""),
-            "RootFields": (gql or {}).get("RootFields"),
-            "Types": (gql or {}).get("Types"),
-            "Errors": (gql or {}).get("Errors"),
-            "OperationType": (gql or {}).get("OperationType", 0),
-            "HasErrors": (gql or {}).get("HasErrors", False),
-            "IsGraphQL": (gql or {}).get("IsGraphQL", False),
-        },
-        "MCPStats": {
-            "IsMCP": (mcp or {}).get("IsMCP", False),
-            "JSONRPCMethod": (mcp or {}).get("JSONRPCMethod", ""),
-            "PrimitiveType": (mcp or {}).get("PrimitiveType", ""),
-            "PrimitiveName": (mcp or {}).get("PrimitiveName", ""),
-        },
-        "CollectionName": r.collection_name,
-    }
+def _go_value(f: schema.Field) -> str:
+    a = f"r.{f.attr}"
+    if f.type == schema.TIME:
+        return f"_go_time({a}_ns)"
+    if f.type == schema.FLOAT:
+        return f"float({a})"
+    if f.type in (schema.GRAPHQL, schema.MCP):
+        sub = schema.GRAPHQL_FIELDS if f.type == schema.GRAPHQL else schema.MCP_FIELDS
+        return schema.nested_literal((s.go, f"({a} or {{}}).get({s.go!r}{'' if s.zero is None else f', {s.zero!r}'})") for s in sub)
+    return a
+
+
+#: The record as the Go struct's msgpack map: Go names, struct order, Go zero values.
+_GO_FIELDS = f"def go_fields(r):\n    return {schema.nested_literal((f.go, _go_value(f)) for f in schema.FIELDS)}\n"
+go_fields: Callable[[Record], dict[str, Any]] = schema.compile_function("go_fields", _GO_FIELDS, {"_go_time": _go_time})
 
 
 def encode_record(r: Record) -> bytes:

@@ -22,9 +22,13 @@ from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pump import schema
 from pump.decode.msgpack import record_id
 from pump.errors import DecodeError
-from pump.record import GO_ZERO_UNIX, LOCAL_ZONE, Record
+from pump.gotime import GO_ZERO_UNIX, LOCAL_ZONE
+from pump.record import Record
+
+_new = Record.__new__
 
 # field kinds
 STR, I64, I32, U32, BOOL, DBL, MSG, REP_STR, MAP_SS, MAP_SM = range(10)
@@ -224,6 +228,66 @@ def _ts(m: dict[str, Any] | None) -> int:
 OLD_RECORD: Schema = {**{n: spec for n, spec in RECORD.items() if n < 33}, 33: ("OriginalPath", STR, None), 34: ("ListenPath", STR, None)}
 
 
+#: GraphQL stats on the wire → as a record keeps them (msgpack's shape): ``Types`` maps a type
+#: to its field list, errors are bare messages.
+_GQL_FROM_WIRE: dict[str, Callable[[Any], Any]] = {
+    "Types": lambda v: {k: x.get("fields", []) for k, x in v.items()},
+    "Errors": lambda v: [{"Message": e, "Path": None} for e in v],
+}
+
+
+def _graphql(gql: dict[str, Any] | None) -> dict[str, Any] | None:
+    if gql is None:
+        return None
+    out: dict[str, Any] = {}
+    for f in schema.GRAPHQL_FIELDS:
+        if f.proto in gql:
+            convert = _GQL_FROM_WIRE.get(f.go)
+            out[f.go] = convert(gql[f.proto]) if convert else gql[f.proto]
+        else:
+            out[f.go] = f.zero
+    return out
+
+
+def _get(var: str, key: str, zero: Any) -> str:
+    return f"{var}.get({key!r})" if zero is None else f"{var}.get({key!r}, {zero!r})"
+
+
+def _decode_source() -> str:
+    """``decode_fields(raw, m)``: a parsed message → a Record, from the ``proto`` column of
+    :data:`pump.schema.FIELDS` (fields the wire does not carry take Go's zero value)."""
+    lines = ["r = _new(Record)", "r.tz = _zone(m.get('TimeZone', ''))", "r._ts = r._exp = None"]
+    structs: list[str] = []
+    for f in schema.FIELDS:
+        if f.proto is None:
+            lines.append(f"r.{f.attr} = {schema.ZERO[f.type]!r}")
+            continue
+        *parents, leaf = f.proto.split(".")
+        var = "m"
+        for i in range(len(parents)):
+            path = ".".join(parents[: i + 1])
+            child = "m_" + path.replace(".", "_")
+            if path not in structs:
+                structs.append(path)
+                lines.append(f"{child} = {_get(var, parents[i], {})}")
+            var = child
+        if f.type == schema.TIME:
+            lines.append(f"r.{f.attr}_ns = _ts({_get(var, leaf, None)})")
+        elif f.type == schema.GRAPHQL:
+            lines.append(f"r.{f.attr} = _graphql({_get(var, leaf, None)})")
+        else:
+            lines.append(f"r.{f.attr} = {_get(var, leaf, schema.ZERO[f.type])}")
+    lines += ["r.record_id = record_id(raw)", "return r"]
+    return "def decode_fields(raw, m):\n" + "".join(f"    {line}\n" for line in lines)
+
+
+_decode_fields: Callable[[bytes, dict[str, Any]], Record] = schema.compile_function(
+    "decode_fields",
+    _decode_source(),
+    {"_new": _new, "Record": Record, "_zone": _zone, "_ts": _ts, "_graphql": _graphql, "record_id": record_id},
+)
+
+
 def decode_record(raw: bytes) -> Record:
     """Decode one ``_protobuf`` payload into a :class:`Record`."""
     try:
@@ -235,74 +299,7 @@ def decode_record(raw: bytes) -> Record:
             raise DecodeError(f"not a protobuf analytics record: {exc}") from exc
     if not m:
         raise DecodeError("not a protobuf analytics record: no known fields")
-    r: Record = Record.__new__(Record)
-    r.tz = _zone(m.get("TimeZone", ""))
-    r._ts = r._exp = None
-    r.method = m.get("Method", "")
-    r.host = m.get("Host", "")
-    r.path = m.get("Path", "")
-    r.raw_path = m.get("RawPath", "")
-    r.content_length = m.get("ContentLength", 0)
-    r.user_agent = m.get("UserAgent", "")
-    r.day = m.get("Day", 0)
-    r.month = m.get("Month", 0)
-    r.year = m.get("Year", 0)
-    r.hour = m.get("Hour", 0)
-    r.response_code = m.get("ResponseCode", 0)
-    r.api_key = m.get("APIKey", "")
-    r.timestamp_ns = _ts(m.get("TimeStamp"))
-    r.api_version = m.get("APIVersion", "")
-    r.api_name = m.get("APIName", "")
-    r.api_id = m.get("APIID", "")
-    r.org_id = m.get("OrgID", "")
-    r.oauth_id = m.get("OauthID", "")
-    r.request_time = m.get("RequestTime", 0)
-    r.raw_request = m.get("RawRequest", "")
-    r.raw_response = m.get("RawResponse", "")
-    r.ip_address = m.get("IPAddress", "")
-    geo = m.get("Geo", {})
-    r.geo_country_iso_code = geo.get("Country", {}).get("ISOCode", "")
-    city = geo.get("City", {})
-    r.geo_city_geoname_id = city.get("GeoNameID", 0)
-    r.geo_city_names = city.get("Names")
-    loc = geo.get("Location", {})
-    r.geo_location_latitude = loc.get("Latitude", 0.0)
-    r.geo_location_longitude = loc.get("Longitude", 0.0)
-    r.geo_location_time_zone = loc.get("TimeZone", "")
-    net = m.get("Network", {})
-    r.network_open_connections = net.get("OpenConnections", 0)
-    r.network_closed_connections = net.get("ClosedConnections", 0)
-    r.network_bytes_in = net.get("BytesIn", 0)
-    r.network_bytes_out = net.get("BytesOut", 0)
-    lat = m.get("Latency", {})
-    r.latency_total = lat.get("Total", 0)
-    r.latency_upstream = lat.get("Upstream", 0)
-    r.latency_gateway = 0
-    r.tags = m.get("Tags")
-    r.alias = m.get("Alias", "")
-    r.track_path = m.get("TrackPath", False)
-    r.expire_at_ns = _ts(m.get("ExpireAt"))
-    r.api_schema = m.get("ApiSchema", "")
-    r.original_path = m.get("OriginalPath", "")
-    r.listen_path = m.get("ListenPath", "")
-    gql = m.get("GraphQLStats")
-    r.graphql_stats = (
-        {
-            "Variables": gql.get("Variables", ""),
-            "RootFields": gql.get("RootFields"),
-            "Types": {k: v.get("fields", []) for k, v in gql["Types"].items()} if "Types" in gql else None,
-            "Errors": [{"Message": e, "Path": None} for e in gql["GraphErrors"]] if "GraphErrors" in gql else None,
-            "OperationType": gql.get("OperationType", 0),
-            "HasErrors": gql.get("HasError", False),
-            "IsGraphQL": gql.get("IsGraphQL", False),
-        }
-        if gql is not None
-        else None
-    )
-    r.mcp_stats = m.get("MCPStats")
-    r.collection_name = ""
-    r.record_id = record_id(raw)
-    return r
+    return _decode_fields(raw, m)
 
 
 # --- encoding ----------------------------------------------------------------------------------
@@ -392,65 +389,43 @@ def _ts_values(ns: int) -> dict[str, int]:
     return {"seconds": sec, "nanos": nsec}
 
 
+#: GraphQL stats as a record keeps them → on the wire (the inverse of ``_GQL_FROM_WIRE``).
+_GQL_TO_WIRE: dict[str, Callable[[Any], Any]] = {
+    "Types": lambda v: {k: {"fields": x} for k, x in (v or {}).items()},
+    "Errors": lambda v: [e.get("Message", "") for e in (v or [])],
+    "RootFields": lambda v: v or [],
+}
+
+
+def _graphql_wire(gql: dict[str, Any] | None) -> dict[str, Any]:
+    g = gql or {}
+    out: dict[str, Any] = {}
+    for f in schema.GRAPHQL_FIELDS:
+        convert = _GQL_TO_WIRE.get(f.go)
+        out[f.proto] = convert(g.get(f.go)) if convert else g.get(f.go, f.zero)
+    return out
+
+
+def _wire_value(f: schema.Field) -> str:
+    a = f"r.{f.attr}"
+    return {
+        schema.TIME: f"_ts_values({a}_ns)",
+        schema.NAMES: f"{a} or {{}}",
+        schema.TAGS: f"{a} or []",
+        schema.GRAPHQL: f"_graphql_wire({a})",
+        schema.MCP: f"dict({a} or {{}})",
+    }.get(f.type, a)
+
+
+_WIRE_VALUES = f"""\
+def wire_values(r, zone_name):
+    return {schema.nested_literal([*((f.proto, _wire_value(f)) for f in schema.columns("proto") if f.proto), ("TimeZone", "zone_name")])}
+"""
+_wire_values: Callable[[Record, str], dict[str, Any]] = schema.compile_function(
+    "wire_values", _WIRE_VALUES, {"_ts_values": _ts_values, "_graphql_wire": _graphql_wire}
+)
+
+
 def encode_record(r: Record, zone_name: str = "UTC") -> bytes:
     """Encode a record as a gateway configured with ``serializer_type: protobuf`` would."""
-    gql = r.graphql_stats
-    values: dict[str, Any] = {
-        "Host": r.host,
-        "Method": r.method,
-        "Path": r.path,
-        "RawPath": r.raw_path,
-        "ContentLength": r.content_length,
-        "UserAgent": r.user_agent,
-        "Day": r.day,
-        "Month": r.month,
-        "Year": r.year,
-        "Hour": r.hour,
-        "ResponseCode": r.response_code,
-        "APIKey": r.api_key,
-        "TimeStamp": _ts_values(r.timestamp_ns),
-        "APIVersion": r.api_version,
-        "APIName": r.api_name,
-        "APIID": r.api_id,
-        "OrgID": r.org_id,
-        "RequestTime": r.request_time,
-        "Latency": {"Total": r.latency_total, "Upstream": r.latency_upstream},
-        "RawRequest": r.raw_request,
-        "RawResponse": r.raw_response,
-        "IPAddress": r.ip_address,
-        "Geo": {
-            "Country": {"ISOCode": r.geo_country_iso_code},
-            "City": {"Names": r.geo_city_names or {}, "GeoNameID": r.geo_city_geoname_id},
-            "Location": {
-                "Latitude": r.geo_location_latitude,
-                "Longitude": r.geo_location_longitude,
-                "TimeZone": r.geo_location_time_zone,
-            },
-        },
-        "Network": {
-            "OpenConnections": r.network_open_connections,
-            "ClosedConnections": r.network_closed_connections,
-            "BytesIn": r.network_bytes_in,
-            "BytesOut": r.network_bytes_out,
-        },
-        "Tags": r.tags or [],
-        "Alias": r.alias,
-        "TrackPath": r.track_path,
-        "ExpireAt": _ts_values(r.expire_at_ns),
-        "OauthID": r.oauth_id,
-        "TimeZone": zone_name,
-        "ApiSchema": r.api_schema,
-        "GraphQLStats": {
-            "IsGraphQL": (gql or {}).get("IsGraphQL", False),
-            "Types": {k: {"fields": v} for k, v in ((gql or {}).get("Types") or {}).items()},
-            "OperationType": (gql or {}).get("OperationType", 0),
-            "Variables": (gql or {}).get("Variables", ""),
-            "RootFields": (gql or {}).get("RootFields") or [],
-            "HasError": (gql or {}).get("HasErrors", False),
-            "GraphErrors": [e.get("Message", "") for e in ((gql or {}).get("Errors") or [])],
-        },
-        "MCPStats": dict(r.mcp_stats or {}),
-        "OriginalPath": r.original_path,
-        "ListenPath": r.listen_path,
-    }
-    return _enc(values, RECORD)
+    return _enc(_wire_values(r, zone_name), RECORD)

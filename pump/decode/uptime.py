@@ -6,7 +6,8 @@ from typing import Any
 
 from pump.decode.msgpack import _bool, _int, _str, _time, _unpack, record_id
 from pump.errors import DecodeError
-from pump.record import UptimeRecord, time_from_unix
+from pump.gotime import time_from_unix
+from pump.record import UptimeRecord
 
 
 def decode_uptime(raw: bytes) -> UptimeRecord:

@@ -113,7 +113,7 @@ class DeadLetters:
 def deadletter_names(config: Any) -> list[str]:
     """The names ``--pump`` accepts: the configured pumps, the uptime pump when one is configured,
     and ``undecodable``."""
-    from pump.app import UPTIME_PUMP, uptime_kind
+    from pump.uptime import UPTIME_PUMP, uptime_kind
 
     names = list(config.pumps)
     if uptime_kind(config) is not None:

@@ -207,7 +207,7 @@ class Publisher:
         await self._one(*items[0])
 
     async def _one(self, batch: Batch, share: Sequence[Any]) -> None:
-        from pump.delivery.worker import Abandoned, ParkRequested
+        from pump.delivery.write import Abandoned, ParkRequested
 
         w = self.worker
         try:

@@ -30,6 +30,11 @@ class SinkMeta(StrictModel):
 
     meta_env_prefix: str = ""
 
+    def compat_warnings(self) -> list[str]:
+        """``"<key>: <what changes>"`` for each Tyk key that was set but cannot be honoured the
+        way Tyk honours it; ``pump validate`` and start-up print them (prefixed ``pumps.<name>.meta.``)."""
+        return []
+
 
 @dataclass(frozen=True, slots=True)
 class SinkBatch:

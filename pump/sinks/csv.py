@@ -17,31 +17,28 @@ import asyncio
 import fcntl
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from pydantic import Field
 
+from pump import schema
 from pump.errors import RetriableError
-from pump.record import LOCAL_ZONE, Record, go_time_string
+from pump.gotime import LOCAL_ZONE, go_time_string
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext, SinkMeta, SinkSpec
 
 log = logging.getLogger(__name__)
 
 MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
 
-HEADER = [
-    "Method", "Host", "Path", "RawPath", "ContentLength", "UserAgent", "Day", "Month", "Year", "Hour",
-    "ResponseCode", "APIKey", "TimeStamp", "APIVersion", "APIName", "APIID", "OrgID", "OauthID",
-    "RequestTime", "RawRequest", "RawResponse", "IPAddress", "GeoData.Country.ISOCode",
-    "GeoData.City.GeoNameID", "GeoData.City.Names", "GeoData.Location.Latitude",
-    "GeoData.Location.Longitude", "GeoData.Location.TimeZone", "NetworkStats.OpenConnections",
-    "NetworkStats.ClosedConnection", "NetworkStats.BytesIn", "NetworkStats.BytesOut", "Latency.Total",
-    "Latency.Upstream", "Latency.Gateway", "Tags", "Alias", "TrackPath", "ExpireAt", "ApiSchema",
-    "OriginalPath", "ListenPath",
-]  # fmt: skip
+#: Tyk's header: the ``csv`` column of :data:`pump.schema.FIELDS`, in table order.
+HEADER = [f.csv for f in schema.columns("csv") if f.csv]
+
+#: The latencies are the only integers Tyk prints signed (the rest go through ``uint64``).
+_SIGNED = frozenset(("latency_total", "latency_upstream", "latency_gateway"))
 
 
 class Meta(SinkMeta):
@@ -74,20 +71,30 @@ def u64(n: int) -> str:
     return str(n) if n >= 0 else str(n % (1 << 64))
 
 
-def csv_row(r: Record) -> list[str]:
-    """One record as Tyk's ``AnalyticsRecord.GetLineValues()`` renders it."""
-    return [
-        r.method, r.host, r.path, r.raw_path, u64(r.content_length), r.user_agent, u64(r.day),
-        go_month(r.month), u64(r.year), u64(r.hour), u64(r.response_code), r.api_key,
-        go_time_string(r.timestamp_ns, r.tz), r.api_version, r.api_name, r.api_id, r.org_id,
-        r.oauth_id, u64(r.request_time), r.raw_request, r.raw_response, r.ip_address,
-        r.geo_country_iso_code, u64(r.geo_city_geoname_id), names_text(r.geo_city_names),
-        go_uint(r.geo_location_latitude), go_uint(r.geo_location_longitude), r.geo_location_time_zone,
-        u64(r.network_open_connections), u64(r.network_closed_connections), u64(r.network_bytes_in),
-        u64(r.network_bytes_out), str(r.latency_total), str(r.latency_upstream), str(r.latency_gateway),
-        ";".join(r.tags or ()), r.alias, "true" if r.track_path else "false",
-        go_time_string(r.expire_at_ns, r.tz), r.api_schema, r.original_path, r.listen_path,
-    ]  # fmt: skip
+def _cell(f: schema.Field) -> str:
+    """The expression rendering one field as ``GetLineValues`` does (``r`` is the record)."""
+    a = f"r.{f.attr}"
+    if f.type == schema.STRING:
+        return a
+    if f.type in schema.INTEGERS and f.type != schema.MONTH:
+        return f"str({a})" if f.attr in _SIGNED else f"u64({a})"
+    return {
+        schema.MONTH: f"go_month({a})",
+        schema.TIME: f"go_time_string({a}_ns, r.tz)",
+        schema.NAMES: f"names_text({a})",
+        schema.FLOAT: f"go_uint({a})",
+        schema.TAGS: f"';'.join({a} or ())",
+        schema.BOOL: f"'true' if {a} else 'false'",
+    }[f.type]
+
+
+#: One record as Tyk's ``AnalyticsRecord.GetLineValues()`` renders it (one list display,
+#: generated from the table: no loop or call per column).
+csv_row: Callable[[Record], list[str]] = schema.compile_function(
+    "csv_row",
+    f"def csv_row(r):\n    return [{', '.join(_cell(f) for f in schema.columns('csv'))}]\n",
+    {"u64": u64, "go_month": go_month, "go_time_string": go_time_string, "names_text": names_text, "go_uint": go_uint},
+)
 
 
 #: Go's ``unicode.IsSpace``: a field starting with one of these is quoted by encoding/csv.

@@ -7,34 +7,23 @@ Both Tyk pumps build the same Go map (``timestamp``, ``method``, ``path`` … ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from pump import schema
+from pump.gotime import rfc3339_nano
 from pump.record import Record
-from pump.sinks.elasticsearch.document import timestamp_text
 
 
-def tyk_message(r: Record) -> dict[str, Any]:
-    """Tyk's twenty fields of a record, by Tyk's names; the timestamp as Go's RFC 3339 with
-    nanoseconds in the record's zone, ``tags`` as the record has them (None like a nil slice)."""
-    return {
-        "timestamp": timestamp_text(r.timestamp_ns, r.tz),
-        "method": r.method,
-        "path": r.path,
-        "raw_path": r.raw_path,
-        "response_code": r.response_code,
-        "alias": r.alias,
-        "api_key": r.api_key,
-        "api_version": r.api_version,
-        "api_name": r.api_name,
-        "api_id": r.api_id,
-        "org_id": r.org_id,
-        "oauth_id": r.oauth_id,
-        "raw_request": r.raw_request,
-        "request_time_ms": r.request_time,
-        "raw_response": r.raw_response,
-        "ip_address": r.ip_address,
-        "host": r.host,
-        "content_length": r.content_length,
-        "user_agent": r.user_agent,
-        "tags": r.tags,
-    }
+def _message_source() -> str:
+    values = ", ".join(
+        f"{f.msg!r}: rfc3339_nano(r.timestamp_ns, r.tz)" if f.type == schema.TIME else f"{f.msg!r}: r.{f.attr}"
+        for f in schema.columns("msg")
+    )
+    return f"def tyk_message(r):\n    return {{{values}}}\n"
+
+
+#: Tyk's twenty fields of a record (the ``msg`` column of :data:`pump.schema.FIELDS`), by Tyk's
+#: names, in table order (both pumps sort the keys); the timestamp as Go's RFC 3339 with
+#: nanoseconds in the record's zone, ``tags`` as the record has them (None like a nil slice).
+tyk_message: Callable[[Record], dict[str, Any]] = schema.compile_function("tyk_message", _message_source(), {"rfc3339_nano": rfc3339_nano})

@@ -27,69 +27,19 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import NoScriptError
 
 from pump.source import scripts
+from pump.source.keys import BASE_LIST, UPTIME_LIST, SourceKey, backlog_key, gateway_lists, hash_tag
 
 log = logging.getLogger(__name__)
 
 AnyRedis = Redis | RedisCluster
-
-#: Gateway list names under the key prefix, in the order Tyk polls them (tyk-pump.md §1.1).
-BASE_LIST = "tyk-system-analytics"
-UPTIME_LIST = "host-checker:tyk-uptime-analytics"
-_HASHTAG = re.compile(r"\{([^}]+)\}")
-
-
-def gateway_lists(prefix: str) -> list[tuple[str, str]]:
-    """The 22 analytics lists as (key, wire format), in Tyk's polling order."""
-    out: list[tuple[str, str]] = []
-    for suffix in ["", *(f"_{i}" for i in range(10))]:
-        out.append((f"{prefix}{BASE_LIST}{suffix}", "msgpack"))
-        out.append((f"{prefix}{BASE_LIST}{suffix}_protobuf", "protobuf"))
-    return out
-
-
-def hash_tag(key: str) -> str:
-    """The prefix that puts our helper keys in ``key``'s Redis Cluster slot.
-
-    A key without braces hashes as a whole, so wrapping it in braces gives the same slot; a key
-    that already has a ``{tag}`` hashes by that tag, which our keys then repeat verbatim."""
-    return key if _HASHTAG.search(key) else "{" + key + "}"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceKey:
-    """One list the pump drains. ``targets`` is None for "every analytics pump"."""
-
-    name: str
-    wire: str
-    namespace: str
-    targets: frozenset[str] | None = None
-
-    @property
-    def tag(self) -> str:
-        return f"{hash_tag(self.name)}:{self.namespace}"
-
-    @property
-    def leases(self) -> str:
-        return f"{self.tag}:leases"
-
-    @property
-    def marks(self) -> str:
-        return f"{self.tag}:marks"
-
-    @property
-    def batches(self) -> str:
-        return f"{self.tag}:batches"
-
-    def proc(self, token: str) -> str:
-        return f"{self.tag}:p:{token}"
-
-    def done(self, batch_id: str) -> str:
-        return f"{self.tag}:d:{batch_id}"
 
 
 @dataclass(slots=True)
@@ -105,19 +55,26 @@ class Claim:
     claimed_at: float = field(default_factory=time.monotonic)
 
 
-def backlog_key(namespace: str, pump: str) -> SourceKey:
-    """A pump's own durable backlog: its share of batches it could not take in time."""
-    return SourceKey(f"{namespace}:backlog:{pump}", "msgpack", namespace, frozenset({pump}))
-
-
 class RedisSource:
     """The claim/ack protocol for any number of lists on one Redis (or Redis Cluster)."""
 
-    def __init__(self, redis: AnyRedis, namespace: str, instance_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        namespace: str,
+        instance_id: str,
+        lease_seconds: float,
+        wait_replicas: int | None = None,
+        wait_timeout: float = 1.0,
+    ) -> None:
         self.redis = redis
         self.namespace = namespace
         self.instance_id = instance_id
         self.lease_ms = int(lease_seconds * 1000)
+        #: replicas that must have a claim before its records go to any sink (see :meth:`claim`)
+        self.wait_replicas = replica_default(redis) if wait_replicas is None else wait_replicas
+        self.wait_timeout_ms = max(1, int(wait_timeout * 1000))
+        self._wait_paused_until = 0.0
         self.inflight: dict[str, Claim] = {}  # token → claim
         self._token = secrets.token_hex(4)
         self._claim = redis.register_script(scripts.CLAIM)
@@ -201,17 +158,28 @@ class RedisSource:
         """Move up to ``count`` records (or exactly one returned batch) into a processing list.
 
         Pass the same ``token`` when repeating a claim whose reply was lost: the batch already
-        moved under that token is returned instead of a second one being claimed."""
+        moved under that token is returned instead of a second one being claimed.
+
+        With ``wait_replicas`` the claim is followed by ``WAIT`` on the same connection: Redis
+        replicates asynchronously, and a claim the promoted replica never saw would put its
+        records back in the list after a failover, to be claimed again under a new batch id
+        (raw rows are deduplicated by record id, but an aggregate would count them twice)."""
         token = token or self.new_token()
         member = f"{self.instance_id}|{token}"
-        async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
-            await self._claim(  # queued on the pipeline, sent with the LRANGE below
-                keys=[key.name, key.leases, key.marks, key.batches, key.proc(token)],
-                args=[count, token, member, _now_ms() + self.lease_ms],
-                client=pipe,  # type: ignore[arg-type]
-            )
-            pipe.lrange(key.proc(token), 0, -1)
-            (batch_id, taken), raws = await pipe.execute()
+        keys = [key.name, key.leases, key.marks, key.batches, key.proc(token)]
+        args: list[int | str] = [count, token, member, _now_ms() + self.lease_ms]
+        wait = self.wait_replicas if time.monotonic() >= self._wait_paused_until else 0
+        if isinstance(self.redis, RedisCluster):
+            (batch_id, taken), raws, *acked = await self._claim_on_cluster(self.redis, key, keys, args, wait)
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:  # always reset: see module docstring
+                await self._claim(keys=keys, args=args, client=pipe)  # sent with the LRANGE
+                pipe.lrange(key.proc(token), 0, -1)
+                if wait:
+                    pipe.execute_command("WAIT", wait, self.wait_timeout_ms)
+                (batch_id, taken), raws, *acked = await pipe.execute()
+        if wait and taken:
+            self._replicated(int(acked[0]), wait)
         if not taken:
             return None
         batch_id = batch_id.decode() if isinstance(batch_id, bytes) else str(batch_id)
@@ -219,6 +187,46 @@ class RedisSource:
         claim = Claim(key, token, batch_id, member, list(raws), {d.decode() if isinstance(d, bytes) else d for d in done})
         self.inflight[token] = claim
         return claim
+
+    async def _claim_on_cluster(self, rc: RedisCluster, key: SourceKey, keys: list[str], args: list[int | str], wait: int) -> list[Any]:
+        """The claim script, the LRANGE and the optional WAIT in one round trip to the list's node.
+
+        redis-py's cluster pipeline refuses its ``evalsha`` method but sends the raw command,
+        grouping commands by node: every key here is in the list's slot, and WAIT is addressed to
+        that node, so all three share one connection (which WAIT needs: it counts that
+        connection's writes). A node that lost its script cache (restart, failover) gets it loaded
+        and the claim repeated with the same token, which returns the same batch."""
+        await rc.initialize()  # a no-op once the client knows the slots
+        for attempt in (1, 2):
+            node = rc.get_node_from_key(key.name)
+            async with rc.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", self._claim.sha, len(keys), *keys, *args)
+                pipe.execute_command("LRANGE", key.proc(str(args[1])), 0, -1)
+                if wait:
+                    pipe.execute_command("WAIT", wait, self.wait_timeout_ms, target_nodes=node)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and isinstance(results[0], NoScriptError):
+                await rc.script_load(scripts.CLAIM)
+                continue
+            if wait and isinstance(results[-1], Exception):  # WAIT re-routed by a MOVED: not counted
+                results[-1] = 0
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replicated(self, acked: int, wanted: int) -> None:
+        """Stop waiting for replicas for a while when they do not answer (none left after a
+        failover, or one far behind): each claim would otherwise cost the whole timeout."""
+        if acked >= wanted:
+            return
+        self._wait_paused_until = time.monotonic() + _WAIT_PAUSE_SECONDS
+        log.warning(
+            "Fewer Redis replicas than wanted acknowledged a claim; a failover now could hand those records out "
+            f"again under a new batch id. Not waiting for replicas for {_WAIT_PAUSE_SECONDS:.0f} s.",
+            extra={"acknowledged": acked, "wanted": wanted, "setting": "delivery.wait_replicas"},
+        )
 
     async def mark_done(self, claim: Claim, pump: str) -> None:
         """Record durably that ``pump`` has finished this batch (skipped if it comes back)."""
@@ -316,6 +324,15 @@ class RedisSource:
         return time.monotonic() - min(c.claimed_at for c in self.inflight.values())
 
 
+_WAIT_PAUSE_SECONDS = 30.0
+
+
+def replica_default(redis: AnyRedis) -> int:
+    """Replicas a claim waits for by default: one behind Sentinel (the replica it would promote),
+    none otherwise (a single Redis has none; many clusters have none: set it for one that has)."""
+    return 1 if isinstance(getattr(redis, "connection_pool", None), SentinelConnectionPool) else 0
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -337,6 +354,7 @@ def _glob_escape(text: str) -> str:
 
 
 __all__ = [
+    "BASE_LIST",
     "UPTIME_LIST",
     "Claim",
     "RedisSource",

@@ -9,7 +9,8 @@ Keys of one source list ``S`` (all share ``S``'s hash slot, so Redis Cluster can
 * ``T:pump:p:<token>`` the processing list of one claimed batch
 * ``T:pump:d:<batch id>`` hash of the pumps that have finished the batch
 
-where ``T`` is ``S`` itself when it already carries a ``{hash tag}``, else ``{S}``.
+where ``T`` is ``S`` itself when it already carries a ``{hash tag}``, else ``{S}`` (or, for a name
+Redis hashes whole despite its braces, a substitute tag of the same slot: ``keys.hash_tag``).
 
 Why markers: a claimed batch that goes back to its list comes out again as the *same* batch
 (same id, same records), so sinks that keep a ledger of applied batch ids (aggregates) never

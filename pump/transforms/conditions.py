@@ -33,7 +33,8 @@ from itertools import compress, repeat
 from typing import Any
 
 from pump.config.analytics import OPERATORS, ConditionRule, Conditions
-from pump.record import Record, unix_ns
+from pump.gotime import unix_ns
+from pump.record import Record
 from pump.transforms.variables import VARIABLES, Variable, suggest
 
 #: A compiled rule: a batch in, one flag per record out.

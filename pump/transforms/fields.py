@@ -12,7 +12,8 @@ import binascii
 from collections.abc import Callable
 
 from pump.config.model import Config, PumpConfig
-from pump.record import DEFAULTS, JSON_GROUPS, ZERO_TIME, Record
+from pump.gotime import ZERO_TIME
+from pump.record import DEFAULTS, JSON_GROUPS, Record
 
 Rule = Callable[[Record], Record]
 

@@ -240,6 +240,51 @@ def test_one_index_per_kind_and_mcp_index(cluster: Cluster, redis_url: str, tmp_
         assert cluster.properties(index)["api_id"]["type"] == "keyword"
 
 
+def test_string_mappings_keep_tyks_keyword_subfields_working(cluster: Cluster, redis_url: str, tmp_path: Path) -> None:
+    """Kibana objects made on Tyk's indices query ``api_id.keyword`` (Tyk's dynamic mapping):
+    a term query on it and a match on ``api_id`` find the documents with the default mapping and
+    with ``string_mapping: tyk``; ``keyword`` is the earlier mapping, without the subfield."""
+    p = cluster.prefix
+    api_id = "727dad853a8a45f64ab981154d1ffdad"
+    records = [day(0, i) for i in range(7)]
+    tag = records[0].tags[0]
+    push(redis_url, msgpack_payloads(records))
+    modes = ("multi", "tyk", "keyword")
+    pumps = {
+        f"es_{m}": {"type": "elasticsearch", "meta": {"elasticsearch_url": cluster.url, "index_name": f"{p}-{m}", "string_mapping": m}}
+        for m in modes
+    }
+    del pumps["es_multi"]["meta"]["string_mapping"]  # the default
+    try:
+        ok(run(tmp_path, redis_url, pumps))
+        cluster.refresh()
+
+        def count(mode: str, query: dict[str, Any]) -> int:
+            resp = cluster.http.post(f"/{p}-{mode}/_count", json={"query": query})
+            assert resp.status_code == 200, resp.text
+            return int(resp.json()["count"])
+
+        for mode in ("multi", "tyk"):
+            assert count(mode, {"term": {"api_id.keyword": api_id}}) == 7, mode
+            assert count(mode, {"match": {"api_id": api_id}}) == 7, mode
+            assert count(mode, {"term": {"tags.keyword": tag}}) == 7, mode
+            aggs = {"size": 0, "aggs": {"apis": {"terms": {"field": "api_id.keyword"}}}}
+            buckets = cluster.http.post(f"/{p}-{mode}/_search", json=aggs).json()["aggregations"]["apis"]["buckets"]
+            assert buckets == [{"key": api_id, "doc_count": 7}], mode
+        assert count("multi", {"term": {"api_id": api_id}}) == 7  # our keyword field is still there
+        assert cluster.properties(f"{p}-multi")["api_id"]["type"] == "keyword"
+        assert cluster.properties(f"{p}-tyk")["api_id"]["type"] == "text"
+        assert count("tyk", {"match": {"api_name": "users"}}) == 7  # word-level match, as on Tyk's indices
+        assert count("multi", {"match": {"api_name": "users"}}) == 0  # a keyword matches whole values only
+        assert count("keyword", {"term": {"api_id": api_id}}) == 7
+        assert count("keyword", {"term": {"api_id.keyword": api_id}}) == 0
+        assert "fields" not in cluster.properties(f"{p}-keyword")["api_id"]
+    finally:
+        for mode in modes:
+            cluster.http.delete(f"/_index_template/pump-{p}-{mode}")
+            cluster.http.delete(f"/_template/pump-{p}-{mode}")
+
+
 def test_generate_id_gives_tyks_id_and_extended_stats_decoded(cluster: Cluster, redis_url: str, tmp_path: Path) -> None:
     raw_request = base64.b64encode(b"GET /users/42 HTTP/1.1\r\nHost: api.example.com\r\n\r\n").decode()
     record = make_record(raw_request=raw_request, user_agent="curl/8.4.0")  # the first Go test vector

@@ -570,3 +570,28 @@ async def test_server_outage_is_retried_without_double_counting(tmp_path: Path) 
         await sink.close()
         client.close()
         server.stop()
+
+
+# --------------------------------------------------------------------------- vs. Tyk's stored documents
+
+
+@pytest.mark.parametrize("case_name", ["main_track_all_paths_true", "two_orgs_and_skipped_records", "main_ignore_tag_prefix_x_request_id"])
+async def test_stored_documents_equal_tyks_with_bson_types(db_url: str, db: Any, open_sinks: list[Any], case_name: str) -> None:
+    """Two batches through the sink on the real server; every stored document, in canonical
+    Extended JSON (BSON types visible), equals what Tyk's pump stores (aggregates.json
+    ``pump_writes``, Tyk's functions run in Go), ``lists.*`` requesttime included; only ``_id``,
+    our ledger fields and the ``lists.*`` order (Tyk's is random) are left out."""
+    from tests.unit.aggregate.test_mongo_pump_writes_golden import _sort_lists, differences
+
+    case, records = fixture_records(case_name)
+    options = {"track_all_paths": case["track_all_paths"], "ignore_tag_prefix_list": case["ignore_tag_prefix_list"]}
+    sink = await agg_sink(open_sinks, db_url, **options)
+    for write, batch in enumerate([records, records[: (len(records) + 1) // 2]]):
+        await sink.write(SinkBatch(f"golden{write}", batch))
+        for org, expected in case["mongo"].items():
+            (stored,) = canonical(db[f"z_tyk_analyticz_aggregate_{org}"])
+            ours = {k: v for k, v in stored.items() if k not in ("_id", LEDGER_FIELD, LAST_FIELD)}
+            theirs = copy.deepcopy(expected["pump_writes"][write])
+            _sort_lists(ours["lists"])
+            _sort_lists(theirs["lists"])
+            assert differences(ours, theirs) == set(), (org, write)

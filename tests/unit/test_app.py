@@ -15,11 +15,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pump import app
-from pump.app import UPTIME_PUMP, Daemon, listen_error, uptime_kind
+from pump.app import UPTIME_PUMP, Daemon, uptime_kind
 from pump.config.load import load
 from pump.config.model import Config
 from pump.delivery.worker import PumpWorker
 from pump.errors import EX_CONFIG, EX_TEMPFAIL
+from pump.process import listen_error
 from pump.source.redis_list import RedisSource
 from tests.helpers import msgpack_payloads, numbered, write_config
 from tests.unit.delivery.rig import LIST, fake_redis

@@ -12,7 +12,8 @@ from pump.decode import msgpack as mp
 from pump.decode import protobuf as pb
 from pump.decode.uptime import decode_uptime, go_fields
 from pump.errors import DecodeError
-from pump.record import GO_ZERO_UNIX, UptimeRecord
+from pump.gotime import GO_ZERO_UNIX
+from pump.record import UptimeRecord
 from tests.helpers import T0, make_record
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pump.config.model import Config, PumpConfig
-from pump.record import ZERO_TIME
+from pump.gotime import ZERO_TIME
 from pump.transforms import build_view
 from tests.helpers import make_record
 

@@ -9,7 +9,7 @@ are refused here, when ``pump validate`` can still say which key is wrong.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -103,6 +103,11 @@ class Meta(SinkMeta):
     )
     extra_fields: bool = Field(True, description="add host, event_kind, latencies, geo fields to Tyk's document")
     index_template: bool = Field(True, description="install an index template with typed mappings at start")
+    string_mapping: Literal["multi", "tyk", "keyword"] = Field(
+        "multi",
+        description="Tyk's string fields: multi = keyword + a .keyword subfield (Tyk's Kibana objects work); "
+        "tyk = text + .keyword, Tyk's dynamic mapping; keyword = keyword only, the earlier mapping",
+    )
     template_name: str = Field("", description="default: pump-<index_name>")
     template_priority: int = Field(100, ge=0, description="priority of the composable template")
     index_settings: dict[str, Any] = Field(default_factory=dict, description="index settings in the template, e.g. number_of_replicas")

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timedelta, tzinfo
+from collections.abc import Callable
 from typing import Any
 
-from pump.record import Record, time_from_unix
+from pump import schema
+from pump.gotime import record_day, rfc3339_nano, time_parts
+from pump.record import Record
 from pump.sinks.elasticsearch.config import Meta
 from pump.sinks.elasticsearch.tykid import go_string, tyk_document_id
 from pump.transforms.eventkind import KINDS as EVENT_KINDS
@@ -42,72 +44,8 @@ def kind_of(response_code: int) -> str:
     return REQUESTS
 
 
-#: Seconds per cached block of time. Every modern zone offset is a multiple of 15 minutes, so
-#: within an aligned 15-minute block a zone's offset and local date are constant.
-_BLOCK = 900
-
-_BLOCKS: dict[tuple[int, tzinfo | None], tuple[str, int, str, str] | None] = {}
-
-
-def _zone_suffix(dt: datetime) -> str:
-    total = int((dt.utcoffset() or timedelta(0)).total_seconds())
-    if total == 0:
-        return "Z"
-    sign = "+" if total > 0 else "-"
-    hh, mm = divmod(abs(total) // 60, 60)
-    return f"{sign}{hh:02d}:{mm:02d}"
-
-
-def _block(block: int, zone: tzinfo | None) -> tuple[str, int, str, str] | None:
-    """(``YYYY-MM-DDTHH:``, first minute, zone suffix, ``YYYY.MM.DD``) of a 15-minute block, or
-    ``None`` when the zone's offset is odd (historic local mean time) or changes inside it."""
-    start = time_from_unix(block * _BLOCK, 0, zone)
-    end = time_from_unix(block * _BLOCK + _BLOCK - 1, 0, zone)
-    offset = start.utcoffset() or timedelta(0)
-    if offset != (end.utcoffset() or timedelta(0)) or offset.total_seconds() % _BLOCK:
-        return None
-    head = f"{start.year:04d}-{start.month:02d}-{start.day:02d}T{start.hour:02d}:"
-    return head, start.minute, _zone_suffix(start), f"{start.year:04d}.{start.month:02d}.{start.day:02d}"
-
-
-def _time_parts(sec: int, zone: tzinfo | None) -> tuple[str, str, str]:
-    """(``YYYY-MM-DDTHH:MM:SS``, zone suffix, ``YYYY.MM.DD``) of a unix second in ``zone``.
-
-    Records of a busy gateway are spread over time, so a per-second cache would miss on almost
-    every record, and building a datetime per record costs more than the rest of the document.
-    The date, hour and offset are cached per 15-minute block; minutes and seconds are arithmetic."""
-    block = sec // _BLOCK
-    key = (block, zone)
-    try:
-        parts = _BLOCKS[key]
-    except KeyError:
-        if len(_BLOCKS) > 4096:
-            _BLOCKS.clear()
-        parts = _BLOCKS[key] = _block(block, zone)
-    if parts is not None:
-        head, minute, suffix, day = parts
-        m, s = divmod(sec - block * _BLOCK, 60)
-        return f"{head}{minute + m:02d}:{s:02d}", suffix, day
-    dt = time_from_unix(sec, 0, zone)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}",
-        _zone_suffix(dt),
-        f"{dt.year:04d}.{dt.month:02d}.{dt.day:02d}",
-    )
-
-
-def timestamp_text(ns: int, zone: tzinfo | None) -> str:
-    """Go's RFC 3339 with nanoseconds (what Tyk's ``@timestamp`` is marshalled as)."""
-    sec, frac = divmod(ns, 1_000_000_000)
-    head, suffix, _ = _time_parts(sec, zone)
-    if frac:
-        return f"{head}.{frac:09d}".rstrip("0") + suffix
-    return head + suffix
-
-
-def record_day(ns: int, zone: tzinfo | None) -> str:
-    """``YYYY.MM.DD`` of the record in its zone (Tyk's rolling suffix format)."""
-    return _time_parts(ns // 1_000_000_000, zone)[2]
+#: Go's RFC 3339 with nanoseconds (what Tyk's ``@timestamp`` is marshalled as).
+timestamp_text = rfc3339_nano
 
 
 def decode_raw(value: str) -> str:
@@ -121,6 +59,48 @@ def decode_raw(value: str) -> str:
     except (binascii.Error, ValueError):
         return value
     return go_string(raw)
+
+
+#: Tyk's document (``getMapping``): these fields in this order, named by the ``es`` column of
+#: :data:`pump.schema.FIELDS`; with ``extended_stats`` the raw payloads (base64-decoded with
+#: ``decode_base64``) and the user agent follow.
+TYK_ORDER = (
+    "timestamp",
+    "method",
+    "path",
+    "raw_path",
+    "response_code",
+    "ip_address",
+    "api_key",
+    "api_version",
+    "api_name",
+    "api_id",
+    "org_id",
+    "oauth_id",
+    "request_time",
+    "alias",
+    "content_length",
+    "tags",
+)
+EXTENDED = ("raw_request", "raw_response", "user_agent")
+_DECODED = ("raw_request", "raw_response")
+
+
+def _tyk_document_source() -> str:
+    names = {f.attr: f.es for f in schema.columns("es")}
+    base = ", ".join(f"{names[a]!r}: stamp" if a == "timestamp" else f"{names[a]!r}: r.{a}" for a in TYK_ORDER)
+    decoded = "".join(f"            doc[{names[a]!r}] = decode_raw(r.{a})\n" for a in _DECODED)
+    plain = "".join(f"            doc[{names[a]!r}] = r.{a}\n" for a in _DECODED)
+    rest = "".join(f"        doc[{names[a]!r}] = r.{a}\n" for a in EXTENDED if a not in _DECODED)
+    return (
+        f"def _tyk_document(r, stamp, extended, decode):\n    doc = {{{base}}}\n"
+        f"    if extended:\n        if decode:\n{decoded}        else:\n{plain}{rest}    return doc\n"
+    )
+
+
+_tyk_document: Callable[[Record, str, bool, bool], dict[str, Any]] = schema.compile_function(
+    "_tyk_document", _tyk_document_source(), {"decode_raw": decode_raw}
+)
 
 
 class DocumentBuilder:
@@ -179,7 +159,7 @@ class DocumentBuilder:
     def entry(self, r: Record) -> tuple[str, str, dict[str, Any]]:
         """Index, id and document together, formatting the record's time once for both."""
         sec, frac = divmod(r.timestamp_ns, 1_000_000_000)
-        head, suffix, day = _time_parts(sec, r.tz)
+        head, suffix, day = time_parts(sec, r.tz)
         stamp = f"{head}.{frac:09d}".rstrip("0") + suffix if frac else head + suffix
         return self._index(r, day), self.id_for(r), self._document(r, stamp)
 
@@ -187,32 +167,7 @@ class DocumentBuilder:
         return self._document(r, timestamp_text(r.timestamp_ns, r.tz))
 
     def _document(self, r: Record, stamp: str) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "@timestamp": stamp,
-            "http_method": r.method,
-            "request_uri": r.path,
-            "request_uri_full": r.raw_path,
-            "response_code": r.response_code,
-            "ip_address": r.ip_address,
-            "api_key": r.api_key,
-            "api_version": r.api_version,
-            "api_name": r.api_name,
-            "api_id": r.api_id,
-            "org_id": r.org_id,
-            "oauth_id": r.oauth_id,
-            "request_time_ms": r.request_time,
-            "alias": r.alias,
-            "content_length": r.content_length,
-            "tags": r.tags,
-        }
-        if self.extended:
-            if self.decode:
-                doc["raw_request"] = decode_raw(r.raw_request)
-                doc["raw_response"] = decode_raw(r.raw_response)
-            else:
-                doc["raw_request"] = r.raw_request
-                doc["raw_response"] = r.raw_response
-            doc["user_agent"] = r.user_agent
+        doc = _tyk_document(r, stamp, self.extended, self.decode)
         mcp = r.mcp_stats
         if mcp and mcp.get("IsMCP"):
             doc["mcp_method"] = mcp.get("JSONRPCMethod", "")

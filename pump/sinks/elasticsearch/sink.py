@@ -140,7 +140,7 @@ class ElasticsearchSink:
             log.warning("No index template on Elasticsearch < 6; create mappings yourself.", extra={"pump": self.name})
             return
         if self.server is None or self.server.has_composable_templates:
-            body = composable(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64)
+            body = composable(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64, m.string_mapping)
             status, _, raw = await client.json("PUT", f"/_index_template/{quote(self.template_name, safe='')}", body)
             if status in (404, 405) and self.server is None:
                 status, raw = await self._put_legacy(client, patterns)
@@ -158,7 +158,7 @@ class ElasticsearchSink:
 
     async def _put_legacy(self, client: Client, patterns: list[str]) -> tuple[int, bytes]:
         m = self.meta
-        body = legacy(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64, self.doc_type)
+        body = legacy(patterns, m.template_priority, m.index_settings, m.extended_stats, m.decode_base64, self.doc_type, m.string_mapping)
         status, _, raw = await client.json("PUT", f"/_template/{quote(self.template_name, safe='')}", body)
         return status, raw
 

@@ -8,6 +8,15 @@ aggregations), ``@timestamp`` a ``date``, sizes and latencies ``long``, the loca
 of making a whole document fail on Lucene's 32 KB term limit. Base64 raw payloads are stored but
 not indexed; decoded ones (``decode_base64``) are full-text ``text``.
 
+Strings Tyk's document carries (``string_mapping``): Tyk installs no template, so Elasticsearch's
+dynamic mapping makes each of them ``text`` with a ``keyword`` subfield (``ignore_above`` 256), and
+Kibana objects built on Tyk's indices use ``api_id.keyword`` and friends. ``multi`` (default) keeps
+our ``keyword`` field *and* adds that ``.keyword`` subfield, so exact filters and aggregations work
+on both names; ``tyk`` is Tyk's dynamic mapping exactly (the field itself analysed ``text``, so
+word-level matches such as ``api_name: users`` behave as on Tyk's indices); ``keyword`` is this
+pump's earlier mapping without the subfield. Our own fields (``event_kind``, ``host``, latencies,
+geo) are typed the same in every mode.
+
 A composable template (``_index_template``, Elasticsearch 7.8+ and OpenSearch) is used where it
 exists, the legacy ``_template`` API otherwise. The template only shapes indices created after it;
 an existing index keeps its mapping.
@@ -19,10 +28,31 @@ from typing import Any
 
 _KW = {"type": "keyword", "ignore_above": 1024}
 _URI = {"type": "keyword", "ignore_above": 4096}
+#: What Elasticsearch's dynamic mapping gives a string subfield (and Tyk's indices have).
+_KEYWORD_SUBFIELD = {"keyword": {"type": "keyword", "ignore_above": 256}}
+_TYK_STRING = {"type": "text", "fields": _KEYWORD_SUBFIELD}
+
+#: ``string_mapping`` values, default first.
+STRING_MAPPINGS = ("multi", "tyk", "keyword")
+#: The string fields of Tyk's own document (the raw payloads are handled apart).
+TYK_STRING_FIELDS = (
+    "http_method", "request_uri", "request_uri_full", "ip_address", "api_key", "api_version", "api_name", "api_id",
+    "org_id", "oauth_id", "alias", "tags", "mcp_method", "mcp_primitive_type", "mcp_primitive_name", "user_agent",
+)  # fmt: skip
 
 
-def properties(extended: bool, decoded: bool) -> dict[str, Any]:
-    """Field mappings for the documents ``DocumentBuilder`` produces."""
+def _string(mapping: dict[str, Any], mode: str) -> dict[str, Any]:
+    if mode == "tyk":
+        return _TYK_STRING
+    if mode == "multi":
+        return {**mapping, "fields": _KEYWORD_SUBFIELD}
+    return mapping
+
+
+def properties(extended: bool, decoded: bool, strings: str = "multi") -> dict[str, Any]:
+    """Field mappings for the documents ``DocumentBuilder`` produces (``strings``: see above)."""
+    if strings not in STRING_MAPPINGS:
+        raise ValueError(f"string_mapping must be one of {', '.join(STRING_MAPPINGS)}")
     props: dict[str, Any] = {
         "@timestamp": {"type": "date"},
         "http_method": {"type": "keyword", "ignore_above": 64},
@@ -56,34 +86,46 @@ def properties(extended: bool, decoded: bool) -> dict[str, Any]:
     }
     if extended:
         raw = {"type": "text"} if decoded else {"type": "text", "index": False}
-        props["raw_request"] = raw
-        props["raw_response"] = raw
+        props["raw_request"] = _TYK_STRING if strings == "tyk" else raw
+        props["raw_response"] = _TYK_STRING if strings == "tyk" else raw
         props["user_agent"] = _KW
+    for name in TYK_STRING_FIELDS:
+        if name in props:
+            props[name] = _string(props[name], strings)
     return props
 
 
-def mappings(extended: bool, decoded: bool) -> dict[str, Any]:
-    return {
+def mappings(extended: bool, decoded: bool, strings: str = "multi") -> dict[str, Any]:
+    maps: dict[str, Any] = {"properties": properties(extended, decoded, strings)}
+    if strings != "tyk":
         # Fields added by hand later (or by a newer pump) become keywords rather than text.
-        "dynamic_templates": [{"strings_as_keywords": {"match_mapping_type": "string", "mapping": _KW}}],
-        "properties": properties(extended, decoded),
-    }
+        dynamic = _string(_KW, strings)
+        maps["dynamic_templates"] = [{"strings_as_keywords": {"match_mapping_type": "string", "mapping": dynamic}}]
+    return maps
 
 
-def composable(patterns: list[str], priority: int, settings: dict[str, Any], extended: bool, decoded: bool) -> dict[str, Any]:
+def composable(
+    patterns: list[str], priority: int, settings: dict[str, Any], extended: bool, decoded: bool, strings: str = "multi"
+) -> dict[str, Any]:
     """Body of ``PUT _index_template/<name>``."""
-    template: dict[str, Any] = {"mappings": mappings(extended, decoded)}
+    template: dict[str, Any] = {"mappings": mappings(extended, decoded, strings)}
     if settings:
         template["settings"] = settings
     return {"index_patterns": patterns, "priority": priority, "template": template, "_meta": {"managed_by": "pump"}}
 
 
 def legacy(
-    patterns: list[str], order: int, settings: dict[str, Any], extended: bool, decoded: bool, doc_type: str | None
+    patterns: list[str],
+    order: int,
+    settings: dict[str, Any],
+    extended: bool,
+    decoded: bool,
+    doc_type: str | None,
+    strings: str = "multi",
 ) -> dict[str, Any]:
     """Body of ``PUT _template/<name>`` (Elasticsearch 6.0–7.7); typed mappings before 7."""
     body: dict[str, Any] = {"index_patterns": patterns, "order": order}
-    maps = mappings(extended, decoded)
+    maps = mappings(extended, decoded, strings)
     body["mappings"] = {doc_type: maps} if doc_type else maps
     if settings:
         body["settings"] = settings

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pump.config.model import StrictModel
 from pump.redact import Secret, UrlStr, redact_url, remember
 from pump.sinks.base import SinkMeta
+from pump.sinks.http.formats import check_fields  # the encoders know their documents' keys
 
 #: Body formats (``format``): ours, then the collector templates.
 FORMATS = ("ndjson", "json-array", "splunk", "moesif", "logzio")
@@ -168,8 +169,6 @@ class Meta(SinkMeta):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise ValueError(f"{name}: {path} is not a readable file")
-        from pump.sinks.http.encode import check_fields  # the encoders know their documents' keys
-
         check_fields(self.format, self.fields)
         return self
 

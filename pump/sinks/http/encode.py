@@ -1,5 +1,5 @@
-"""Request bodies: what one record becomes (per ``format``) and how records are framed and cut
-into requests. Pure code.
+"""Request bodies: Tyk's record JSON, Go's ``encoding/json`` rules, and how records are framed
+and cut into requests. Pure code; which encoder a ``format`` uses is :mod:`pump.sinks.http.formats`.
 
 ``ndjson`` and ``json-array`` carry Tyk's record JSON (``Record.to_json``, the document the
 stdout and CSV pumps print), optionally cut down to ``fields``. The collector templates
@@ -14,18 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pump.record import Record
+from pump.record import JSON_GROUPS, Record
 from pump.text import json_bytes
 
 Encoder = Callable[[Record], bytes]
 
 #: Top-level keys of Tyk's record JSON (``Record.to_json``), for ``fields`` of ndjson/json-array.
-RECORD_KEYS = (
-    "method", "host", "path", "raw_path", "content_length", "user_agent", "day", "month", "year", "hour",
-    "response_code", "api_key", "timestamp", "api_version", "api_name", "api_id", "org_id", "oauth_id",
-    "request_time", "raw_request", "raw_response", "ip_address", "geo", "network", "latency", "tags", "alias",
-    "track_path", "expireAt", "api_schema", "original_path", "listen_path", "graphql_stats", "mcp_stats",
-)  # fmt: skip
+RECORD_KEYS: tuple[str, ...] = tuple(JSON_GROUPS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +56,7 @@ class Options:
     obfuscate_api_keys: bool = False
     obfuscate_api_keys_length: int = 0
     ignore_tag_prefix_list: tuple[str, ...] = ()
-    moesif: Any = field(default=None)  # pump.sinks.http.moesif.MoesifOptions for the moesif format
+    moesif: Any = field(default=None)  # pump.sinks.http.moesif_events.MoesifOptions for the moesif format
 
 
 # --- Go's encoding/json -----------------------------------------------------------------------
@@ -102,40 +97,6 @@ def record_encoder(keys: Sequence[str]) -> Encoder:
         return json_bytes({k: doc[k] for k in wanted})
 
     return encode
-
-
-def check_fields(fmt: str, fields: Sequence[str]) -> None:
-    """Refuse ``fields`` the format's documents do not have (a typo would silently drop data)."""
-    from pump.sinks.http.templates import SPLUNK_FIELDS
-
-    if not fields:
-        return
-    if fmt in ("ndjson", "json-array"):
-        known: Iterable[str] = RECORD_KEYS
-    elif fmt == "splunk":
-        known = SPLUNK_FIELDS
-    else:
-        raise ValueError(f"fields: the {fmt} format has a fixed document; remove fields")
-    unknown = [f for f in fields if f not in known]
-    if unknown:
-        raise ValueError(f"fields: {', '.join(map(repr, unknown))} not in the {fmt} document; use any of {', '.join(known)}")
-
-
-def encoder(fmt: str, options: Options) -> Encoder:
-    """The function turning one record into its JSON bytes for ``fmt``."""
-    from pump.sinks.http import templates
-
-    if fmt in ("ndjson", "json-array"):
-        return record_encoder(options.fields)
-    if fmt == "splunk":
-        return templates.splunk_encoder(options)
-    if fmt == "logzio":
-        return templates.logzio_event
-    if fmt == "moesif":
-        from pump.sinks.http.moesif import MoesifOptions, event_encoder
-
-        return event_encoder(options.moesif or MoesifOptions())
-    raise ValueError(f"unknown format {fmt!r}")
 
 
 # --- requests ---------------------------------------------------------------------------------

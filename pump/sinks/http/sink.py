@@ -35,7 +35,8 @@ from pump.redact import redact_url
 from pump.sinks.base import SinkBatch
 from pump.sinks.http.client import DATA, OK, RETRY, Client, Outcome
 from pump.sinks.http.config import PLACEHOLDER, Meta
-from pump.sinks.http.encode import FRAMINGS, Options, chunks, encoder
+from pump.sinks.http.encode import FRAMINGS, Options, chunks
+from pump.sinks.http.formats import encoder
 
 log = logging.getLogger(__name__)
 

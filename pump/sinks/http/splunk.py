@@ -23,7 +23,8 @@ from pump.redact import Secret, UrlStr
 from pump.sinks.base import SinkContext, SinkMeta, SinkSpec
 from pump.sinks.http.config import Auth, check_url
 from pump.sinks.http.config import Meta as HttpMeta
-from pump.sinks.http.encode import Options, check_fields
+from pump.sinks.http.encode import Options
+from pump.sinks.http.formats import check_fields
 from pump.sinks.http.sink import HttpSink, build_sink
 
 log = logging.getLogger(__name__)

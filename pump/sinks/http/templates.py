@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pump.record import Record, go_rfc3339
+from pump.gotime import rfc3339_nano
+from pump.record import Record
 from pump.sinks.http.encode import Encoder, Options, go_float, go_json
 
 #: Every field a Splunk event may carry (Tyk's ``mapping``).
@@ -60,7 +61,7 @@ def _splunk_value(r: Record, name: str, options: Options) -> Any:
     if name == "api_key":
         return obfuscate(r.api_key, options.obfuscate_api_keys_length) if options.obfuscate_api_keys else r.api_key
     if name == "time_stamp":
-        return go_rfc3339(r.timestamp, r.timestamp_ns)
+        return rfc3339_nano(r.timestamp_ns, r.tz)
     if name == "geo":
         return _geo(r)
     if name == "network":
@@ -92,7 +93,7 @@ def logzio_event(r: Record) -> bytes:
     """Tyk's Logz.io document (a Go map: keys sorted)."""
     return go_json(
         {
-            "@timestamp": go_rfc3339(r.timestamp, r.timestamp_ns),
+            "@timestamp": rfc3339_nano(r.timestamp_ns, r.tz),
             "api_id": r.api_id,
             "api_key": r.api_key,
             "api_name": r.api_name,

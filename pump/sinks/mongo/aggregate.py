@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -47,7 +48,8 @@ from pump.aggregate.model import OrgAggregate
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
 from pump.aggregate.rollups import MongoRollup, check_unique
 from pump.errors import BatchDataError, RejectedRecords, RetriableError, SinkError
-from pump.record import LOCAL_ZONE, Record
+from pump.gotime import LOCAL_ZONE
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.mongo import rollups as rollup_docs
 from pump.sinks.mongo.client import AGGREGATE_INDEXES, MongoTarget
@@ -74,6 +76,11 @@ class Meta(BaseMongoMeta):
     aggregation_time: int = Field(0, description="minutes per document, 1..60; anything else means 60")
     enable_aggregate_self_healing: bool = Field(False, description="on a too-large document, halve aggregation_time, start new documents")
     ignore_aggregations: list[str] = Field(default_factory=list, description="dimensions not stored, e.g. apikeys, tags")
+    lists_request_time: Literal["tyk", "average"] = Field(
+        "tyk",
+        description="requesttime in lists.* entries: tyk = the previous write's average (0 at first), as Tyk stores it; "
+        "average = the current one (not a Tyk key)",
+    )
     ledger_size: int = Field(
         1000,
         ge=1,
@@ -112,7 +119,7 @@ class MongoAggregateSink:
         self.name = name
         self.meta = meta
         self.target = MongoTarget(meta, name, timeout)
-        self.writer = AggregateWriter(meta.ledger_size, self.target.where)
+        self.writer = AggregateWriter(meta.ledger_size, self.target.where, meta.lists_request_time)
         self.clock = BucketClock(effective_aggregation_time(meta.store_analytics_per_minute, meta.aggregation_time or None))
         self.plans: OrderedDict[str, Plan] = OrderedDict()
         self.extra_dimensions: tuple[str, ...] = ()  # the pump's extra_dimensions (pump.aggregate.extra)

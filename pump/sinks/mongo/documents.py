@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from bson import Int64, ObjectId
 
+from pump import schema
 from pump.record import Record, UptimeRecord
 from pump.sinks.mongo.config import KIB
 from pump.text import valid_utf8
@@ -77,66 +78,31 @@ def coordinate(value: float) -> float:
     return value if -_INF < value < _INF and value != 0.0 else 0.0
 
 
-def to_document(r: Record) -> dict[str, Any]:
-    """A record as Tyk's Mongo pumps store it (tyk-pump.md §2.1, "Mongo" column).
-
-    Lower-cased Go field names (``rawpath``, ``geo.country.isocode``, ``network.closedconnection``,
-    ``expireAt``), Go ``int64`` fields as BSON int64 and ``int`` fields as int32 (what Tyk's
-    mgo-compatible codec writes), nil tags and city names as empty array/document (the codec's
-    nil-as-empty rule), and no ``api_schema``, GraphQL/MCP stats or collection name (``bson:"-"``).
-    A coordinate that is NaN or infinite is stored as 0 (:func:`coordinate`).
-    """
+def _bson_value(f: schema.Field) -> str:
+    a = f"r.{f.attr}"
     return {
-        "_id": object_id(_record_key(r), r.timestamp_ns),
-        "method": r.method,
-        "host": r.host,
-        "path": r.path,
-        "rawpath": r.raw_path,
-        "contentlength": Int64(r.content_length),
-        "useragent": r.user_agent,
-        "day": r.day,
-        "month": r.month,
-        "year": r.year,
-        "hour": r.hour,
-        "responsecode": r.response_code,
-        "apikey": r.api_key,
-        "timestamp": r.timestamp,
-        "apiversion": r.api_version,
-        "apiname": r.api_name,
-        "apiid": r.api_id,
-        "orgid": r.org_id,
-        "oauthid": r.oauth_id,
-        "requesttime": Int64(r.request_time),
-        "rawrequest": r.raw_request,
-        "rawresponse": r.raw_response,
-        "ipaddress": r.ip_address,
-        "geo": {
-            "country": {"isocode": r.geo_country_iso_code},
-            "city": {"geonameid": r.geo_city_geoname_id, "names": r.geo_city_names or {}},
-            "location": {
-                "latitude": coordinate(float(r.geo_location_latitude)),
-                "longitude": coordinate(float(r.geo_location_longitude)),
-                "timezone": r.geo_location_time_zone,
-            },
-        },
-        "network": {
-            "openconnections": Int64(r.network_open_connections),
-            "closedconnection": Int64(r.network_closed_connections),
-            "bytesin": Int64(r.network_bytes_in),
-            "bytesout": Int64(r.network_bytes_out),
-        },
-        "latency": {
-            "total": Int64(r.latency_total),
-            "upstream": Int64(r.latency_upstream),
-            "gateway": Int64(r.latency_gateway),
-        },
-        "tags": list(r.tags) if r.tags else [],
-        "alias": r.alias,
-        "trackpath": bool(r.track_path),
-        "expireAt": r.expire_at,
-        "originalpath": r.original_path,
-        "listenpath": r.listen_path,
-    }
+        schema.INT64: f"Int64({a})",
+        schema.FLOAT: f"coordinate(float({a}))",
+        schema.BOOL: f"bool({a})",
+        schema.TAGS: f"list({a}) if {a} else []",
+        schema.NAMES: f"{a} or {{}}",
+    }.get(f.type, a)
+
+
+_ENTRIES = [("_id", "object_id(_record_key(r), r.timestamp_ns)"), *((f.bson or "", _bson_value(f)) for f in schema.columns("bson"))]
+_TO_DOCUMENT = f"def to_document(r):\n    return {schema.nested_literal(_ENTRIES)}\n"
+
+#: A record as Tyk's Mongo pumps store it (tyk-pump.md §2.1, "Mongo" column; the ``bson``
+#: column of :data:`pump.schema.FIELDS`).
+#:
+#: Lower-cased Go field names (``rawpath``, ``geo.country.isocode``, ``network.closedconnection``,
+#: ``expireAt``), Go ``int64`` fields as BSON int64 and ``int`` fields as int32 (what Tyk's
+#: mgo-compatible codec writes), nil tags and city names as empty array/document (the codec's
+#: nil-as-empty rule), and no ``api_schema``, GraphQL/MCP stats or collection name (``bson:"-"``).
+#: A coordinate that is NaN or infinite is stored as 0 (:func:`coordinate`).
+to_document: Callable[[Record], dict[str, Any]] = schema.compile_function(
+    "to_document", _TO_DOCUMENT, {"Int64": Int64, "object_id": object_id, "_record_key": _record_key, "coordinate": coordinate}
+)
 
 
 def uptime_document(u: UptimeRecord) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bson import Int64
 
 from pump.aggregate import as_change, as_time_update, upsert_filter
 from pump.aggregate.model import OrgAggregate
+from pump.aggregate.mongo_update import LIST_REQUEST_TIME_TYK, Increments, batch_increments
 from pump.errors import RetriableError, SinkError
 from pump.sinks.base import lineage as batch_lineage
 from pump.sinks.mongo.documents import gc_paused, sanitize
@@ -104,9 +105,10 @@ class AggregateWriter:
     (FerretDB's ``findAndModify``), which costs a larger reply, not correctness.
     """
 
-    def __init__(self, ledger_size: int = 1000, where: str = "") -> None:
+    def __init__(self, ledger_size: int = 1000, where: str = "", lists_request_time: str = LIST_REQUEST_TIME_TYK) -> None:
         self.ledger_size = ledger_size
         self.where = where
+        self.lists_request_time = lists_request_time
         self.projection: dict[str, int] | None = {"lists": 0, LEDGER_FIELD: 0}
         self._known: dict[tuple[str, str, Any, Any], None] = {}
 
@@ -149,8 +151,13 @@ class AggregateWriter:
             raise map_error(exc, f"aggregate upsert into {collection.name}", self.where) from exc
         if not applied and doc.get(LAST_FIELD) not in ids:
             return WriteResult(doc, applied=False, refreshed=False)
+        if not applied and doc.get(LAST_FIELD) != batch_ids[-1] and self.lists_request_time == LIST_REQUEST_TIME_TYK:
+            # An ancestor batch was applied (this is a piece of it): its step-1 increments, which
+            # Tyk's lists requesttime needs (as_time_update), are not this batch's. Its step 2 has
+            # almost always run; if not, the averages catch up with the document's next write.
+            return WriteResult(doc, applied=False, refreshed=False)
         try:
-            await self._step2(collection, doc, ids)
+            await self._step2(collection, doc, ids, batch_increments(change))
         except Exception as exc:
             error = map_error(exc, f"aggregate averages update of {collection.name}", self.where)
             if isinstance(error, RetriableError):
@@ -213,9 +220,9 @@ class AggregateWriter:
                     continue
                 raise
 
-    async def _step2(self, collection: Any, doc: dict[str, Any], ids: list[str]) -> None:
+    async def _step2(self, collection: Any, doc: dict[str, Any], ids: list[str], increments: Increments | None = None) -> None:
         with gc_paused():
-            update = go_typed(as_time_update(doc))
+            update = go_typed(as_time_update(doc, self.lists_request_time, increments))
         guard = {"_id": doc["_id"], LAST_FIELD: {"$in": ids}}
         try:
             await collection.update_one(guard, update)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pump.record import Record, go_time_string
+from pump.gotime import go_time_string
+from pump.record import Record
 from pump.transforms.paths import tracked
 
 Getter = Callable[[Record], str]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pump.record import LOCAL_ZONE
+from pump.gotime import LOCAL_ZONE
 from pump.sinks.sql import mysql
 from pump.sinks.sql.config import SqlMeta, Target, pg_connect_kwargs
 from pump.sinks.sql.connect import PgPool, SqliteDb

@@ -4,70 +4,33 @@ into them (JSON text, as Tyk's gorm fork writes them), shared by every SQL diale
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from pump import schema
 from pump.sinks.sql.values import go_safe_json
 
-#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names.
-RAW_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "text"),
-    ("method", "text"),
-    ("host", "text"),
-    ("path", "text"),
-    ("rawpath", "text"),
-    ("contentlength", "bigint"),
-    ("useragent", "text"),
-    ("day", "bigint"),
-    ("month", "bigint"),
-    ("year", "bigint"),
-    ("hour", "bigint"),
-    ("responsecode", "bigint"),
-    ("apikey", "text"),
-    ("timestamp", "timestamptz"),
-    ("apiversion", "text"),
-    ("api_name", "text"),
-    ("apiid", "text"),
-    ("orgid", "text"),
-    ("oauthid", "text"),
-    ("requesttime", "bigint"),
-    ("rawrequest", "text"),
-    ("rawresponse", "text"),
-    ("ipaddress", "text"),
-    ("geo_country_iso_code", "text"),
-    ("geo_city_geoname_id", "bigint"),
-    ("geo_city_names", "text"),
-    ("geo_location_latitude", "numeric"),
-    ("geo_location_longitude", "numeric"),
-    ("geo_location_time_zone", "text"),
-    ("network_open_connections", "bigint"),
-    ("network_closed_connections", "bigint"),
-    ("network_bytes_in", "bigint"),
-    ("network_bytes_out", "bigint"),
-    ("latency_total", "bigint"),
-    ("latency_upstream", "bigint"),
-    ("latency_gateway", "bigint"),
-    ("tags", "text"),
-    ("alias", "text"),
-    ("trackpath", "bool"),
-    ("expireAt", "timestamptz"),
-    ("originalpath", "text"),
-    ("listenpath", "text"),
-    # Tyk's gorm fork stores GraphQLStats and MCPStats too (it ignores their gorm:"-:all"),
-    # embedded with the json-tag prefix; GraphQLStats has no json tags, so gorm's snake case.
-    ("graphql_stats_variables", "text"),
-    ("graphql_stats_root_fields", "text"),
-    ("graphql_stats_types", "text"),
-    ("graphql_stats_errors", "text"),
-    ("graphql_stats_operation_type", "bigint"),
-    ("graphql_stats_has_errors", "bool"),
-    ("graphql_stats_is_graph_ql", "bool"),
-    ("mcp_stats_is_mcp", "bool"),
-    ("mcp_stats_jsonrpc_method", "text"),
-    ("mcp_stats_primitive_type", "text"),
-    ("mcp_stats_primitive_name", "text"),
-)
+#: The record fields that are SQL columns, in table order (a GraphQL/MCP stats field stands for its
+#: sub-table's columns).
+SQL_FIELDS: tuple[schema.Field, ...] = schema.columns("sql")
+
+
+def field_columns(f: schema.Field) -> tuple[tuple[str, str], ...]:
+    """The (column, kind) pairs of one record field: one, or its sub-table's columns with the
+    field's prefix (Tyk's gorm fork stores GraphQLStats and MCPStats too, ignoring their
+    ``gorm:"-:all"``, embedded with the json-tag prefix)."""
+    assert f.sql is not None
+    if f.type in schema.SUBFIELDS:
+        return tuple((f"{f.sql}_{s.sql}", schema.SQL_KINDS[s.type]) for s in schema.SUBFIELDS[f.type])
+    return ((f.sql, schema.SQL_KINDS[f.type]),)
+
+
+#: (column, kind) in table order. ``id`` is ours; the rest are Tyk's names (the ``sql`` column of
+#: :data:`pump.schema.FIELDS` and of its GraphQL/MCP sub-tables). Existing tables depend on the
+#: order: the schema table's order is the table's.
+RAW_COLUMNS: tuple[tuple[str, str], ...] = (("id", "text"), *(c for f in SQL_FIELDS for c in field_columns(f)))
 
 #: Tyk's indexes on the raw table, named ``<table>_idx_<column>``.
 RAW_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
@@ -85,46 +48,64 @@ def tags_json(tags: list[str] | None) -> str:
         return json.dumps([str(t) for t in tags], ensure_ascii=False)
 
 
-#: GraphQL columns of a record without GraphQL stats (most records): Go's zero values.
-NO_GRAPHQL: tuple[Any, ...] = ("", "[]", "{}", "[]", 0, False, False)
-#: MCP columns of a record without MCP stats.
-NO_MCP: tuple[Any, ...] = (False, "", "", "")
-
-
 def city_names_json(names: dict[str, str] | None) -> str:
     """``geo_city_names``: the map as JSON with sorted keys, ``{}`` when there is none."""
     return go_safe_json(names, "{}") if names else "{}"
 
 
+def graph_errors(errors: Any) -> Any:
+    """GraphQL errors as Tyk's ``GraphError`` marshals them (``message``, ``path``)."""
+    if not isinstance(errors, list):
+        return errors
+    return [
+        {"message": e.get("Message", e.get("message", "")), "path": e.get("Path", e.get("path"))} if isinstance(e, dict) else e
+        for e in errors
+    ]
+
+
+def _sub_value(s: schema.SubField) -> str:
+    """Source of one sub-table column's value from the stats dict ``s`` (JSON as Tyk's gorm fork
+    writes collections, Go's zero value for a missing key)."""
+    get = f"s.get({s.go!r})"
+    return {
+        schema.STRING: f'str({get} or "")',
+        schema.INT: f"int({get} or 0)",
+        schema.BOOL: f"bool({get})",
+        schema.TAGS: f'go_safe_json({get}, "[]")',
+        schema.TYPE_MAP: f'go_safe_json({get}, "{{}}")',
+        schema.GRAPH_ERRORS: f'go_safe_json(graph_errors({get}), "[]")',
+    }[s.type]
+
+
+def _sub_row(go_type: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    name = f"{go_type.lower()}_row"
+    values = ", ".join(_sub_value(s) for s in schema.SUBFIELDS[go_type])
+    namespace = {"__name__": __name__, "go_safe_json": go_safe_json, "graph_errors": graph_errors}
+    return schema.compile_function(name, f"def {name}(s):\n    return ({values},)\n", namespace)
+
+
+_graphql_row = _sub_row(schema.GRAPHQL)
+_mcp_row = _sub_row(schema.MCP)
+
+#: GraphQL columns of a record without GraphQL stats (most records): Go's zero values.
+NO_GRAPHQL: tuple[Any, ...] = _graphql_row({})
+#: MCP columns of a record without MCP stats.
+NO_MCP: tuple[Any, ...] = _mcp_row({})
+
+
 def graphql_values(stats: dict[str, Any] | None) -> tuple[Any, ...]:
     """The seven ``graphql_stats_*`` values: variables, root fields, types, errors (JSON as Tyk's
     gorm fork writes them), operation type (0–3), has errors, is GraphQL."""
-    if not stats:
-        return NO_GRAPHQL
-    errors = stats.get("Errors")
-    if isinstance(errors, list):
-        errors = [
-            {"message": e.get("Message", e.get("message", "")), "path": e.get("Path", e.get("path"))} if isinstance(e, dict) else e
-            for e in errors
-        ]
-    return (
-        str(stats.get("Variables") or ""),
-        go_safe_json(stats.get("RootFields"), "[]"),
-        go_safe_json(stats.get("Types"), "{}"),
-        go_safe_json(errors, "[]"),
-        int(stats.get("OperationType") or 0),
-        bool(stats.get("HasErrors")),
-        bool(stats.get("IsGraphQL")),
-    )
+    return _graphql_row(stats) if stats else NO_GRAPHQL
 
 
 def mcp_values(stats: dict[str, Any] | None) -> tuple[Any, ...]:
     """The four ``mcp_stats_*`` values (always the zero values in ``sql``: it skips MCP records)."""
-    if not stats:
-        return NO_MCP
-    return (
-        bool(stats.get("IsMCP")),
-        str(stats.get("JSONRPCMethod") or ""),
-        str(stats.get("PrimitiveType") or ""),
-        str(stats.get("PrimitiveName") or ""),
-    )
+    return _mcp_row(stats) if stats else NO_MCP
+
+
+#: The column values of each sub-table field, by record attribute.
+SUB_VALUES: dict[str, Callable[[dict[str, Any] | None], tuple[Any, ...]]] = {
+    "graphql_stats": graphql_values,
+    "mcp_stats": mcp_values,
+}

@@ -9,6 +9,7 @@ value is taken out).
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,13 +115,11 @@ class SqlMeta(SinkMeta):
         if backend == "mysql":
             import importlib.util
 
-            from pump.sinks.sql.mysql import parse_dsn
-
             if importlib.util.find_spec("pymysql") is None:
                 raise ValueError("type mysql needs the PyMySQL driver: pip install 'pump[mysql]'")
             if not text:
                 raise ValueError("required for type mysql, e.g. user:password@tcp(db:3306)/analytics")
-            parse_dsn(text)
+            parse_mysql_dsn(text)
         return v
 
     @model_validator(mode="after")
@@ -176,9 +175,7 @@ class Target:
 def target_of(meta: SqlMeta) -> Target:
     dsn = meta.connection_string.get_secret_value().strip()
     if meta.type == "mysql":
-        from pump.sinks.sql.mysql import parse_dsn
-
-        _, description, password = parse_dsn(dsn)
+        _, description, password = parse_mysql_dsn(dsn)
         return Target("mysql", dsn, description, password)
     return _pg_target(dsn) if meta.type == "postgres" else _sqlite_target(dsn)
 
@@ -222,3 +219,29 @@ def pg_connect_kwargs(meta: SqlMeta, dsn: str) -> dict[str, Any]:
     if meta.postgres.prefer_simple_protocol:
         kwargs["prepare_threshold"] = None
     return kwargs
+
+
+_GO_DSN = re.compile(r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?(?P<net>tcp|unix)?\((?P<addr>[^)]*)\)/(?P<db>[^?]*)(?:\?.*)?$")
+
+
+def parse_mysql_dsn(dsn: str) -> tuple[dict[str, Any], str, str]:
+    """A MySQL DSN, Tyk's Go form or a URL, as ``(pymysql.connect kwargs, description without the password, password)``."""
+    text = dsn.strip()
+    kwargs: dict[str, Any] = {}
+    if text.lower().startswith(("mysql://", "mariadb://")):
+        url = urllib.parse.urlsplit(text)
+        kwargs = {"host": url.hostname or "localhost", "port": url.port or 3306, "database": url.path.lstrip("/")}
+        user, password = urllib.parse.unquote(url.username or ""), urllib.parse.unquote(url.password or "")
+    else:
+        m = _GO_DSN.match(text)
+        if m is None:
+            raise ValueError("expected user:password@tcp(host:3306)/dbname (Tyk's form) or mysql://user:password@host:3306/dbname")
+        user, password = m["user"] or "", m["password"] or ""
+        if m["net"] == "unix":
+            kwargs = {"unix_socket": m["addr"], "database": m["db"]}
+        else:
+            host, _, port = (m["addr"] or "127.0.0.1:3306").rpartition(":")
+            kwargs = {"host": host or "127.0.0.1", "port": int(port or 3306), "database": m["db"]}
+    kwargs.update(user=user, password=password)
+    where = kwargs.get("unix_socket") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+    return kwargs, scrub(f"mysql://{user + '@' if user else ''}{where}/{kwargs['database']}", password), password

@@ -23,7 +23,6 @@ import logging
 import re
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +31,7 @@ from pump.errors import BatchDataError, RetriableError, SinkError
 from pump.redact import scrub
 from pump.sinks.base import lineage
 from pump.sinks.sql.config import Target
+from pump.sinks.sql.config import parse_mysql_dsn as parse_dsn
 from pump.sinks.sql.ledger import LEDGER_TABLE, like_prefix
 from pump.sinks.sql.schema import TableSpec, checked_table
 from pump.sinks.sql.statements import CONSTANT_COLUMNS, sqlite_params
@@ -39,7 +39,6 @@ from pump.sinks.sql.statements import CONSTANT_COLUMNS, sqlite_params
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_GO_DSN = re.compile(r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?(?P<net>tcp|unix)?\((?P<addr>[^)]*)\)/(?P<db>[^?]*)(?:\?.*)?$")
 
 TYPES: dict[str, str] = {
     "text": "LONGTEXT",
@@ -58,29 +57,6 @@ def ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
         raise ValueError(f"refusing unexpected identifier {name!r}")
     return f"`{name}`"
-
-
-def parse_dsn(dsn: str) -> tuple[dict[str, Any], str, str]:
-    """``(pymysql.connect kwargs, description without the password, password)``."""
-    text = dsn.strip()
-    kwargs: dict[str, Any] = {}
-    if text.lower().startswith(("mysql://", "mariadb://")):
-        url = urllib.parse.urlsplit(text)
-        kwargs = {"host": url.hostname or "localhost", "port": url.port or 3306, "database": url.path.lstrip("/")}
-        user, password = urllib.parse.unquote(url.username or ""), urllib.parse.unquote(url.password or "")
-    else:
-        m = _GO_DSN.match(text)
-        if m is None:
-            raise ValueError("expected user:password@tcp(host:3306)/dbname (Tyk's form) or mysql://user:password@host:3306/dbname")
-        user, password = m["user"] or "", m["password"] or ""
-        if m["net"] == "unix":
-            kwargs = {"unix_socket": m["addr"], "database": m["db"]}
-        else:
-            host, _, port = (m["addr"] or "127.0.0.1:3306").rpartition(":")
-            kwargs = {"host": host or "127.0.0.1", "port": int(port or 3306), "database": m["db"]}
-    kwargs.update(user=user, password=password)
-    where = kwargs.get("unix_socket") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-    return kwargs, scrub(f"mysql://{user + '@' if user else ''}{where}/{kwargs['database']}", password), password
 
 
 class MysqlDb:

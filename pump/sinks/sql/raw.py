@@ -17,23 +17,24 @@ import json
 import logging
 import sqlite3
 import weakref
-from collections.abc import Sequence
-from datetime import tzinfo
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from pump import schema
 from pump.decode.msgpack import encode_record, record_id
 from pump.errors import SinkError
-from pump.record import LOCAL_ZONE, Record, shard_suffix, time_from_unix
+from pump.gotime import shard_day, ts_text
+from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
 from pump.sinks.sql import mysql
 from pump.sinks.sql.backend import Backend, chunks, concurrency_of
-from pump.sinks.sql.columns import NO_GRAPHQL, NO_MCP, RAW_COLUMNS, RAW_INDEXES, city_names_json, graphql_values, mcp_values, tags_json
+from pump.sinks.sql.columns import RAW_COLUMNS, RAW_INDEXES, SQL_FIELDS, SUB_VALUES, city_names_json, tags_json
 from pump.sinks.sql.config import SqlMeta, Target, target_of
 from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.schema import TYPES, TableSpec, checked_table, quote, shard_table
 from pump.sinks.sql.shape import RowShape
-from pump.sinks.sql.values import clean, copy_field, copy_is_plain, ts_text, utf8
+from pump.sinks.sql.values import clean, copy_field, copy_is_plain, utf8
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +66,35 @@ def rid(r: Record) -> str:
         return record_id(json.dumps(r.to_json(), sort_keys=True, default=str).encode())
 
 
-def row_values(r: Record) -> tuple[Any, ...]:
-    """One record as Python values in column order (SQLite parameters, and the COPY slow path)."""
-    return (
-        rid(r), r.method, r.host, r.path, r.raw_path, r.content_length, r.user_agent, r.day, r.month,
-        r.year, r.hour, r.response_code, r.api_key, ts_text(r.timestamp_ns), r.api_version, r.api_name,
-        r.api_id, r.org_id, r.oauth_id, r.request_time, r.raw_request, r.raw_response, r.ip_address,
-        r.geo_country_iso_code, r.geo_city_geoname_id, city_names_json(r.geo_city_names),
-        r.geo_location_latitude, r.geo_location_longitude,
-        r.geo_location_time_zone, r.network_open_connections, r.network_closed_connections,
-        r.network_bytes_in, r.network_bytes_out, r.latency_total, r.latency_upstream, r.latency_gateway,
-        tags_json(r.tags), r.alias, bool(r.track_path), ts_text(r.expire_at_ns), r.original_path, r.listen_path,
-        *graphql_values(r.graphql_stats), *mcp_values(r.mcp_stats),
-    )  # fmt: skip
+def _value(f: schema.Field) -> str:
+    """Source of one field's Python value(s) in :func:`row_values`."""
+    a = f"r.{f.attr}"
+    if f.attr in SUB_VALUES:
+        return f"*_{f.attr}({a})"
+    return {
+        schema.TIME: f"ts_text({a}_ns)",
+        schema.TAGS: f"tags_json({a})",
+        schema.BOOL: f"bool({a})",
+        schema.NAMES: f"city_names_json({a})",
+    }.get(f.type, a)
+
+
+_NAMESPACE: dict[str, Any] = {
+    "__name__": __name__,
+    "rid": rid,
+    "ts_text": ts_text,
+    "tags_json": tags_json,
+    "city_names_json": city_names_json,
+    "copy_field": copy_field,
+    **{f"_{attr}": fn for attr, fn in SUB_VALUES.items()},
+}
+
+#: One record as Python values in column order (SQLite parameters, and the COPY slow path).
+row_values: Callable[[Record], tuple[Any, ...]] = schema.compile_function(
+    "row_values",
+    f"def row_values(r):\n    return (rid(r), {', '.join(_value(f) for f in SQL_FIELDS)})\n",
+    _NAMESPACE,
+)
 
 
 _FLOATS: dict[float, str] = {}
@@ -93,34 +110,46 @@ def float_text(value: float) -> str:
     return text
 
 
-_NO_EXTRA_COPY = "\t".join(copy_field(v) for v in (*NO_GRAPHQL, *NO_MCP))
+# The GraphQL/MCP stats fields (the table's last, contiguous ones) are one COPY field group:
+# :func:`stats_copy` returns a constant for the usual record that has neither.
+_STATS = tuple(f for f in SQL_FIELDS if f.attr in SUB_VALUES)
+_PLAIN = SQL_FIELDS[: len(SQL_FIELDS) - len(_STATS)]
+assert SQL_FIELDS[len(_PLAIN) :] == _STATS, "the GraphQL/MCP stats fields must be the last SQL fields"
+_NO_STATS_COPY = "\t".join(copy_field(v) for f in _STATS for v in SUB_VALUES[f.attr](None))
+
+#: COPY fields of the GraphQL and MCP columns (a constant for the usual record without them).
+stats_copy: Callable[[Record], str] = schema.compile_function(
+    "stats_copy",
+    "def stats_copy(r):\n"
+    f"    if not ({' or '.join(f'r.{f.attr}' for f in _STATS)}):\n"
+    "        return _NO_STATS_COPY\n"
+    f"    return '\\t'.join(map(copy_field, ({''.join(f'*_{f.attr}(r.{f.attr}), ' for f in _STATS)})))\n",
+    {**_NAMESPACE, "_NO_STATS_COPY": _NO_STATS_COPY},
+)
 
 
-def _extra_copy(r: Record) -> str:
-    """COPY fields of the GraphQL and MCP columns (a constant for the usual record without them)."""
-    if not r.graphql_stats and not r.mcp_stats:
-        return _NO_EXTRA_COPY
-    return "\t".join(copy_field(v) for v in (*graphql_values(r.graphql_stats), *mcp_values(r.mcp_stats)))
+def _copy_value(f: schema.Field) -> str:
+    """Source of one field's COPY text in :func:`copy_line` (unescaped)."""
+    a = f"r.{f.attr}"
+    return {
+        schema.TIME: f"{{ts_text({a}_ns)}}",
+        schema.TAGS: f"{{tags_json({a}) if {a} else '[]'}}",
+        schema.NAMES: f"{{city_names_json({a}) if {a} else '{{}}'}}",
+        schema.BOOL: f"{{'t' if {a} else 'f'}}",
+        schema.FLOAT: f"{{_FLOATS.get({a}) or float_text({a})}}",
+    }.get(f.type, f"{{{a}}}")
 
 
-def copy_line(r: Record) -> str:
-    """One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
-
-    :func:`copy_text` checks the result and re-renders the rare line whose values contain a tab,
-    newline, carriage return, backslash or NUL."""
-    return (
-        f"{r.record_id or rid(r)}\t{r.method}\t{r.host}\t{r.path}\t{r.raw_path}\t{r.content_length}\t"
-        f"{r.user_agent}\t{r.day}\t{r.month}\t{r.year}\t{r.hour}\t{r.response_code}\t{r.api_key}\t"
-        f"{ts_text(r.timestamp_ns)}\t{r.api_version}\t{r.api_name}\t{r.api_id}\t{r.org_id}\t{r.oauth_id}\t"
-        f"{r.request_time}\t{r.raw_request}\t{r.raw_response}\t{r.ip_address}\t{r.geo_country_iso_code}\t"
-        f"{r.geo_city_geoname_id}\t{city_names_json(r.geo_city_names) if r.geo_city_names else '{}'}\t"
-        f"{_FLOATS.get(r.geo_location_latitude) or float_text(r.geo_location_latitude)}\t"
-        f"{_FLOATS.get(r.geo_location_longitude) or float_text(r.geo_location_longitude)}\t"
-        f"{r.geo_location_time_zone}\t{r.network_open_connections}\t{r.network_closed_connections}\t"
-        f"{r.network_bytes_in}\t{r.network_bytes_out}\t{r.latency_total}\t{r.latency_upstream}\t"
-        f"{r.latency_gateway}\t{tags_json(r.tags) if r.tags else '[]'}\t{r.alias}\t{'t' if r.track_path else 'f'}\t"
-        f"{ts_text(r.expire_at_ns)}\t{r.original_path}\t{r.listen_path}\t{_extra_copy(r)}\n"
-    )
+#: One record as a line of PostgreSQL COPY text, unescaped (the fast path: one f-string).
+#: :func:`copy_text` checks the result and re-renders the rare line whose values contain a tab,
+#: newline, carriage return, backslash or NUL.
+copy_line: Callable[[Record], str] = schema.compile_function(
+    "copy_line",
+    'def copy_line(r):\n    return f"{r.record_id or rid(r)}\\t'
+    + "\\t".join([*(_copy_value(f) for f in _PLAIN), *(["{stats_copy(r)}"] if _STATS else [])])
+    + '\\n"\n',
+    {**_NAMESPACE, "_FLOATS": _FLOATS, "float_text": float_text, "stats_copy": stats_copy},
+)
 
 
 def copy_line_slow(r: Record) -> str:
@@ -151,28 +180,17 @@ def _not_mcp(r: Record) -> bool:
     return not (r.mcp_stats and r.mcp_stats.get("IsMCP"))
 
 
-#: ``sql``: every record but MCP ones, with the hand-tuned COPY line.
+#: ``sql``: every record but MCP ones, with the COPY line generated from the schema table.
 RAW_SHAPE = RowShape(RAW_SPEC, STAGE_TABLE, _not_mcp, row_values, copy_text, sqlite_row)
 
 
 # --------------------------------------------------------------------------- sharding
 
-_DAY_CACHE: dict[tuple[int, tzinfo | None], str] = {}
-
 
 def day_key(r: Record) -> str:
     """``YYYYMMDD`` of the record's time in its zone (the pump's local zone after msgpack, the
-    record's own zone after protobuf) — the date Tyk's sharding uses. Cached per second."""
-    sec = r.timestamp_ns // 1_000_000_000
-    key = (sec, r.tz)
-    day = _DAY_CACHE.get(key)
-    if day is None:
-        dt = time_from_unix(sec, 0, r.tz or LOCAL_ZONE)
-        day = shard_suffix(dt)
-        if len(_DAY_CACHE) > 8192:
-            _DAY_CACHE.clear()
-        _DAY_CACHE[key] = day
-    return day
+    record's own zone after protobuf) — the date Tyk's sharding uses."""
+    return shard_day(r.timestamp_ns, r.tz)
 
 
 def group_by_table(records: Sequence[Record], sharding: bool, shape: RowShape | None = None) -> dict[str, list[Record]]:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pump.errors import RetriableError, SinkError
-from pump.record import shard_suffix
+from pump.gotime import shard_suffix
 from pump.redact import scrub
 from pump.sinks.sql.config import Target
 from pump.sinks.sql.connect import PgPool, close_quietly

@@ -1,5 +1,5 @@
 """What a raw-style SQL pump writes (:class:`RowShape`): its table family, which records it keeps
-and how one record becomes a row. ``sql`` has a hand-tuned shape (``raw.RAW_SHAPE``); the graph
+and how one record becomes a row. ``sql`` has a tuned shape (``raw.RAW_SHAPE``, its COPY line one generated f-string); the graph
 and MCP pumps use :func:`plain_shape`, which derives COPY text and SQLite parameters from the
 row values."""
 

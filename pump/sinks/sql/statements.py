@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pump.aggregate.sql_rows import COLUMN_TYPES, SQL_COLUMNS, AggregateRow, Merge, update_rules
+from pump.gotime import dt_text
 from pump.sinks.sql.schema import checked_table, quote
-from pump.sinks.sql.values import clean, copy_field, copy_is_plain, dt_text
+from pump.sinks.sql.values import clean, copy_field, copy_is_plain
 
 _KINDS = {"TEXT": "text", "BIGINT": "bigint", "DOUBLE PRECISION": "double", "NUMERIC": "numeric", "TIMESTAMPTZ": "timestamptz"}
 

@@ -1,4 +1,5 @@
-"""Values as the SQL pumps write them: timestamps as text, text PostgreSQL accepts, COPY fields.
+"""Values as the SQL pumps write them: text PostgreSQL accepts, COPY fields (timestamps as text
+are :func:`pump.gotime.ts_text`).
 
 Used by both backends, so a row reads the same whichever database holds it.
 """
@@ -6,45 +7,10 @@ Used by both backends, so a row reads the same whichever database holds it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 from typing import Any
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_UNIX_DAY0 = date(1970, 1, 1).toordinal()
-_MINUTE_TEXT: dict[int, str] = {}
-_SECOND_TEXT: tuple[str, ...] = tuple(f"{s:02d}." for s in range(60))
 
 #: What PostgreSQL text cannot hold is replaced by this character (see :func:`clean`).
 REPLACEMENT = "\ufffd"
-
-
-def _minute_text(minute: int) -> str:
-    days, mod = divmod(minute, 1440)
-    d = date.fromordinal(days + _UNIX_DAY0) if -_UNIX_DAY0 < days <= 2932896 else date(9999, 12, 31)
-    hh, mm = divmod(mod, 60)
-    text = f"{d.year:04d}-{d.month:02d}-{d.day:02d} {hh:02d}:{mm:02d}:"
-    if len(_MINUTE_TEXT) > 8192:
-        _MINUTE_TEXT.clear()
-    _MINUTE_TEXT[minute] = text
-    return text
-
-
-def ts_text(ns: int) -> str:
-    """Unix nanoseconds as ``YYYY-MM-DD HH:MM:SS.ffffff+00:00`` (UTC, microseconds).
-
-    The same text is a valid ``timestamptz`` literal for PostgreSQL and sorts correctly as an
-    SQLite TEXT column. It runs twice per raw record, so the text up to the minute is cached and
-    the seconds come from a table: building a datetime per call cost more than the rest of a row."""
-    sec, rem = divmod(ns, 1_000_000_000)
-    minute, second = divmod(sec, 60)
-    head = _MINUTE_TEXT.get(minute) or _minute_text(minute)
-    return f"{head}{_SECOND_TEXT[second]}{rem // 1000:06d}+00:00"
-
-
-def dt_text(dt: datetime) -> str:
-    """An aware datetime in the same text form as :func:`ts_text`."""
-    delta = dt - _EPOCH
-    return ts_text((delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000)
 
 
 def clean(text: str) -> str:

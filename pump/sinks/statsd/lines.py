@@ -16,7 +16,8 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pump.record import Record, go_time_string
+from pump.gotime import go_time_string
+from pump.record import Record
 from pump.sinks.statsd.config import DogMeta, Meta
 
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})

@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from pump.record import Record, go_time_string
+from pump.gotime import go_time_string
+from pump.record import Record
 from pump.sinks.message import tyk_message
 from pump.sinks.syslog.config import Meta
 from pump.text import json_bytes

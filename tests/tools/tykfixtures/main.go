@@ -902,6 +902,7 @@ func buildAggCase(name, desc string, recs []analytics.AnalyticsRecord, track boo
 	c.Mongo = map[string]interface{}{}
 	fresh, _ := aggregate(data, track, ignore, "", aggTime)
 	fresh2, _ := aggregate(data, track, ignore, "", aggTime)
+	writes := pumpWrites([][]interface{}{data, data[:(len(data)+1)/2]}, track, ignore, aggTime)
 	for org, ag := range fresh {
 		ag2 := fresh2[org]
 		c.Mongo[org] = map[string]interface{}{
@@ -909,6 +910,7 @@ func buildAggCase(name, desc string, recs []analytics.AnalyticsRecord, track boo
 			"query":                    dbmToExtJSON(model.DBM{"q": model.DBM{"orgid": ag.OrgID, "timestamp": ag.TimeStamp}})["q"],
 			"as_change":                dbmToExtJSON(ag.AsChange()),
 			"as_time_update_in_memory": dbmToExtJSON(ag2.AsTimeUpdate()),
+			"pump_writes":              writes[org],
 		}
 	}
 
@@ -1063,6 +1065,7 @@ func aggregatesFixture() aggregatesFile {
 			"All input records are built in Go, msgpack-encoded with Tyk's serializer (records[].msgpack_hex) and decoded back with it into a fresh analytics.AnalyticsRecord (records[].go_json is json.Marshal of that), exactly like main.go PreprocessAnalyticsValues; the decoded values are what is aggregated.",
 			"aggregate: json.Marshal(analytics.AggregateData(decoded, track_all_paths, ignore_tag_prefix_list, db_identifier=\"\", aggregation_time)) -- map orgID -> AnalyticsRecordAggregate; Counter uses its json tags, the aggregate struct has none (Go field names) except expireAt.",
 			"mongo.<org>.as_change: (*AnalyticsRecordAggregate).AsChange() on a fresh AggregateData result; mongo.<org>.as_time_update_in_memory: (*AnalyticsRecordAggregate).AsTimeUpdate() on another fresh AggregateData result. The real mongo-pump-aggregate calls AsTimeUpdate on the document returned by the AsChange upsert (cumulative totals, times truncated to ms, lists[].requesttime as stored in the DB -- 0 on a first write because AsChange never $sets requesttime), so as_time_update_in_memory equals the pump's second update only when the returned document equals the in-memory aggregate. mongo.<org>.query is the upsert filter {orgid, timestamp}; collection is TableName() (mixed collection tyk_analytics_aggregates gets the same updates).",
+			"mongo.<org>.pump_writes: the stored document after each of two batches written as mongo-pump-aggregate does (pumpwrite.go): batch 1 = all records of the case, batch 2 = the first half of them (rounded up), a fresh AggregateData per batch; per batch Upsert(query, AsChange()), decode the returned document into AnalyticsRecordAggregate with the pump's registry, Upsert(query, returned.AsTimeUpdate()). Tyk's functions run unmodified; only the server's application of $inc/$set/$max/$min (dotted paths, $inc type rules, upsert seeded with {orgid, timestamp}) is emulated on a map. Shows lists.*[].requesttime as the real pump stores it: 0 after the first write, the previous write's average after the second.",
 			"Mongo values are canonical MongoDB Extended JSON produced by bson.MarshalExtJSONWithRegistry with the pump's registry (mgocompat + time codec, re-created from TykTechnologies/storage registry.go), so int32/int64/double and datetime types are explicit; every JSON object's keys are then sorted (Go maps have no order; struct field order inside lists[] is therefore not preserved), and the elements of each lists.* array -- which Tyk emits in random Go map order -- are sorted by their JSON text.",
 			"sql_rows.<org>: one row per ag.Dimensions() entry, built from the documented row shape (tyk-pump.md §3.5; the pumps package cannot be built here, so this is our construction on top of Tyk's exported functions): id = hex(bucket unix seconds + orgID + dimension + value) (id_source is the unhexed string), Counter = *d.Counter (Dimensions() has already set Latency/UpstreamLatency averages), Code.ProcessStatusCodes(ErrorMap), ErrorList = ErrorMap = nil. go_json is json.Marshal of analytics.SQLAnalyticsRecordAggregate; columns is a flat column view using the counter_<json tag> / code_<json tag> names that OnConflictAssignments uses (the gorm fork's AutoEmbedd+UseJSONTags naming; not verified against a live database). Rows sorted by id.",
 			"aggregation_time 60 truncates to the hour in the record's zone; with db_identifier \"\" any other value truncates to the minute. AggregateData skips empty OrgID, GraphQL and MCP records.",

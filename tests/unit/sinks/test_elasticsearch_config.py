@@ -221,3 +221,35 @@ def test_composable_and_legacy_bodies() -> None:
     typed = template.legacy(["a"], 5, {}, False, False, "tyk_analytics")
     assert typed["order"] == 5 and "properties" in typed["mappings"]["tyk_analytics"] and "settings" not in typed
     assert "properties" in template.legacy(["a"], 5, {}, False, False, None)["mappings"]
+
+
+def test_default_mapping_adds_tyks_keyword_subfields() -> None:
+    """Tyk's indices (dynamic mapping) have ``api_id.keyword`` etc.; the default keeps our keyword
+    field and adds that subfield, for every string of Tyk's document, not for our extras."""
+    props = template.properties(extended=True, decoded=False)
+    for name in template.TYK_STRING_FIELDS:
+        assert props[name]["type"] == "keyword", name
+        assert props[name]["fields"] == {"keyword": {"type": "keyword", "ignore_above": 256}}, name
+    for name in ("event_kind", "host", "geo_country_iso_code"):
+        assert "fields" not in props[name], name
+    dynamic = template.mappings(False, False)["dynamic_templates"][0]["strings_as_keywords"]["mapping"]
+    assert dynamic["fields"] == {"keyword": {"type": "keyword", "ignore_above": 256}}
+
+
+def test_tyk_string_mapping_is_elasticsearchs_dynamic_one() -> None:
+    props = template.properties(True, False, "tyk")
+    tyk = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    for name in (*template.TYK_STRING_FIELDS, "raw_request", "raw_response"):
+        assert props[name] == tyk, name
+    assert props["event_kind"] == {"type": "keyword"} and props["request_time_ms"] == {"type": "long"}
+    assert "dynamic_templates" not in template.mappings(False, False, "tyk")
+
+
+def test_keyword_string_mapping_is_the_earlier_one() -> None:
+    props = template.properties(False, False, "keyword")
+    assert props["api_id"] == {"type": "keyword", "ignore_above": 1024}
+    assert props["request_uri"] == {"type": "keyword", "ignore_above": 4096}
+    with pytest.raises(ValueError, match="string_mapping"):
+        template.properties(False, False, "texty")
+    with pytest.raises(ValueError, match="string_mapping"):
+        Meta.model_validate({"string_mapping": "texty"})

@@ -253,7 +253,7 @@ def test_go_string_replaces_each_invalid_byte() -> None:
 def test_timestamp_and_day_match_datetime_across_dst_and_odd_offsets(zone_name: str) -> None:
     from zoneinfo import ZoneInfo
 
-    from pump.record import go_rfc3339, time_from_unix
+    from pump.gotime import go_rfc3339, time_from_unix
 
     zone = ZoneInfo(zone_name)
     starts = [

@@ -10,7 +10,8 @@ import pytest
 
 from pump.sinks.http.client import DATA, OK, RETRY, classify, retry_after_seconds
 from pump.sinks.http.config import Meta
-from pump.sinks.http.encode import JSON_ARRAY, NDJSON, Options, chunks, encoder, go_escape
+from pump.sinks.http.encode import JSON_ARRAY, NDJSON, Options, chunks, go_escape
+from pump.sinks.http.formats import encoder
 from pump.sinks.http.moesif import MoesifOptions, b64decode_raw, user_from_authorization
 from pump.sinks.http.templates import filter_tags, obfuscate
 from tests.helpers import make_record

@@ -13,6 +13,7 @@ import pytest
 from pump.aggregate.sql_rows import SQL_COLUMNS, AggregateRow, Merge, update_rules
 from pump.decode.msgpack import decode_record, encode_record
 from pump.errors import BatchDataError, RetriableError
+from pump.gotime import ts_text
 from pump.record import Record
 from pump.sinks.base import lineage
 from pump.sinks.sql import raw
@@ -22,7 +23,7 @@ from pump.sinks.sql.errors import map_error
 from pump.sinks.sql.ledger import like_prefix, pending_parts
 from pump.sinks.sql.schema import checked_table, quote
 from pump.sinks.sql.statements import assignments, upsert_text
-from pump.sinks.sql.values import clean, ts_text, utf8
+from pump.sinks.sql.values import clean, utf8
 from tests.helpers import make_record, numbered
 
 # --------------------------------------------------------------------------- COPY text

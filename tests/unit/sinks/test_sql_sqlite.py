@@ -17,6 +17,7 @@ import pytest
 from pump.aggregate.sql_rows import SQL_COLUMNS, AggregateRow, merge_row
 from pump.decode.uptime import decode_uptime
 from pump.errors import BatchDataError, RetriableError
+from pump.gotime import dt_text
 from pump.record import Record, UptimeRecord
 from pump.sinks.base import SinkBatch
 from pump.sinks.sql import aggregate as agg
@@ -24,7 +25,6 @@ from pump.sinks.sql import raw
 from pump.sinks.sql.config import target_of
 from pump.sinks.sql.report import summary
 from pump.sinks.sql.uptime import UPTIME_SPEC, aggregate_uptime, build_uptime_rows, uptime_rows_of
-from pump.sinks.sql.values import dt_text
 from tests.helpers import ROOT, numbered, random_aggregate_rows
 
 T = datetime(2024, 3, 10, 14, 5, tzinfo=UTC)
