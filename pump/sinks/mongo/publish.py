@@ -4,7 +4,8 @@ the batches held since the last flush become one update per document instead of 
 Each batch is planned as :meth:`~pump.sinks.mongo.aggregate.MongoAggregateSink.write` plans it
 (in batch order, so the bucket clock moves as it would); the aggregates bound for the same
 document (collection, org, bucket) are merged (:func:`pump.aggregate.merge.merge_aggregates`,
-the step-1 update's rules, so the document ends as if the batches had been written one by one)
+the step-1 update's rules, so the document ends as if the batches had been written one by one,
+but for Tyk's ``lists.*.requesttime``, the average before the write: it lags a flush, not a batch)
 and written with all their batch ids in its ``_pump_applied`` ledger. A document that already
 records some of the ids (a flush that got part-way before a crash, redelivered grouped
 differently) gets only the other batches' share. Anything unusual — an org whose collection name
