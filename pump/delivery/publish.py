@@ -38,7 +38,6 @@ from pump.sinks.base import SinkBatch
 
 if TYPE_CHECKING:
     from pump.delivery.batch import Batch
-    from pump.delivery.worker import PumpWorker
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,8 @@ def publish_interval(sink: Any) -> float:
 class Publisher:
     """Holds a pump's batches and flushes them (see the module docstring)."""
 
-    def __init__(self, worker: PumpWorker, interval: float) -> None:
+    def __init__(self, worker: Any, interval: float) -> None:
+        # ``worker`` is the pump's ``PumpWorker`` (not imported: it imports this module).
         self.worker = worker
         self.interval = interval
         self.held: list[tuple[Batch, Sequence[Any]]] = []
@@ -175,7 +175,7 @@ class Publisher:
             w = self.worker
             batches = [SinkBatch(b.id, share, b.key.name) for b, share in items]
             try:
-                rejected = await w.sink.write_many(batches)  # type: ignore[attr-defined]
+                rejected = await w.sink.write_many(batches)
             except RetriableError as exc:
                 await self._after_outage(items, exc)
                 return

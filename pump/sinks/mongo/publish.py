@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pump.aggregate import collection_names
 from pump.aggregate.merge import merge_aggregates
@@ -30,14 +30,12 @@ from pump.sinks.mongo.config import database_name
 from pump.sinks.mongo.errors import collection_name_problem, map_error
 from pump.sinks.mongo.upsert import LEDGER_FIELD, AggregateTooLarge, lineage
 
-if TYPE_CHECKING:
-    from pump.sinks.mongo.aggregate import MongoAggregateSink
-
+#: ``sink`` below is the ``MongoAggregateSink`` (typed ``Any``: that module imports this one).
 Target = tuple[str, str, object]  # collection, org, bucket
 Parts = list[tuple[str, OrgAggregate]]  # (batch id, aggregate), in batch order
 
 
-async def write_many(sink: MongoAggregateSink, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
+async def write_many(sink: Any, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
     batches = [b for b in batches if b.records]
     targets: dict[Target, Parts] = {}
     indexes: dict[str, tuple[IndexSpec, ...]] = {}
@@ -69,7 +67,7 @@ async def write_many(sink: MongoAggregateSink, batches: Sequence[SinkBatch]) -> 
     return {}
 
 
-async def _write(sink: MongoAggregateSink, name: str, parts: Parts) -> None:
+async def _write(sink: Any, name: str, parts: Parts) -> None:
     """One document's share of the flush: merged, written with every batch id it holds; parts
     the document already recorded are dropped and the rest written again."""
     collection = sink.target.collection(name)

@@ -32,7 +32,8 @@ Tables = dict[str, list[AggregateRow]]
 async def write_many(sink: AggregateSink, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
     """``AggregateSink.write_many``: the batches in one transaction; returns the records refused
     per batch id (org ids too long to store), which the caller dead-letters; the rest is written."""
-    from pump.sinks.sql.aggregate import log, org_rejections
+    from pump.sinks.sql.aggregate import log
+    from pump.sinks.sql.limits import org_rejections
 
     batches = [b for b in batches if b.records]
     if not batches:
