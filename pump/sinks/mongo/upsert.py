@@ -214,8 +214,11 @@ class AggregateWriter:
                 except UnicodeEncodeError:
                     return await collection.find_one_and_update(sanitize(query), sanitize(update), **options)
             except OperationFailure as exc:
-                if exc.code == NOT_IMPLEMENTED and self.projection is not None and "fields" in str(exc):
-                    log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
+                if exc.code == NOT_IMPLEMENTED and "projection" in options and "fields" in str(exc):
+                    # "projection" in what was sent, not self.projection: a concurrent write may
+                    # have found out (and dropped it) while this one was on its way.
+                    if self.projection is not None:
+                        log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
                     self.projection = None
                     continue
                 raise
