@@ -253,7 +253,7 @@ class Daemon:
         if uptime is not None:
             keys.append(SourceKey(UPTIME_LIST, "uptime", ns, frozenset({UPTIME_PUMP})))
         pumps = frozenset(cfg.pumps) | ({UPTIME_PUMP} if uptime is not None else set())
-        self.acks = acks = Acknowledger(source, self.metrics, cfg.delivery.max_batches_in_flight)
+        self.acks = acks = Acknowledger(source, self.metrics, cfg.delivery.max_batches_in_flight, int(cfg.delivery.max_memory))
         dead_letters = DeadLetters(source, self.metrics)
         intake = Intake(source, acks, dead_letters, self.metrics, cfg.claim_size(), pumps, frozenset(cfg.pumps))
         common: dict[str, Any] = {

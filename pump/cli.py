@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pump")
     with_config(run)
     run.add_argument("--once", action="store_true", help="drain what is in Redis now, deliver it, exit")
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="claiming processes under one supervisor (one health port, one shutdown); 'auto' = the CPUs usable (default 1)",
+    )
+    run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
+    run.add_argument("--worker-port", type=int, default=0, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a pump file and exit (0 valid, 78 invalid)")
     with_config(val)
@@ -97,6 +106,20 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("--pump", help="a pump name, or 'undecodable' (default: every list)")
     dl.add_argument("--limit", type=int, default=20, help="entries shown by list (default 20)")
     return p
+
+
+def _workers(text: str) -> int:
+    from pump.supervisor import default_workers
+
+    if text == "auto":
+        return default_workers()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of processes (1–256) or 'auto'") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value}: give a number of processes from 1 to 256, or 'auto'")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -145,6 +168,14 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "run":
             from pump.app import serve
 
+            if args.worker_index is not None:  # one worker of a supervisor (pump/supervisor.py)
+                from pump.supervisor import worker_config
+
+                return serve(worker_config(config, args.worker_index, args.worker_port), once=args.once)
+            if args.workers > 1:
+                from pump.supervisor import run_workers
+
+                return run_workers(config, args.config, args.workers, args.once)
             return serve(config, once=args.once)
         if args.command == "demo":
             return _with_redis(config, args, _demo(config, args))

@@ -145,18 +145,25 @@ def as_change(agg: OrgAggregate) -> dict[str, dict[str, Any]]:
     min_: dict[str, Any] = {}
     for dimension, value, counter in iter_dimensions(agg):
         _add_counter(_prefix(dimension, value), counter, inc, set_, max_, min_)
-    bucket = minute_floor(agg.timestamp)
-    set_["timestamp"] = bucket
-    set_["expireAt"] = agg.expire_at
-    set_["timeid.year"] = bucket.year
-    set_["timeid.month"] = bucket.month
-    set_["timeid.day"] = bucket.day
-    set_["timeid.hour"] = bucket.hour
-    set_["lasttime"] = agg.last_time
+    set_.update(document_fields(agg))
     update: dict[str, dict[str, Any]] = {"$inc": inc, "$set": set_, "$max": max_}
     if min_:
         update["$min"] = min_
     return update
+
+
+def document_fields(agg: OrgAggregate) -> dict[str, Any]:
+    """The document-level ``$set`` fields: the bucket, its ``timeid``, expiry and last time."""
+    bucket = minute_floor(agg.timestamp)
+    return {
+        "timestamp": bucket,
+        "expireAt": agg.expire_at,
+        "timeid.year": bucket.year,
+        "timeid.month": bucket.month,
+        "timeid.day": bucket.day,
+        "timeid.hour": bucket.hour,
+        "lasttime": agg.last_time,
+    }
 
 
 def _prefix(parent: str, unit: str) -> str:

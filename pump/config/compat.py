@@ -46,8 +46,18 @@ _SELF_HEALING = {
 _SQL_IGNORE = {"ignore_aggregations": "takes effect in SQL (Tyk accepts it but ignores it for SQL)"}
 _MOESIF_QUEUE = "no effect: there is no background queue; each batch is sent before it is acknowledged"
 
+_LOGZIO_NO_QUEUE = "accepted for Tyk compatibility; there is no disk queue here: records wait in Redis, claimed, until Logz.io answers 2xx"
+#: Tyk's keys that configure the Logz.io sender's disk queue, and what happens instead.
+_LOGZIO: dict[str, str | When] = {
+    "queue_dir": When(PRESENT, f"{_LOGZIO_NO_QUEUE}; nothing is written to this directory"),
+    "drain_duration": When(PRESENT, f"{_LOGZIO_NO_QUEUE}; each batch is sent as soon as it is claimed (purge_delay sets the pace)"),
+    "disk_threshold": When(PRESENT, f"{_LOGZIO_NO_QUEUE}, so no record is ever dropped for a full disk"),
+    "check_disk_space": When(PRESENT, f"{_LOGZIO_NO_QUEUE}, so no record is ever dropped for a full disk"),
+}
+
 #: canonical pump type → dotted meta key → what changes compared with Tyk.
 DIFFERENT_ON_PURPOSE: dict[str, dict[str, str | When]] = {
+    "logzio": _LOGZIO,
     "elasticsearch": {
         "use_sniffing": "no effect: nodes are not discovered; list every node in elasticsearch_url (requests rotate and fail over)",
         "rolling_index": "the -YYYY.MM.DD suffix is each record's own date, not the wall clock at write time",

@@ -18,7 +18,7 @@ import re
 import socket
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from pump.config.analytics import Conditions, Mask
 from pump.redact import Secret, SecretDsn, note_secret_fields
@@ -207,7 +207,13 @@ class DeliveryDefaults(Delivery):
     )
     wait_replicas_timeout: float = Field(1.0, ge=0.01, le=60, description="seconds a claim waits for its replicas")
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
-    max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most (the memory bound)")
+    max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most")
+    max_memory: ByteSize = Field(
+        ByteSize(192 << 20),
+        ge=16 << 20,
+        le=1 << 40,
+        description="memory that claimed, unacknowledged records may take (charged 4 x payload + 1 KiB a record); claims pause when full",
+    )
 
     @field_validator("instance_id")
     @classmethod

@@ -14,7 +14,8 @@ A batch flows one way — source → fan-out → a worker per pump → acknowled
 * ``worker.py``     one per pump: its bounded queue, timeout, retries, batch splitting, parking;
                     it knows its sink, its ``Backlog``, the acknowledger and the dead letters only
 * ``ack.py``        which pumps still owe a batch; acknowledges it when none does; owns the
-                    in-flight window (``max_batches_in_flight``)
+                    in-flight window (``max_batches_in_flight``, and ``max_memory`` bytes)
+* ``memory.py``     the window's byte budget: claims sized to the room left, paused when full
 * ``deadletter.py`` ``DeadLetters``, the one writer of dead-letter lists, and ``pump deadletter``
 * ``batch.py``      ``Batch``: a claim after decoding (the one object passed around)
 * ``retry.py``      backoff with full jitter and the give-up rules

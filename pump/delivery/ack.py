@@ -21,9 +21,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pump.delivery.batch import Batch
+from pump.delivery.memory import DEFAULT_MAX_MEMORY, MemoryWindow
 from pump.delivery.retry import backoff
 from pump.delivery.tasks import wait_tasks
-from pump.source.redis_list import RedisSource, SourceKey, backlog_key
+from pump.source.redis_list import Claim, RedisSource, SourceKey, backlog_key
 from pump.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,11 @@ async def until_ok(
 class Acknowledger:
     """The batches this process holds, and the pumps each still waits for; talks to Redis when
     that changes. It also owns the in-flight window: at most ``max_in_flight`` gateway claims are
-    held at a time (the memory bound), and a slot comes back when its batch leaves this process,
-    acknowledged or returned."""
+    held at a time, and their memory (every claim, backlog claims too) stays within ``max_memory``
+    bytes (:mod:`pump.delivery.memory`); a slot and the bytes come back when the batch leaves this
+    process, acknowledged, parked or returned."""
 
-    def __init__(self, source: RedisSource, metrics: Metrics, max_in_flight: int = 4) -> None:
+    def __init__(self, source: RedisSource, metrics: Metrics, max_in_flight: int = 4, max_memory: int = DEFAULT_MAX_MEMORY) -> None:
         self.source = source
         self.metrics = metrics
         self.batches: set[Batch] = set()
@@ -103,12 +105,19 @@ class Acknowledger:
         self._slots = asyncio.Semaphore(max_in_flight)
         #: Called when a claim has to wait for a slot (``pump.delivery.publish`` flushes then).
         self.on_full: list[Callable[[], None]] = []
+        self.memory = MemoryWindow(max_memory)
+        self._costs: dict[str, int] = {}  # claim token → bytes charged to the memory window
 
     # -- the in-flight window --------------------------------------------------------------------
 
     @property
     def window_full(self) -> bool:
-        return self._slots.locked()
+        return self._slots.locked() or self.memory.full
+
+    def hold(self, claim: Claim) -> None:
+        """A claim arrived: charge its bytes to the memory window until it leaves the process."""
+        if claim.token not in self._costs:
+            self._costs[claim.token] = self.memory.hold(claim.key.name, claim.raws)
 
     async def reserve(self, stop: asyncio.Event) -> bool:
         """Wait for a free slot for the next claim; False if ``stop`` is set first (batches whose
@@ -187,6 +196,9 @@ class Acknowledger:
 
     def _forget(self, batch: Batch) -> None:
         """The batch has left this process: its slot is free for the next claim."""
+        cost = self._costs.pop(batch.claim.token, None)
+        if cost is not None:
+            self.memory.release(cost)
         if batch in self.batches:
             self.batches.discard(batch)
             if batch.holds_slot:

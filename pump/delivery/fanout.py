@@ -107,16 +107,24 @@ class Intake:
     def stop(self) -> None:
         self.stopped.set()
 
-    async def claim(self, key: SourceKey, on_retry: Callable[[], None] | None = None) -> Claim | None:
-        """Claim the next batch of ``key``; None if it is empty or a stop came while Redis was
-        unavailable (whatever a lost reply may have moved returns with its lease)."""
+    async def claim(
+        self, key: SourceKey, on_retry: Callable[[], None] | None = None, count: int | None = None, reserved: int = 0
+    ) -> Claim | None:
+        """Claim the next batch of ``key`` (``count`` records at most, default ``claim_size``);
+        None if it is empty or a stop came while Redis was unavailable (whatever a lost reply may
+        have moved returns with its lease). The claim's bytes are charged to the memory window in
+        place of the ``reserved`` estimate."""
         token = self.source.new_token()  # one token for every retry: a lost reply is not a lost batch
+        n = count or self.claim_size
         try:
-            return await until_ok(
-                lambda: self.source.claim(key, self.claim_size, token), "claim", self.metrics, on_retry=on_retry, stop=self.stopped
-            )
+            claim = await until_ok(lambda: self.source.claim(key, n, token), "claim", self.metrics, on_retry=on_retry, stop=self.stopped)
         except RedisWaitAbandoned:
-            return None
+            claim = None
+        finally:
+            self.acks.memory.unreserve(reserved)
+        if claim is not None:
+            self.acks.hold(claim)
+        return claim
 
     async def open(self, claim: Claim, holds_slot: bool = False) -> Batch | None:
         """Decode a claimed batch and track it; None (and the batch acknowledged) when no pump
@@ -142,7 +150,9 @@ class Intake:
         if the backlog is empty or the loop is stopping. Backlog batches take no in-flight slot:
         the pump takes one only when it has room for it."""
         for key in keys:
-            while not self.stopped.is_set() and (claim := await self.claim(key)) is not None:
+            while not self.stopped.is_set() and (sized := self.acks.memory.size_claim(key.name, self.claim_size)) is not None:
+                if (claim := await self.claim(key, count=sized[0])) is None:
+                    break
                 batch = await self.open(claim)
                 if batch is not None:
                     return batch
@@ -227,7 +237,7 @@ class Fanout:
         The next claim is sent before the current batch is decoded, so Redis prepares it on its
         own core while this process decodes: in steady state claims cost no waiting."""
         to_visit = deque(self.keys)
-        pending: asyncio.Task[Claim | None] | None = None
+        pending: asyncio.Task[tuple[Claim | None, int]] | None = None
         pending_key: SourceKey | None = None
         try:
             while (to_visit or pending) and not self.stopping:
@@ -236,34 +246,44 @@ class Fanout:
                     pending = await self._start_claim(pending_key)
                     if pending is None:
                         return  # stopped while waiting for a slot
-                key, claim = pending_key, await pending
+                key, (claim, asked) = pending_key, await pending
                 pending = None
-                if claim is not None and len(claim.raws) >= self.claim_size:
+                if claim is not None and len(claim.raws) >= asked:
                     to_visit.append(key)  # type: ignore[arg-type]
-                if to_visit and not self.stopping and not self.acks.window_full:
+                if to_visit and not self.stopping and not self.acks.window_full and self._has_room(to_visit[0]):
                     pending_key = to_visit.popleft()
                     pending = await self._start_claim(pending_key)
                 if claim is not None:
                     await self._open_and_dispatch(claim)
         finally:
             if pending is not None:
-                claim = await pending
+                claim, _ = await pending
                 if claim is not None:
                     await self._open_and_dispatch(claim)
 
-    async def _start_claim(self, key: SourceKey) -> asyncio.Task[Claim | None] | None:
-        """Reserve an in-flight slot and send a claim for ``key`` without waiting for it; None if
-        the loop is stopped while every slot is taken."""
+    def _has_room(self, key: SourceKey) -> bool:
+        """Can the next claim of ``key`` be sent now, without waiting for memory? (A claim sent
+        ahead must never wait: the batch it overtakes is not dispatched yet and holds memory.)"""
+        return self.acks.memory.size_claim(key.name, self.claim_size) is not None
+
+    async def _start_claim(self, key: SourceKey) -> asyncio.Task[tuple[Claim | None, int]] | None:
+        """Reserve an in-flight slot and the claim's bytes, and send a claim for ``key`` without
+        waiting for it; None if the loop is stopped while the window is full."""
         if not await self.acks.reserve(self.intake.stopped):
             return None
-        return asyncio.create_task(self._claim(key))
+        sized = await self.acks.memory.reserve(key.name, self.claim_size, self.intake.stopped)
+        if sized is None:
+            self.acks.unreserve()
+            return None
+        return asyncio.create_task(self._claim(key, *sized))
 
-    async def _claim(self, key: SourceKey) -> Claim | None:
-        claim = await self.intake.claim(key, on_retry=self.tick)
+    async def _claim(self, key: SourceKey, count: int, reserved: int) -> tuple[Claim | None, int]:
+        """Claim up to ``count`` records of ``key``: (the claim, ``count``)."""
+        claim = await self.intake.claim(key, on_retry=self.tick, count=count, reserved=reserved)
         self.tick()
         if claim is None:
             self.acks.unreserve()
-        return claim
+        return claim, count
 
     async def _open_and_dispatch(self, claim: Claim) -> None:
         batch = await self.intake.open(claim, holds_slot=True)

@@ -51,6 +51,7 @@ SINKS: dict[str, str] = {
     "http": "pump.sinks.http [http]",
     "splunk": "pump.sinks.http.splunk [http]",
     "moesif": "pump.sinks.http.moesif [http]",
+    "logzio": "pump.sinks.http.logzio [http]",
     "kafka": "pump.sinks.kafka [kafka]",
     "syslog": "pump.sinks.syslog",
     "statsd": "pump.sinks.statsd",

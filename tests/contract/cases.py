@@ -20,7 +20,9 @@ How to add a case (say a new ``kafka`` family)
    name the clause in ``xfail`` with the reason (strict: it fails the suite once it passes).
 
 Shapes to expect: a sink over UDP (syslog, StatsD) keeps no connection to cut — its store sets
-``address = None`` and the case says in ``no_outage`` why a dead server cannot be noticed; a sink
+``address = None``, its ``dead()`` is a closed UDP port, and a sink that packs a batch into one
+datagram notices it one write late (``outage_seen_late`` says so; the clause checks exactly that);
+a sink with a TCP mode too (StatsD's ``transport: tcp``) gets a case per transport; a sink
 whose records are aggregated (StatsD, Prometheus) reads back one key per counted record (as the
 aggregate stores below expand ``hits``); a store for a server that keeps everything it is sent
 (Kafka, an HTTP receiver) is ``at_least_once`` unless the sink deduplicates.
@@ -549,6 +551,24 @@ class HttpStore:
         self.receiver.close()
 
 
+class LogzioStore(HttpStore):
+    """``type: logzio`` on the same receiver: Logz.io's bulk path (``<url>/?token=…``) under a path
+    of its own; Tyk's Logz.io document keeps the path as ``request_uri``."""
+
+    def __init__(self, server: servers.Server | None, tmp: Path) -> None:
+        super().__init__(server, tmp)
+        self.receiver.clear_rules()
+        self.rule = self.receiver.fail(400, path=self.path + "/", body_contains=REFUSED, body='{"error": "refused"}')
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        meta = {"token": "contract-token", "url": redial(self.url, address), "connect_timeout": 3, "read_timeout": 10}
+        return {"type": "logzio", "meta": meta}
+
+    def read(self, sink: Any) -> list[str]:
+        done = [r for r in self.receiver.requests(path=self.path + "/") if 200 <= r.status < 300 and r.query == "token=contract-token"]
+        return [doc["request_uri"] for r in done for doc in r.ndjson()]
+
+
 class PrometheusStore:
     """The sink is the server: it serves the metrics on a port of its own, scraped back over HTTP.
     A record counts once in ``tyk_http_status{code, api}``; ``read`` gives one API id per count."""
@@ -693,6 +713,63 @@ class SyslogStore:
         return None
 
 
+class StatsdStore:
+    """Metrics with a prefix of their own (``prefix`` for StatsD, ``namespace`` for DogStatsD) on the
+    session's statsd_exporter, scraped back: each record is one observation of a summary, so
+    ``read`` gives one key per ``_count``. StatsD keys: the API id tagged into the metric name
+    (statsd_exporter turns every character Prometheus cannot name into ``_``,
+    :func:`statsd_key`); DogStatsD keys: the ``path`` label.
+
+    Over TCP the suite's proxy sits in front of statsd_exporter's TCP listener; over UDP there is
+    no connection (``address`` None) and a dead server is a closed UDP port (``dead``)."""
+
+    def __init__(self, kind: str, transport: str, server: servers.Server | None, tmp: Path) -> None:
+        assert server is not None
+        self.server, self.kind, self.transport = server, kind, transport
+        self.name = f"contract{uuid.uuid4().hex[:12]}"
+        self.address = server.url if transport == "tcp" else None
+
+    def _pump(self, addr: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {"address": addr, "transport": self.transport, "send_timeout": 3}
+        if self.kind == "statsd":
+            meta.update(prefix=self.name, tags=["api_id"])
+        else:
+            meta.update(namespace=self.name)
+        return {"type": self.kind, "meta": meta}
+
+    def pump(self, address: str | None = None) -> dict[str, Any]:
+        return self._pump(address or self.server.url)
+
+    def read(self, sink: Any) -> list[str]:
+        from tests.servers import statsd_exporter
+
+        def mine() -> list[str]:
+            keys: list[str] = []
+            for (name, labels), value in statsd_exporter.samples(self.server).items():
+                if not (name.startswith(f"{self.name}_request_time") and name.endswith("_count")):
+                    continue
+                if self.kind == "statsd":
+                    key = name.removeprefix(f"{self.name}_request_time_").removesuffix("_count")
+                else:
+                    key = dict(labels).get("path", "")
+                keys += [key] * int(value)
+            return keys
+
+        return settled(mine)
+
+    def dead(self) -> dict[str, Any] | None:
+        return self._pump(closed_port(udp=True)) if self.transport == "udp" else None
+
+    def close(self) -> None:
+        return None
+
+
+def statsd_key(r: Any) -> str:
+    """The API id as it ends a StatsD metric name in statsd_exporter's scrape (Tyk lower-cases it;
+    the exporter writes ``_`` for each character a Prometheus name cannot hold)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", str(r.api_id).lower())
+
+
 #: The longest syslog message the TCP case accepts (UDP's limit is 65,000 bytes by default).
 SYSLOG_MAX = 16384
 
@@ -749,6 +826,11 @@ class Case:
     no_outage: str = ""
     #: Why ``check()`` cannot tell a dead server (UDP: nothing answers a datagram).
     check_blind: str = ""
+    #: Why a dead server fails only a *later* write, not the first: a UDP sink whose first write is
+    #: one datagram gets the ICMP "port unreachable" after that send returned. The clause then
+    #: requires exactly that — the first write returns (its records are lost, as UDP loses them),
+    #: the next one raises ``RetriableError``.
+    outage_seen_late: str = ""
     records: Callable[[int, str], list[Any]] = raw_records
     awkward: Callable[[str], Any] = awkward_raw
     #: Contract clause (test function name without ``test_``) → why this sink fails it today.
@@ -770,6 +852,11 @@ def _sql_cases(shape: SqlShape, name: str, **common: Any) -> list[Case]:
 def _mongo(shape: MongoShape) -> Callable[[servers.Server | None, Path], Store]:
     return lambda server, tmp: MongoStore(shape, server, tmp)
 
+
+UDP_BLIND = (
+    "nothing answers a UDP datagram: a closed port shows only as the ICMP error of a following send, which a write "
+    "sees (test_outage_at_start_is_retriable) and a check has none of"
+)
 
 NO_TEXT_LIMIT = "every value is written as text and any text is accepted (invalid UTF-8 kept byte for byte)"
 
@@ -842,6 +929,11 @@ CASES: list[Case] = [
         bad=lambda: _with(raw_records(1, "bad"), api_name=REFUSED),  # the receiver answers 400, as a collector does
     ),
     Case(
+        "logzio", "http_receiver_server", LogzioStore, by_path,
+        at_least_once="Logz.io's listener keeps what it is sent: a redelivered batch is POSTed again",
+        bad=lambda: _with(raw_records(1, "bad"), api_name=REFUSED),  # the receiver answers 400, as the listener does
+    ),
+    Case(
         "prometheus", None, PrometheusStore, by_api,  # a new process starts from zero: what it counts is the redelivery, once
         no_bad="Prometheus has no bad record: every record becomes label values and counts; label sets over "
         "max_series_per_metric are dropped and counted (pump_prometheus_dropped_series_total), never refused",
@@ -856,10 +948,25 @@ CASES: list[Case] = [
             f"syslog-{transport}", "syslog_server", lambda server, tmp, t=transport: SyslogStore(t, server, tmp), by_path,
             at_least_once="syslog has no acknowledgement: a redelivered batch is sent again (the record id is in the structured data)",
             bad=lambda size=size: _with(raw_records(1, "bad"), raw_request="x" * size),  # over max_message_bytes
-            check_blind="" if transport == "tcp" else "nothing answers a UDP datagram: a closed port shows only as the ICMP "
-            "error of a following send, which a write sees (test_outage_at_start_is_retriable) and a check has none of",
+            check_blind="" if transport == "tcp" else UDP_BLIND,
         )
         for transport, size in (("tcp", SYSLOG_MAX), ("udp", 70_000))
+    ),
+    *(
+        Case(
+            f"{kind}-{transport}", "statsd_server", lambda server, tmp, k=kind, t=transport: StatsdStore(k, t, server, tmp),
+            statsd_key if kind == "statsd" else by_path,
+            at_least_once="StatsD has no ids or acknowledgement: a redelivered batch is counted again by the receiver",
+            no_bad="a StatsD receiver refuses nothing: it drops a line it cannot parse without answering (statsd_exporter "
+            "only counts and logs it), and every record becomes a well-formed line",
+            check_blind="" if transport == "tcp" else UDP_BLIND,
+            outage_seen_late="" if transport == "tcp" else "a batch of a few lines is packed into one datagram: nothing "
+            "answers it, and the ICMP port unreachable it gets back fails the next send, so the first write into a dead "
+            "port returns (its records are lost, as StatsD over UDP loses them; docs/sinks/statsd.md) and the next write "
+            "raises RetriableError and is retried; over TCP (transport: tcp) the first write fails",
+        )
+        for kind in ("statsd", "dogstatsd")
+        for transport in ("tcp", "udp")
     ),
     *(
         Case(f"elasticsearch-{kind}", fixture, ElasticStore, by_id, bad=lambda: _with(raw_records(1, "bad"), response_code=1 << 40))

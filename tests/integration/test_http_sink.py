@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orjson import loads as orjson_loads
 
 from pump.delivery.deadletter import Entry
 from pump.errors import BatchDataError, RejectedRecords, RetriableError
@@ -126,6 +127,35 @@ async def test_moesif_pump_posts_event_batches(http_receiver: HttpReceiver) -> N
     ] * 2
     events = [e for r in reqs for e in r.json()]
     assert len(events) == 3 and events[0]["request"]["uri"] == "/x?y=1" and events[2]["request"]["headers"] == {"host": "h"}
+
+
+async def test_logzio_pump_posts_tyks_documents_to_the_bulk_listener(http_receiver: HttpReceiver) -> None:
+    """``type: logzio`` from a Tyk pump.conf (its disk-queue keys accepted): Tyk's fourteen-field
+    document per line, to ``<url>/?token=…``, in requests of at most ``batch_max_bytes``; a 401 (a
+    wrong token) is retried, not dropped as Logz.io's sender drops it."""
+    from pump.config.load import validate
+    from pump.sinks import build
+    from pump.sinks.base import SinkContext
+
+    tyk = {"token": "logz-tok-9", "url": http_receiver.url, "queue_dir": "/tmp/q", "drain_duration": "3s", "batch_max_bytes": 2048}
+    config, warnings = validate({"pumps": {"logz": {"type": "logzio", "meta": tyk}}})
+    assert [w.split(":")[0] for w in warnings] == ["pumps.logz.meta.queue_dir", "pumps.logz.meta.drain_duration"]
+    records = [make_record(path=f"/l/{i}", timestamp_ns=1705326312_123456000 + i * 1000) for i in range(6)]
+    await write(build(SinkContext("logz", config.pumps["logz"], config)), records)  # type: ignore[arg-type]
+    reqs = http_receiver.requests()
+    assert len(reqs) > 1 and {(r.method, r.path, r.query) for r in reqs} == {("POST", "/", "token=logz-tok-9")}
+    assert all(r.body_size <= 2048 for r in reqs)
+    lines = [line for r in reqs for line in (r.body or b"").splitlines()]
+    assert [orjson_loads(line)["request_uri"] for line in lines] == [r.path for r in records]
+    assert lines[0] == (
+        b'{"@timestamp":"2024-01-15T13:45:12.123456Z","api_id":"727dad853a8a45f64ab981154d1ffdad","api_key":"00000000",'
+        b'"api_name":"Users API","api_version":"Non Versioned","http_method":"GET","ip_address":"172.18.0.1",'
+        b'"oauth_id":"","org_id":"5e9d9544a1dcd60001d0ed20","raw_request":"","raw_response":"","request_time_ms":12,'
+        b'"request_uri":"/l/0","response_code":200}'
+    )
+    http_receiver.fail(401, count=1, body='{"error":"unauthorized"}')
+    with pytest.raises(RetriableError, match="HTTP 401"):
+        await write(build(SinkContext("logz", config.pumps["logz"], config)), records[:1])  # type: ignore[arg-type]
 
 
 async def test_retry_after_and_statuses_reach_the_delivery_layer(http_receiver: HttpReceiver) -> None:

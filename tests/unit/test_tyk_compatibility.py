@@ -120,7 +120,8 @@ TRIGGER: dict[str, Any] = {
     "mysql.skip_initialize_with_version": True, "ignore_aggregations": ["apikeys"], "max_retries": 3,
     "enable_bulk": False, "bulk_config.event_queue_size": 5, "bulk_config.timer_wake_up_seconds": 9, "timeout": 10,
     "custom_metrics[].buckets": [1, 5], "custom_metrics[].obfuscate_api_keys_length": 6, "buffered": False,
-    "transport": "tcp",
+    "transport": "tcp", "queue_dir": "/tmp/logzio-buffer", "drain_duration": "3s", "disk_threshold": 98,
+    "check_disk_space": True,
 }  # fmt: skip
 
 

@@ -190,11 +190,15 @@ class Tally:
             self.retry_reason = self.retry_reason or reason
 
     def add_all(self, items: Sequence[Item], outcomes: list[tuple[int, str]] | None) -> None:
+        self.add_positions([it.pos for it in items], outcomes)
+
+    def add_positions(self, positions: Sequence[int], outcomes: list[tuple[int, str]] | None) -> None:
+        """The outcomes of one ``_bulk`` request, by the batch positions of its documents."""
         if outcomes is None:
-            self.ok += len(items)
+            self.ok += len(positions)
             return
-        for it, (outcome, reason) in zip(items, outcomes, strict=True):
-            self.add(it.pos, outcome, reason)
+        for pos, (outcome, reason) in zip(positions, outcomes, strict=True):
+            self.add(pos, outcome, reason)
 
     def finish(self) -> None:
         """Return if every document is indexed; else raise what the delivery layer acts on.

@@ -43,7 +43,8 @@ from pump.sinks.elasticsearch.template import composable, legacy
 
 log = logging.getLogger(__name__)
 
-_ChunkResult = tuple[list[Item], list[tuple[int, str]] | None, RetriableError | None]
+#: (batch positions of a request's documents, their outcomes, or the error of the request)
+_ChunkResult = tuple[list[int], list[tuple[int, str]] | None, RetriableError | None]
 
 
 class ElasticsearchSink:
@@ -197,10 +198,15 @@ class ElasticsearchSink:
         tasks: list[asyncio.Task[_ChunkResult]] = []
 
         async def send(chunk: list[Item]) -> _ChunkResult:
+            # Only the request body is kept while it is in flight, and only positions after it:
+            # the encoded documents are not held twice, nor until the whole batch is sent.
+            positions = [it.pos for it in chunk]
+            body = bulk_body(chunk)
+            chunk.clear()
             try:
-                return chunk, await self._send_bulk(client, chunk), None
+                return positions, await self._send_bulk(client, body, len(positions)), None
             except RetriableError as exc:
-                return chunk, None, exc
+                return positions, None, exc
             finally:
                 sem.release()
 
@@ -216,19 +222,18 @@ class ElasticsearchSink:
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        for chunk, outcomes, error in results:
+        for positions, outcomes, error in results:
             if error is not None:
-                for it in chunk:
-                    tally.add(it.pos, RETRY, str(error))
+                for pos in positions:
+                    tally.add(pos, RETRY, str(error))
             else:
-                tally.add_all(chunk, outcomes)
+                tally.add_positions(positions, outcomes)
 
-    async def _send_bulk(self, client: Client, chunk: list[Item]) -> list[tuple[int, str]] | None:
-        body = bulk_body(chunk)
+    async def _send_bulk(self, client: Client, body: bytes, documents: int) -> list[tuple[int, str]] | None:
         resp = await client.request("POST", "/_bulk", content=body, params={"filter_path": BULK_FILTER}, ndjson=True)
-        check_response(resp.status_code, resp.content, f"_bulk of {len(chunk)} documents ({len(body)} bytes)")
-        outcomes = parse_bulk_response(resp.content, len(chunk))
-        log.debug("Bulk request done.", extra={"pump": self.name, "documents": len(chunk), "bytes": len(body)})
+        check_response(resp.status_code, resp.content, f"_bulk of {documents} documents ({len(body)} bytes)")
+        outcomes = parse_bulk_response(resp.content, documents)
+        log.debug("Bulk request done.", extra={"pump": self.name, "documents": documents, "bytes": len(body)})
         return outcomes
 
     async def _write_each(self, client: Client, records: Sequence[Record], tally: Tally) -> None:

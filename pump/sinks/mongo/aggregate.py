@@ -45,6 +45,7 @@ from pump.aggregate import (
     tag_count_warning,
 )
 from pump.aggregate.model import OrgAggregate
+from pump.aggregate.mongo_parts import MAX_UPDATE_PATHS
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
 from pump.aggregate.rollups import MongoRollup, check_unique
 from pump.errors import BatchDataError, RejectedRecords, RetriableError, SinkError
@@ -86,6 +87,18 @@ class Meta(BaseMongoMeta):
         ge=1,
         description="batch ids remembered per document for exactly-once delivery (not a Tyk key)",
     )
+    max_update_paths: int = Field(
+        MAX_UPDATE_PATHS,
+        ge=50,
+        le=1_000_000,
+        description="operator paths per update; a larger aggregate is written in parts (not a Tyk key)",
+    )
+    write_timeout: float = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="seconds each server call may take (on the client); a timed-out call is retried; 0 = none (not a Tyk key)",
+    )
     publish_interval: PublishInterval = Field(
         0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
     )
@@ -108,6 +121,12 @@ class Plan:
 
     aggregates: dict[str, OrgAggregate]
     done: set[tuple[str, str]] = field(default_factory=set)
+    #: (org, collection) → counter prefixes written by the parts of this batch or an ancestor
+    #: (grows as parts are applied; what sub-batches inherit).
+    written: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: (org, collection) → counter prefixes this batch must not write (fixed when the plan is
+    #: made, so its parts are the same on every retry; renewed when self-healing re-buckets).
+    skip: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     #: org → why its collection name is refused: its records are dead-lettered, not written.
     invalid: dict[str, str] = field(default_factory=dict)
     #: ``rollups:`` documents (``pump.sinks.mongo.rollups``), written after the org aggregates.
@@ -119,7 +138,9 @@ class MongoAggregateSink:
         self.name = name
         self.meta = meta
         self.target = MongoTarget(meta, name, timeout)
-        self.writer = AggregateWriter(meta.ledger_size, self.target.where, meta.lists_request_time)
+        self.writer = AggregateWriter(
+            meta.ledger_size, self.target.where, meta.max_update_paths, meta.write_timeout, meta.lists_request_time
+        )
         self.clock = BucketClock(effective_aggregation_time(meta.store_analytics_per_minute, meta.aggregation_time or None))
         self.plans: OrderedDict[str, Plan] = OrderedDict()
         self.extra_dimensions: tuple[str, ...] = ()  # the pump's extra_dimensions (pump.aggregate.extra)
@@ -200,10 +221,20 @@ class MongoAggregateSink:
             self.plans.move_to_end(batch_id)
             return plan
         done: set[tuple[str, str]] = set()
+        written: dict[tuple[str, str], set[str]] = {}
         for earlier in lineage(batch_id):
             if earlier in self.plans:
                 done |= self.plans[earlier].done
-        plan = Plan(self._aggregate(records), done, rollups=self._rollups(records))
+                for key, prefixes in self.plans[earlier].written.items():
+                    written.setdefault(key, set()).update(prefixes)
+        written = {k: v for k, v in written.items() if k not in done}
+        plan = Plan(
+            self._aggregate(records),
+            done,
+            written=written,
+            skip={k: frozenset(v) for k, v in written.items()},
+            rollups=self._rollups(records),
+        )
         self.plans[batch_id] = plan
         while len(self.plans) > MAX_PLANS:
             self.plans.popitem(last=False)
@@ -302,7 +333,13 @@ class MongoAggregateSink:
                 continue
             try:
                 await self.target.prepare(name, AGGREGATE_INDEXES)
-                result = await self.writer.write(self.target.collection(name), agg, batch_id)
+                result = await self.writer.write(
+                    self.target.collection(name),
+                    agg,
+                    batch_id,
+                    skip=plan.skip.get((org, name), frozenset()),
+                    written=plan.written.setdefault((org, name), set()),
+                )
             except Exception as exc:
                 error = map_error(exc, f"aggregate upsert into {name[:80]}", self.target.where)
                 if isinstance(error, InvalidCollection):
@@ -350,6 +387,8 @@ class MongoAggregateSink:
         pending = {org for org, cols in names.items() if any((org, c) not in plan.done for c in cols)}
         fresh = self._aggregate([r for r in records if r.org_id in pending])
         plan.aggregates.update(fresh)
+        for key, prefixes in plan.written.items():  # parts already in the old documents stay there
+            plan.skip[key] = frozenset(prefixes)
 
     async def close(self) -> None:
         await self.target.close()

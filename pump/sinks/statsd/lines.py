@@ -7,6 +7,8 @@ unless ``separated_method``. With no ``tags`` the name is the field alone (Tyk l
 dot). DogStatsD (Tyk's ``dogstatsd``): per record a histogram
 ``<namespace>.request_time:<ms>|h[|@rate]|#tyk-pump,<tags>`` with Tyk's default tags or the chosen
 ones. Characters that would break a line (``|``, ``,``, ``#``, newlines) become ``_`` in tags.
+Text that was not UTF-8 (kept by the decoder as surrogate escapes) is sent as U+FFFD, so a
+receiver that needs UTF-8 names and labels (statsd_exporter, the Datadog agent) keeps the line.
 """
 
 from __future__ import annotations
@@ -19,8 +21,17 @@ from typing import Any
 from pump.gotime import go_time_string
 from pump.record import Record
 from pump.sinks.statsd.config import DogMeta, Meta
+from pump.text import valid_utf8
 
 _HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def utf8(line: str) -> bytes:
+    """``line`` as UTF-8; text that was not UTF-8 as U+FFFD (checked only when encoding fails)."""
+    try:
+        return line.encode()
+    except UnicodeEncodeError:
+        return str(valid_utf8(line)).encode()
 
 
 def go_json(value: Any) -> str:
@@ -82,7 +93,7 @@ def statsd_lines(meta: Meta) -> Callable[[Sequence[Record]], Iterator[bytes]]:
             else:
                 names = [f"{prefix}{f}" for f in fields]
             for f, name in zip(fields, names, strict=True):
-                yield f"{name}:{int(mapping[f])}|ms".encode()
+                yield utf8(f"{name}:{int(mapping[f])}|ms")
 
     return lines
 
@@ -138,6 +149,6 @@ def dog_lines(meta: DogMeta, rng: random.Random | None = None) -> Callable[[Sequ
             if rate < 1 and draw() > rate:
                 continue  # client-side sampling, as datadog-go: the server scales by 1/rate
             tags = ",".join(["tyk-pump", *dog_tags(r, chosen)])
-            yield f"{name}:{r.request_time}|h{rate_part}|#{tags}".encode()
+            yield utf8(f"{name}:{r.request_time}|h{rate_part}|#{tags}")
 
     return lines

@@ -123,6 +123,7 @@ class Rig:
         views: dict[str, Callable[[Sequence[Any]], Sequence[Any]]] | None = None,
         claim_size: int = 5,
         max_in_flight: int = 4,
+        max_memory: int = 1 << 30,
         once: bool = False,
         once_patience: float = 10.0,
     ) -> None:
@@ -132,7 +133,7 @@ class Rig:
         self.source = RedisSource(redis, NS, "test", 60)
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.acks = Acknowledger(self.source, self.metrics, max_in_flight)
+        self.acks = Acknowledger(self.source, self.metrics, max_in_flight, max_memory)
         self.dead_letters = DeadLetters(self.source, self.metrics)
         names = frozenset(sinks)
         self.intake = Intake(self.source, self.acks, self.dead_letters, self.metrics, claim_size, names, names)

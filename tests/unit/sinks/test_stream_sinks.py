@@ -198,3 +198,14 @@ def test_text_that_was_not_utf8_is_sent_not_refused() -> None:
     assert doc["path"] == "/caf\ufffd" and doc["tags"] == ["t\ufffd"]
     as_text = SyslogEncoder(SyslogMeta.model_validate({"transport": "tcp", "hostname": "h"})).message(r)
     assert b"path:/caf\xe9 " in as_text
+
+
+def test_statsd_lines_carry_text_that_was_not_utf8_as_replacement_characters() -> None:
+    """A path or API id with bytes that were not UTF-8 made both StatsD encoders raise
+    UnicodeEncodeError and fail the whole batch: the lines now carry U+FFFD, which a receiver
+    needing UTF-8 names and labels keeps. Found by the sink contract suite (dogstatsd cases)."""
+    r = make_record(record_id="r1", path="/caf\udce9", api_id="a\udcff")
+    [dog] = dog_lines(DogMeta.model_validate({"namespace": "ns", "tags": ["path", "api_id"]}))([r])
+    assert dog.decode() == f"ns.request_time:{r.request_time}|h|#tyk-pump,path:/caf\ufffd,api_id:a\ufffd"
+    [timing] = statsd_lines(StatsdMeta.model_validate({"tags": ["api_id"]}))([r])
+    assert timing.decode() == f"request_time.a\ufffd:{r.request_time}|ms"

@@ -1,0 +1,253 @@
+"""``pump run --workers N``: N claiming processes under one supervisor, so every core is used.
+
+The pump's hot path (decode, views, encoders) is Python on one core; Redis hands out batches
+under leases to any number of claimers, so the simplest way to use N cores is N processes, each a
+whole daemon (``pump.app.Daemon``) with its own claims. The supervisor:
+
+* starts the workers with ``instance_id`` ``<id>-w<i>`` (a restarted worker adopts its own leased
+  claims at once; two workers never share an id) and each on a private loopback health port;
+* serves the configured health port itself: ``/health`` and ``/ready`` answer 200 only when every
+  worker's does, ``/metrics`` is every worker's metrics summed (timestamps: the latest), so
+  dashboards and ``pump top`` see one pump;
+* forwards SIGTERM/SIGINT to every worker (a second one too: they then stop at once) and exits
+  with the worst of their exit codes — with ``--once`` as without;
+* restarts a worker that died while the pump was running (a SIGKILL, an OOM kill), after a
+  short backoff; nothing is lost, its claims are leased and it takes them back when it starts.
+
+Workers die with the supervisor (``PR_SET_PDEATHSIG``): a SIGKILLed supervisor leaves no
+claimer behind. Sinks that append to files (CSV) append whole rows under ``flock``, so workers may
+share a file; see the README (Workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pump.config.model import Config
+from pump.process import listen_error
+
+log = logging.getLogger("pump.app")
+
+#: Seconds between the death of a worker and its restart (doubling up to the cap while it keeps
+#: dying young).
+RESTART_BACKOFF = (0.5, 10.0)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (a container's cpuset), not the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_config(config: Config, index: int, port: int) -> Config:
+    """The config one worker runs with: its own instance id and a private health port."""
+    tel = config.telemetry.model_copy(update={"metrics_address": "", "health_enabled": True, "health_bind": "127.0.0.1"})
+    delivery = config.delivery.model_copy(update={"instance_id": f"{config.delivery.instance_id}-w{index}"})
+    return config.model_copy(update={"health_check_endpoint_port": port, "telemetry": tel, "delivery": delivery})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Worker:
+    def __init__(self, index: int, argv: list[str]) -> None:
+        self.index = index
+        self.port = free_port()
+        self.argv = argv
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.backoff = RESTART_BACKOFF[0]
+        self.restarts = 0
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        if self.restarts:
+            self.port = free_port()  # the old one may have been taken meanwhile
+        argv = [*self.argv, "--worker-index", str(self.index), "--worker-port", str(self.port)]
+        self.proc = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        self.started_at = time.monotonic()
+        log.info("Worker started.", extra={"worker": self.index, "pid": self.proc.pid, "port": self.port})
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+                return int(resp.status), bytes(resp.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read()
+        except OSError as exc:
+            return 503, str(exc).encode()
+
+
+#: Gauges that count what each worker holds in memory: added up. Every other gauge is something
+#: each worker observes of the shared world (a Redis list's length, a pump failing, a timestamp)
+#: and is the largest of the workers' values.
+SUMMED_GAUGES = frozenset({"pump_queue_records", "pump_batches_in_flight"})
+
+
+def sum_metrics(texts: Sequence[str]) -> str:
+    """Prometheus text of several workers, as one: counters and histograms added up, gauges as
+    :data:`SUMMED_GAUGES` says."""
+    order: list[str] = []
+    families: dict[str, tuple[str, str]] = {}
+    samples: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            if fam.name not in families:
+                order.append(fam.name)
+                families[fam.name] = (fam.type, fam.documentation)
+                samples[fam.name] = {}
+            acc = samples[fam.name]
+            largest = fam.type not in ("counter", "histogram", "summary") and fam.name not in SUMMED_GAUGES
+            for s in fam.samples:
+                key = (s.name, tuple(sorted(s.labels.items())))
+                if key in acc:
+                    acc[key] = max(acc[key], s.value) if largest or s.name.endswith("_created") else acc[key] + s.value
+                else:
+                    acc[key] = s.value
+    out: list[str] = []
+    for name in order:
+        kind, doc = families[name]
+        out.append(f"# HELP {name} {doc}")
+        out.append(f"# TYPE {name} {kind}")
+        for (sample, labels), value in samples[name].items():
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            out.append(f"{sample}{{{label_text}}} {value!r}" if labels else f"{sample} {value!r}")
+    return "\n".join(out) + "\n"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Supervisor:
+    def __init__(self, config: Config, config_path: str, workers: int, once: bool) -> None:
+        self.config = config
+        self.once = once
+        argv = [sys.executable, "-m", "pump", "run", "--config", config_path] + (["--once"] if once else [])
+        self.workers = [Worker(i, argv) for i in range(workers)]
+        self.stopping = 0  # stop requests received
+        self.codes: dict[int, int] = {}
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- health and metrics ------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        cfg, tel = self.config, self.config.telemetry
+        if not tel.health_enabled:
+            return
+        sup, health = self, "/" + (cfg.health_check_endpoint_name or "health").strip("/")
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path in (health, "/ready"):
+                    results = [w.get(path) for w in sup.workers]
+                    ok = all(code == 200 for code, _ in results)
+                    body = b"[" + b",".join(b for _, b in results) + b"]"
+                    self._reply(200 if ok else 503, body, "application/json")
+                elif path == "/metrics" and not tel.metrics_address:
+                    texts = [b.decode(errors="replace") for code, b in (w.get("/metrics") for w in sup.workers) if code == 200]
+                    self._reply(200, sum_metrics(texts).encode(), "text/plain; version=0.0.4; charset=utf-8")
+                else:
+                    self._reply(404, b"not found\n", "text/plain")
+
+            def _reply(self, code: int, body: bytes, kind: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        port = cfg.health_check_endpoint_port or 8083
+        try:
+            self._server = ThreadingHTTPServer((tel.health_bind, port), Handler)
+        except OSError as exc:
+            raise listen_error(exc, "/health", f"{tel.health_bind}:{port}", "health_check_endpoint_port") from None
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="pump-supervisor-http", daemon=True).start()
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping += 1
+        log.info("Stopping the workers.", extra={"signal": signal.Signals(signum).name, "request": self.stopping})
+        for w in self.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        self._serve()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        for w in self.workers:
+            w.start()
+        try:
+            while len(self.codes) < len(self.workers):
+                for w in self.workers:
+                    self._watch(w)
+                time.sleep(0.1)
+        finally:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+        worst = max(self.codes.values(), key=lambda c: (c != 0, c < 0, abs(c)))
+        log.info("Workers stopped.", extra={"exit_codes": ",".join(str(self.codes[i]) for i in sorted(self.codes))})
+        return 1 if worst < 0 else worst  # killed by a signal: a failure
+
+    def _watch(self, w: Worker) -> None:
+        if w.index in self.codes:
+            return
+        if w.proc is None:  # waiting to be restarted
+            if self.stopping:
+                self.codes[w.index] = 0
+            elif w.restart_at is not None and time.monotonic() >= w.restart_at:
+                w.restarts += 1
+                w.start()
+            return
+        code = w.proc.poll()
+        if code is None:
+            return
+        if self.stopping or (self.once and code >= 0):
+            self.codes[w.index] = code  # asked to stop, or --once finished (a kill is restarted)
+            return
+        lived = time.monotonic() - w.started_at
+        w.backoff = RESTART_BACKOFF[0] if lived > 30 else min(w.backoff * 2, RESTART_BACKOFF[1])
+        log.error(
+            "Worker died; restarting it. Its claims are leased: nothing is lost.",
+            extra={"worker": w.index, "exit_code": code, "restart_in": w.backoff},
+        )
+        w.proc = None
+        w.restart_at = time.monotonic() + w.backoff
+
+
+def run_workers(config: Config, config_path: str, workers: int, once: bool) -> int:
+    return Supervisor(config, config_path, workers, once).run()

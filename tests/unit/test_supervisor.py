@@ -1,0 +1,42 @@
+"""The supervisor's pure parts (``pump run --workers``): the summed /metrics and the workers'
+configs. The processes themselves are tested in tests/integration/test_workers.py."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pump.config.model import Config
+from pump.supervisor import sum_metrics, worker_config
+from pump.telemetry.metrics import Metrics
+
+
+def worker_text(claimed: int, queued: int, backlog: int, tick: float) -> str:
+    m = Metrics(CollectorRegistry())
+    m.records_claimed.labels("analytics").inc(claimed)
+    m.queue_records.labels("csv").set(queued)
+    m.source_backlog.labels("analytics").set(backlog)
+    m.last_tick.set(tick)
+    m.batch_seconds.observe(0.5)
+    return generate_latest(m.registry).decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_counters_and_held_amounts_add_up_observations_of_shared_state_do_not() -> None:
+    out = samples(sum_metrics([worker_text(100, 7, 5000, 1000.0), worker_text(250, 3, 4800, 1010.0)]))
+    assert out[("pump_records_claimed_total", (("source", "analytics"),))] == 350
+    assert out[("pump_queue_records", (("pump", "csv"),))] == 10  # each worker's own queue
+    assert out[("pump_source_backlog_records", (("source", "analytics"),))] == 5000  # one list, seen twice
+    assert out[("pump_loop_last_tick_timestamp_seconds", ())] == 1010.0
+    assert out[("pump_batch_latency_seconds_count", ())] == 2
+
+
+def test_each_worker_has_its_own_instance_id_and_a_private_health_port() -> None:
+    cfg = Config.model_validate({"delivery": {"instance_id": "host-a"}, "telemetry": {"metrics_address": "0.0.0.0:9100"}})
+    a, b = worker_config(cfg, 0, 41000), worker_config(cfg, 1, 41001)
+    assert (a.delivery.instance_id, b.delivery.instance_id) == ("host-a-w0", "host-a-w1")
+    assert (a.health_check_endpoint_port, a.telemetry.health_bind, a.telemetry.metrics_address) == (41000, "127.0.0.1", "")
+    assert cfg.delivery.instance_id == "host-a" and cfg.telemetry.metrics_address == "0.0.0.0:9100"
