@@ -182,6 +182,34 @@ class AggregateWriter:
             raise map_error(exc, f"aggregate upsert into {collection.name}", self.where) from exc
         return await self._finish(collection, doc, applied, ids, batch_id, batch_increments(change))
 
+    async def write_ids(self, collection: Any, agg: OrgAggregate, batch_ids: list[str]) -> WriteResult:
+        """:meth:`write` of an aggregate that holds several batches (``publish_interval``): all
+        their ids are recorded with it, and it is skipped if the document has any of them (the
+        caller then drops those batches from the aggregate and writes the rest). An update too
+        large for one call is refused as data: the publisher then writes the batches one by one,
+        through :meth:`write` and its parts."""
+        if len(batch_ids) == 1:
+            return await self.write(collection, agg, batch_ids[0])
+        ids = [i for b in batch_ids for i in lineage(b)]
+        query = upsert_filter(agg)
+        with gc_paused():
+            change = go_typed(as_change(agg))
+        if count_paths(change) > self.max_paths:
+            raise BatchDataError(
+                f"merged aggregate for {collection.name[:80]} has more than {self.max_paths} paths; written batch by batch"
+            )
+        change["$set"][LAST_FIELD] = batch_ids[-1]
+        change["$push"] = {LEDGER_FIELD: {"$each": list(batch_ids), "$slice": -self.ledger_size}}
+        try:
+            doc, applied = await self._step1(collection, query, change, ids)
+        except SinkError:
+            raise
+        except Exception as exc:
+            if is_size_error(exc):
+                raise AggregateTooLarge(agg.org_id, collection.name, exc) from exc
+            raise map_error(exc, f"aggregate upsert into {collection.name}", self.where) from exc
+        return await self._finish(collection, doc, applied, ids, batch_ids[-1], batch_increments(change))
+
     def _check_whole(self, change: dict[str, Any], agg: OrgAggregate, collection: str) -> None:
         """Refuse, before any part is sent, what the server would refuse of the update as a whole
         (the single update it replaces): too large, not encodable, invalid or clashing paths."""
@@ -355,8 +383,11 @@ class AggregateWriter:
                     except UnicodeEncodeError:
                         return await collection.find_one_and_update(sanitize(query), sanitize(update), **options)
             except OperationFailure as exc:
-                if exc.code == NOT_IMPLEMENTED and self.projection is not None and "fields" in str(exc):
-                    log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
+                if exc.code == NOT_IMPLEMENTED and "projection" in options and "fields" in str(exc):
+                    # "projection" in what was sent, not self.projection: a concurrent write may
+                    # have found out (and dropped it) while this one was on its way.
+                    if self.projection is not None:
+                        log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
                     self.projection = None
                     continue
                 raise
