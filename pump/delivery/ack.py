@@ -101,7 +101,10 @@ class Acknowledger:
         self.metrics = metrics
         self.batches: set[Batch] = set()
         self.acked = 0  # batches acknowledged (left Redis for good), for the shutdown summary
+        self.max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
+        #: Called when a claim has to wait for a slot (``pump.delivery.publish`` flushes then).
+        self.on_full: list[Callable[[], None]] = []
         self.memory = MemoryWindow(max_memory)
         self._costs: dict[str, int] = {}  # claim token → bytes charged to the memory window
 
@@ -122,6 +125,8 @@ class Acknowledger:
         if not self._slots.locked():
             await self._slots.acquire()
             return True
+        for notify in self.on_full:
+            notify()
         acquire = asyncio.ensure_future(self._slots.acquire())
         if await wait_tasks([acquire], None, stop):
             acquire.cancel()

@@ -28,6 +28,7 @@ from pump.delivery.ack import Acknowledger, pump_backlogs
 from pump.delivery.batch import Batch
 from pump.delivery.clock import SYSTEM_CLOCK, Clock
 from pump.delivery.deadletter import DeadLetters
+from pump.delivery.publish import Publisher, publish_interval
 from pump.delivery.retry import RetryState
 from pump.delivery.tasks import CANCEL_GRACE, wait_tasks
 from pump.delivery.write import Abandoned, ParkRequested, WritePath
@@ -95,6 +96,9 @@ class PumpWorker(WritePath):
         self._tasks: list[asyncio.Task[None]] = []
         self.gave_up_records = 0
         self.delivered = 0
+        interval = publish_interval(sink)
+        #: ``publish_interval``: batches are held and flushed together (``pump.delivery.publish``).
+        self.publisher: Publisher | None = Publisher(self, interval) if interval else None
 
     # -- intake ----------------------------------------------------------------------------------
 
@@ -169,6 +173,8 @@ class PumpWorker(WritePath):
 
     def start(self) -> list[asyncio.Task[None]]:
         self._tasks = [asyncio.create_task(self._run(), name=f"pump-{self.name}-{i}") for i in range(self.policy.concurrency)]
+        if self.publisher is not None:
+            self._tasks.append(asyncio.create_task(self.publisher.run(), name=f"pump-{self.name}-publish"))
         if getattr(self.sink, "start_at_launch", False):  # a sink that serves (prometheus): up before the first batch
             self._tasks.append(asyncio.create_task(self._start_early(), name=f"pump-{self.name}-start"))
         return self._tasks
@@ -184,12 +190,16 @@ class PumpWorker(WritePath):
         self._stop.set()
         self._wake.set()
         self._room.set()
+        if self.publisher is not None:
+            self.publisher.wake()
         pending = await wait_tasks(self._tasks, deadline - time.monotonic(), interrupt)
         for task in pending:
             task.cancel()
         if pending:  # bounded: a lost cancellation must not hang the shutdown
             await wait_tasks(pending, CANCEL_GRACE)
         hurry = interrupt is not None and interrupt.is_set()
+        if self.publisher is not None and not hurry:
+            await self.publisher.final_flush(deadline - time.monotonic())
         try:
             await asyncio.wait_for(self.sink.close(), timeout=2 if hurry else 10)
         except Exception as exc:  # closing must not hide the shutdown summary
@@ -227,8 +237,11 @@ class PumpWorker(WritePath):
             try:
                 if not await self._ensure_started():
                     return  # stopping: the batch stays unacknowledged and is returned to its list
-                await self._deliver(batch, share)
-                await self.acks.finished(batch, self.name)
+                if self.publisher is not None:
+                    await self.publisher.hold(batch, share)  # finished when its flush is written
+                else:
+                    await self._deliver(batch, share)
+                    await self.acks.finished(batch, self.name)
             except ParkRequested:
                 await self.acks.park(batch, self.name)
             except Abandoned:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pump.aggregate import (
     BucketClock,
@@ -47,15 +47,18 @@ from pump.aggregate import (
 from pump.aggregate.model import OrgAggregate
 from pump.aggregate.mongo_parts import MAX_UPDATE_PATHS
 from pump.aggregate.mongo_update import MIXED_COLLECTION, unknown_aggregation_names
-from pump.errors import BatchDataError, RejectedRecords, RetriableError
+from pump.aggregate.rollups import MongoRollup, check_unique
+from pump.errors import BatchDataError, RejectedRecords, RetriableError, SinkError
 from pump.gotime import LOCAL_ZONE
 from pump.record import Record
 from pump.sinks.base import SinkBatch, SinkContext
+from pump.sinks.mongo import rollups as rollup_docs
 from pump.sinks.mongo.client import AGGREGATE_INDEXES, MongoTarget
 from pump.sinks.mongo.config import BaseMongoMeta, database_name
 from pump.sinks.mongo.documents import gc_paused
 from pump.sinks.mongo.errors import InvalidCollection, collection_name_problem, is_size_error, map_error
 from pump.sinks.mongo.upsert import AggregateTooLarge, AggregateWriter, WriteResult, lineage
+from pump.sinks.publishing import PublishInterval
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,20 @@ class Meta(BaseMongoMeta):
         le=3600,
         description="seconds each server call may take (on the client); a timed-out call is retried; 0 = none (not a Tyk key)",
     )
+    publish_interval: PublishInterval = Field(
+        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
+    )
+    rollups: list[MongoRollup] = Field(
+        default_factory=list,
+        description="ours: also write tyk_analytics_aggregates_<granularity> (minute, hour, day, month, year), "
+        "exactly once, each with an optional ttl in seconds",
+    )
+
+    @field_validator("rollups")
+    @classmethod
+    def _unique_rollups(cls, v: list[MongoRollup]) -> list[MongoRollup]:
+        check_unique(v)
+        return v
 
 
 @dataclass
@@ -112,6 +129,8 @@ class Plan:
     skip: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     #: org → why its collection name is refused: its records are dead-lettered, not written.
     invalid: dict[str, str] = field(default_factory=dict)
+    #: ``rollups:`` documents (``pump.sinks.mongo.rollups``), written after the org aggregates.
+    rollups: list[rollup_docs.Unit] = field(default_factory=list)
 
 
 class MongoAggregateSink:
@@ -126,6 +145,7 @@ class MongoAggregateSink:
         self.plans: OrderedDict[str, Plan] = OrderedDict()
         self.extra_dimensions: tuple[str, ...] = ()  # the pump's extra_dimensions (pump.aggregate.extra)
         self._seeded = False
+        self.publish_interval: float = meta.publish_interval
         unknown = unknown_aggregation_names(meta.ignore_aggregations)
         if unknown:
             log.warning("ignore_aggregations names unknown dimensions; they are ignored.", extra={"pump": name, "names": unknown})
@@ -174,6 +194,12 @@ class MongoAggregateSink:
         if rejected:
             raise RejectedRecords(rejected)
 
+    async def write_many(self, batches: Sequence[SinkBatch]) -> dict[str, dict[int, str]]:
+        """Several batches, one update per document (``publish_interval``): ``pump.sinks.mongo.publish``."""
+        from pump.sinks.mongo.publish import write_many
+
+        return await write_many(self, batches)
+
     def _rejected(self, plan: Plan, records: Sequence[Record]) -> dict[int, str]:
         """The records of orgs whose collection name was refused, with the reason."""
         if not plan.invalid:
@@ -202,7 +228,13 @@ class MongoAggregateSink:
                 for key, prefixes in self.plans[earlier].written.items():
                     written.setdefault(key, set()).update(prefixes)
         written = {k: v for k, v in written.items() if k not in done}
-        plan = Plan(self._aggregate(records), done, written=written, skip={k: frozenset(v) for k, v in written.items()})
+        plan = Plan(
+            self._aggregate(records),
+            done,
+            written=written,
+            skip={k: frozenset(v) for k, v in written.items()},
+            rollups=self._rollups(records),
+        )
         self.plans[batch_id] = plan
         while len(self.plans) > MAX_PLANS:
             self.plans.popitem(last=False)
@@ -224,6 +256,45 @@ class MongoAggregateSink:
             aggregates = {org: discard_aggregations(agg, self.meta.ignore_aggregations) for org, agg in aggregates.items()}
         return aggregates
 
+    def _rollups(self, records: Sequence[Record]) -> list[rollup_docs.Unit]:
+        if not self.meta.rollups:
+            return []
+        options = {
+            "track_all_paths": self.meta.track_all_paths,
+            "ignore_tag_prefixes": tuple(self.meta.ignore_tag_prefix_list),
+            "extra_dimensions": self.extra_dimensions,
+        }
+        with gc_paused():
+            return rollup_docs.units(records, self.meta.rollups, options, self.meta.ignore_aggregations)
+
+    async def _apply_rollups(self, plan: Plan, batch_id: str) -> None:
+        """The rollup documents, in parallel, after the org aggregates: the records of an org
+        whose collection name was refused are dead-lettered, so they add to no rollup either."""
+        todo = [u for u in plan.rollups if (u.key, u.collection) not in plan.done and u.aggregate.org_id not in plan.invalid]
+        results = await asyncio.gather(*(self._apply_rollup(plan, u, batch_id) for u in todo), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if isinstance(failure, asyncio.CancelledError):
+                raise failure
+        if failures:
+            raise failures[0]
+
+    async def _apply_rollup(self, plan: Plan, unit: rollup_docs.Unit, batch_id: str) -> None:
+        rollup = next(r for r in self.meta.rollups if unit.collection.endswith("_" + r.granularity))
+        try:
+            await self.target.prepare(unit.collection, rollup_docs.indexes(rollup))
+            result = await self.writer.write(self.target.collection(unit.collection), unit.aggregate, batch_id)
+        except AggregateTooLarge as exc:
+            raise BatchDataError(
+                f"{exc}; a {rollup.granularity} rollup document cannot be split (ignore_aggregations can shrink it)"
+            ) from exc
+        except SinkError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, f"rollup upsert into {unit.collection}", self.target.where) from exc
+        plan.done.add((unit.key, unit.collection))
+        self._after_write(unit.aggregate.org_id, unit.collection, result)
+
     async def _apply(self, plan: Plan, batch_id: str) -> None:
         """Write every org's aggregate; orgs in parallel (their documents are independent), each
         org's collections in Tyk's order. The first failure is raised once the others finished,
@@ -243,6 +314,8 @@ class MongoAggregateSink:
                 raise failure
         if failures:  # a size problem first: self-healing can fix it, the others are retried anyway
             raise next((f for f in failures if isinstance(f, AggregateTooLarge)), failures[0])
+        if plan.rollups:
+            await self._apply_rollups(plan, batch_id)
 
     async def _apply_org(self, plan: Plan, org: str, agg: OrgAggregate, batch_id: str) -> None:
         """One org's aggregate into its collections, org collection first. A name refused (before

@@ -30,6 +30,8 @@ class IndexSpec:
     keys: tuple[tuple[str, int], ...]
     name: str = ""
     ttl: bool = False
+    #: ``expireAfterSeconds`` of a TTL index (Tyk's are 0: the document's ``expireAt`` is the time).
+    expire_after: int = 0
 
 
 def by_key(*names: str) -> IndexSpec:
@@ -191,7 +193,7 @@ class MongoTarget:
         if spec.name:
             options["name"] = spec.name
         if spec.ttl:
-            options["expireAfterSeconds"] = 0
+            options["expireAfterSeconds"] = spec.expire_after
         try:
             await self.db[name].create_index(list(spec.keys), **options)
         except OperationFailure as exc:

@@ -172,15 +172,29 @@ class AggregateWriter:
             return await self._write_parts(collection, agg, batch_id, skip, written, batch_increments(change))
         change["$set"][LAST_FIELD] = batch_id
         change["$push"] = {LEDGER_FIELD: {"$each": [batch_id], "$slice": -self.ledger_size}}
-        try:
-            doc, applied = await self._step1(collection, query, change, ids)
-        except SinkError:
-            raise
-        except Exception as exc:
-            if is_size_error(exc):
-                raise AggregateTooLarge(agg.org_id, collection.name, exc) from exc
-            raise map_error(exc, f"aggregate upsert into {collection.name}", self.where) from exc
+        doc, applied = await self._step1_mapped(collection, query, change, ids, agg, f"aggregate upsert into {collection.name}")
         return await self._finish(collection, doc, applied, ids, batch_id, batch_increments(change))
+
+    async def write_ids(self, collection: Any, agg: OrgAggregate, batch_ids: list[str]) -> WriteResult:
+        """:meth:`write` of an aggregate that holds several batches (``publish_interval``): all
+        their ids are recorded with it, and it is skipped if the document has any of them (the
+        caller then drops those batches from the aggregate and writes the rest). An update too
+        large for one call is refused as data: the publisher then writes the batches one by one,
+        through :meth:`write` and its parts."""
+        if len(batch_ids) == 1:
+            return await self.write(collection, agg, batch_ids[0])
+        ids = [i for b in batch_ids for i in lineage(b)]
+        query = upsert_filter(agg)
+        with gc_paused():
+            change = go_typed(as_change(agg))
+        if count_paths(change) > self.max_paths:
+            raise BatchDataError(
+                f"merged aggregate for {collection.name[:80]} has more than {self.max_paths} paths; written batch by batch"
+            )
+        change["$set"][LAST_FIELD] = batch_ids[-1]
+        change["$push"] = {LEDGER_FIELD: {"$each": list(batch_ids), "$slice": -self.ledger_size}}
+        doc, applied = await self._step1_mapped(collection, query, change, ids, agg, f"aggregate upsert into {collection.name}")
+        return await self._finish(collection, doc, applied, ids, batch_ids[-1], batch_increments(change))
 
     def _check_whole(self, change: dict[str, Any], agg: OrgAggregate, collection: str) -> None:
         """Refuse, before any part is sent, what the server would refuse of the update as a whole
@@ -244,14 +258,10 @@ class AggregateWriter:
                     update["$pullAll"] = {PARTS_FIELD: markers}
             else:
                 update["$push"] = {PARTS_FIELD: {"$each": [markers[k]], "$slice": -self.ledger_size}}
-            try:
-                doc, applied = await self._step1(collection, query, update, ids, part=None if last else markers[k], want_doc=last)
-            except SinkError:
-                raise
-            except Exception as exc:
-                if is_size_error(exc):
-                    raise AggregateTooLarge(agg.org_id, collection.name, exc) from exc
-                raise map_error(exc, f"aggregate upsert into {collection.name} (part {k + 1} of {len(parts)})", self.where) from exc
+            doing = f"aggregate upsert into {collection.name} (part {k + 1} of {len(parts)})"
+            doc, applied = await self._step1_mapped(
+                collection, query, update, ids, agg, doing, part=None if last else markers[k], want_doc=last
+            )
             if written is not None:
                 written.update(prefixes)
         if not parts:
@@ -278,6 +288,28 @@ class AggregateWriter:
             # stale until its next write. Failing the batch would make delivery re-split it forever.
             return WriteResult(doc, applied=applied, refreshed=False, step2_error=str(error))
         return WriteResult(doc, applied=applied, refreshed=True)
+
+    async def _step1_mapped(
+        self,
+        collection: Any,
+        query: dict[str, Any],
+        change: dict[str, Any],
+        ids: list[str],
+        agg: OrgAggregate,
+        doing: str,
+        part: str | None = None,
+        want_doc: bool = True,
+    ) -> tuple[dict[str, Any], bool]:
+        """:meth:`_step1` with a driver error turned into the sink's error: a size refusal is
+        :class:`AggregateTooLarge` (self-healing), the rest :func:`map_error` naming ``doing``."""
+        try:
+            return await self._step1(collection, query, change, ids, part=part, want_doc=want_doc)
+        except SinkError:
+            raise
+        except Exception as exc:
+            if is_size_error(exc):
+                raise AggregateTooLarge(agg.org_id, collection.name, exc) from exc
+            raise map_error(exc, doing, self.where) from exc
 
     async def _step1(
         self, collection: Any, query: dict[str, Any], change: dict[str, Any], ids: list[str], part: str | None = None, want_doc: bool = True
@@ -355,8 +387,11 @@ class AggregateWriter:
                     except UnicodeEncodeError:
                         return await collection.find_one_and_update(sanitize(query), sanitize(update), **options)
             except OperationFailure as exc:
-                if exc.code == NOT_IMPLEMENTED and self.projection is not None and "fields" in str(exc):
-                    log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
+                if exc.code == NOT_IMPLEMENTED and "projection" in options and "fields" in str(exc):
+                    # "projection" in what was sent, not self.projection: a concurrent write may
+                    # have found out (and dropped it) while this one was on its way.
+                    if self.projection is not None:
+                        log.info("The server cannot project findAndModify results; reading whole documents.", extra={"server": self.where})
                     self.projection = None
                     continue
                 raise

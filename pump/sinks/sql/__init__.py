@@ -11,6 +11,8 @@ Modules, one concern each:
 * ``schema`` — table names, shapes, creation and migration; ``backend`` — the connection side
   every SQL sink shares; ``ledger`` — applied batch ids, for exactly-once aggregates;
 * ``raw``, ``aggregate`` (with ``statements``, its SQL), ``uptime`` — the sinks;
+  ``summary`` — ``sql_aggregate`` with our ``rollups`` (``rollups``), ``publish_interval``
+  (``publish``) and ``mode: wso2_summary`` (``wso2``);
   ``report`` — a short summary of what a database holds (the demo prints it).
 
 See docs/sinks/sql.md for settings, types and the differences from Tyk.
@@ -19,9 +21,9 @@ See docs/sinks/sql.md for settings, types and the differences from Tyk.
 from __future__ import annotations
 
 from pump.sinks.base import SinkSpec
-from pump.sinks.sql import aggregate, raw, uptime
+from pump.sinks.sql import aggregate, raw, summary, uptime
 
 #: ``sql``; also the uptime pump of ``uptime_type: sql``.
 RAW = SinkSpec(meta=raw.Meta, build=raw.build, uptime=uptime.build_uptime, uptime_meta=uptime.uptime_meta)
 #: ``sql_aggregate``.
-AGGREGATE = SinkSpec(meta=aggregate.Meta, build=aggregate.build)
+AGGREGATE = SinkSpec(meta=aggregate.Meta, build=summary.build)

@@ -41,6 +41,7 @@ from pump.sinks.sql.connect import sqlite_transaction
 from pump.sinks.sql.errors import is_schema_error, map_error
 from pump.sinks.sql.ledger import LEDGER_RETENTION_DAYS, Ledger, pending_parts
 from pump.sinks.sql.limits import MAX_ID_LENGTH, MAX_KEY_BYTES, fit_row, long_row_id, org_fits, org_rejections
+from pump.sinks.sql.rollups import SummaryOptions
 from pump.sinks.sql.schema import TYPES, TableSpec, quote
 from pump.sinks.sql.statements import AGGREGATE_COLUMNS, CONSTANT_COLUMNS, STAGE_TABLE, copy_rows, sqlite_params, upsert_text
 from pump.sinks.sql.values import utf8
@@ -59,8 +60,9 @@ RowsOf = Callable[[Sequence[Any]], dict[str, list[AggregateRow]]]
 DROP_LOG_INTERVAL = 60.0
 
 
-class Meta(SqlMeta):
-    """Tyk's ``SQLAggregatePumpConf``: ``SQLConf`` plus the aggregation settings."""
+class Meta(SqlMeta, SummaryOptions):
+    """Tyk's ``SQLAggregatePumpConf``: ``SQLConf`` plus the aggregation settings, plus ours
+    (``mode``, ``rollups``, ``publish_interval``: ``pump.sinks.sql.summary``)."""
 
     track_all_paths: bool = Field(False, description="aggregate every path, not only tracked endpoints")
     ignore_tag_prefix_list: list[str] = Field(default_factory=list, description="tags starting with these are not aggregated")
@@ -374,7 +376,8 @@ def aggregate_rows_of(meta: Meta, extra_dimensions: Sequence[str] = ()) -> RowsO
     return rows_of
 
 
-def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
+def build(ctx: SinkContext, meta: Meta, kind: type[AggregateSink] | None = None, rows_of: RowsOf | None = None) -> AggregateSink:
+    """The sink; ``pump.sinks.sql.summary`` passes its subclass and row builder for our options."""
     unknown = meta.unknown_aggregations()
     if unknown:
         known = ", ".join(sorted(set(DISCARD_ALIASES.values())))
@@ -382,12 +385,12 @@ def build(ctx: SinkContext, meta: Meta) -> AggregateSink:
             "Unknown names in ignore_aggregations are ignored.",
             extra={"pump": ctx.name, "unknown": ",".join(unknown), "expected_some_of": known},
         )
-    sink = AggregateSink(
+    sink = (kind or AggregateSink)(
         ctx.name,
         meta,
         target_of(meta),
         AGGREGATE_SPEC,
-        aggregate_rows_of(meta, tuple(ctx.pump.extra_dimensions)),
+        rows_of or aggregate_rows_of(meta, tuple(ctx.pump.extra_dimensions)),
         meta.ledger_retention_days,
         concurrency_of(ctx.config, ctx.name),
     )

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _TABLE = re.compile(
     r"^(tyk_analytics|tyk_aggregated|tyk_uptime_analytics|tyk_analytics_graph|tyk_analytics_mcp|tyk_graph_aggregated|tyk_mcp_aggregated)"
     r"(_[0-9]{8})?$"
+    r"|^tyk_aggregated_(minute|hour|day|month|year)$"  # the rollup tables (pump.aggregate.rollups)
 )
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: A ``table_name`` a user may configure (room left for ``_YYYYMMDD`` and index suffixes).
@@ -44,7 +45,8 @@ def allow_table(prefix: str) -> str:
 
 
 def checked_table(name: str) -> str:
-    """A table name this pump may write: a known (or configured) prefix plus an optional ``_YYYYMMDD``."""
+    """A table name this pump may write: a known (or configured) prefix plus an optional
+    ``_YYYYMMDD``, or a rollup table ``tyk_aggregated_<granularity>``."""
     if _TABLE.match(name):
         return name
     base = name[:-9] if len(name) > 9 and name[-9] == "_" and name[-8:].isdigit() else name
