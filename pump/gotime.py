@@ -190,32 +190,66 @@ def shard_day(ns: int, zone: tzinfo | None) -> str:
 # --------------------------------------------------------------------------- time.Time.String()
 
 _GO_STRING_CACHE: dict[tuple[int, tzinfo | None], tuple[str, str]] = {}
+#: (``YYYY-MM-DD HH:``, first minute, `` -0700 MST``) per 15-minute block and zone, or ``None``.
+_GO_BLOCKS: dict[tuple[int, tzinfo | None], tuple[str, int, str] | None] = {}
+
+
+def _go_suffix(dt: datetime) -> str:
+    """`` -0700 MST`` of ``time.Time.String()``: a zone without a name (or a numeric one) prints
+    its offset, and UTC+0 prints ``UTC``."""
+    off = int((dt.utcoffset() or timedelta(0)).total_seconds())
+    sign = "+" if off >= 0 else "-"
+    hh, mm = abs(off) // 3600, (abs(off) % 3600) // 60
+    name = dt.tzname() or ""
+    if not name or name.startswith(("+", "-")) or (name.startswith("UTC") and name != "UTC"):
+        name = f"{sign}{hh:02d}{mm:02d}" if (hh, mm) != (0, 0) else "UTC"
+    return f" {sign}{hh:02d}{mm:02d} {name}"
+
+
+def _go_block(block: int, zone: tzinfo | None) -> tuple[str, int, str] | None:
+    """The cached parts of a 15-minute block for ``time.Time.String()``, or ``None`` when the
+    zone's offset is odd (historic local mean time) or its offset or name changes inside it."""
+    start = time_from_unix(block * _BLOCK, 0, zone)
+    end = time_from_unix(block * _BLOCK + _BLOCK - 1, 0, zone)
+    offset = start.utcoffset() or timedelta(0)
+    if offset != (end.utcoffset() or timedelta(0)) or offset.total_seconds() % _BLOCK or start.tzname() != end.tzname():
+        return None
+    return f"{start.year:04d}-{start.month:02d}-{start.day:02d} {start.hour:02d}:", start.minute, _go_suffix(start)
+
+
+def _go_string_parts(sec: int, zone: tzinfo | None) -> tuple[str, str]:
+    """(``2006-01-02 15:04:05``, `` -0700 MST``) of a unix second: minutes and seconds are
+    arithmetic on the 15-minute block's cached date, hour and zone; a datetime is built only for
+    a block the zone's offset does not keep whole."""
+    block = sec // _BLOCK
+    key = (block, zone)
+    try:
+        parts = _GO_BLOCKS[key]
+    except KeyError:
+        if len(_GO_BLOCKS) > 4096:
+            _GO_BLOCKS.clear()
+        parts = _GO_BLOCKS[key] = _go_block(block, zone)
+    if parts is not None:
+        head, minute, suffix = parts
+        m, s = divmod(sec - block * _BLOCK, 60)
+        return f"{head}{minute + m:02d}:{s:02d}", suffix
+    dt = time_from_unix(sec, 0, zone)
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}", _go_suffix(dt)
 
 
 def go_time_string(ns: int, zone: tzinfo | None = None) -> str:
     """Go's ``time.Time.String()`` of unix nanoseconds ``ns`` in ``zone`` (default: the pump's):
     ``2006-01-02 15:04:05.999999999 -0700 MST``.
 
-    Cached per (second, zone), and no datetime is built on a hit: the CSV pump prints two times
-    per record and consecutive records share their second."""
+    Cached per (second, zone), and a miss builds no datetime either (:func:`_go_string_parts`):
+    the CSV pump prints two times per record, and records spread over hours miss often."""
     sec, frac = divmod(ns, 1_000_000_000)
     key = (sec, zone)
     parts = _GO_STRING_CACHE.get(key)
     if parts is None:
-        dt = time_from_unix(sec, 0, zone)
-        off = int((dt.utcoffset() or timedelta(0)).total_seconds())
-        sign = "+" if off >= 0 else "-"
-        hh, mm = abs(off) // 3600, (abs(off) % 3600) // 60
-        name = dt.tzname() or ""
-        if not name or name.startswith(("+", "-")) or (name.startswith("UTC") and name != "UTC"):
-            name = f"{sign}{hh:02d}{mm:02d}" if (hh, mm) != (0, 0) else "UTC"
-        parts = (
-            f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}",
-            f" {sign}{hh:02d}{mm:02d} {name}",
-        )
         if len(_GO_STRING_CACHE) > 4096:
             _GO_STRING_CACHE.clear()
-        _GO_STRING_CACHE[key] = parts
+        parts = _GO_STRING_CACHE[key] = _go_string_parts(sec, zone)
     if frac:
         return f"{parts[0]}.{frac:09d}".rstrip("0") + parts[1]
     return parts[0] + parts[1]

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import operator
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,7 +64,8 @@ def go_uint(value: float) -> str:
 
 
 def names_text(names: dict[str, str] | None) -> str:
-    return ";".join(f"{k}:{v}" for k, v in sorted((names or {}).items()))
+    """Go's ``k:v;k:v`` of a ``map[string]string``, keys sorted (joined in C: no per-entry bytecode)."""
+    return ";".join(map(":".join, sorted((names or {}).items())))
 
 
 def u64(n: int) -> str:
@@ -105,6 +108,10 @@ GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" +
 #: one): no quote or line break anywhere, no field starting with an ASCII space or being ``\.``.
 #: ``in`` tests are ~50 ns each; a regex doing the same costs ~15 µs a line.
 _ASCII_SUSPECTS = ('"', "\n", "\r", ", ", ",\t", ",\v", ",\f", ",\\.")
+#: The same, less the line break (the batch text has one between lines: counted instead).
+_BATCH_SUSPECTS = tuple(s for s in _ASCII_SUSPECTS if s != "\n")
+#: What a line must not start with (its first field would need quotes).
+_LINE_SUSPECTS = ("\t", "\n", "\v", "\f", "\r", " ", "\\.")
 
 
 def _plain(line: str) -> bool:
@@ -124,7 +131,7 @@ def go_field(field: str) -> str:
     """
     if not field:
         return field
-    if field == "\\." or field[0] in GO_SPACE or any(ch in field for ch in ',"\r\n'):
+    if "," in field or '"' in field or "\r" in field or "\n" in field or field[0] in GO_SPACE or field == "\\.":
         return '"' + field.replace('"', '""') + '"'
     return field
 
@@ -134,19 +141,144 @@ def go_csv_line(row: Sequence[str]) -> str:
     return ",".join(go_field(f) for f in row)
 
 
+def _inline(f: schema.Field) -> str:
+    """The f-string replacement field rendering one field exactly as :func:`_cell` does, with
+    the common case inline (no call): a non-negative integer, a coordinate in ``uint64`` range,
+    a month name. The rare cases call the same helpers."""
+    a = f"r.{f.attr}"
+    if f.type == schema.STRING or f.attr in _SIGNED:
+        return "{" + a + "}"
+    return (
+        "{"
+        + {
+            schema.INT: f"{a} if {a} >= 0 else u64({a})",
+            schema.INT64: f"{a} if {a} >= 0 else u64({a})",
+            schema.UINT: f"{a} if {a} >= 0 else u64({a})",
+            schema.MONTH: f"MONTHS[{a}] if 0 < {a} < 13 else go_month({a})",
+            schema.TIME: f"go_time_string({a}_ns, r.tz)",
+            schema.NAMES: f"names_text({a}) if {a} else ''",
+            # go_uint's arithmetic inline for every float that is not NaN, infinite or out of range.
+            schema.FLOAT: f"int({a}) % 18446744073709551616 if -9223372036854775808.0 <= {a} < 18446744073709551616.0 else go_uint({a})",
+            schema.TAGS: f"';'.join({a}) if {a} else ''",
+            schema.BOOL: f"'true' if {a} else 'false'",
+        }[f.type]
+        + "}"
+    )
+
+
+#: One record as ``",".join(csv_row(r))``: one f-string, no list, no join, no call per column.
+#: Exactly Go's line whenever no field needs quoting (what :func:`_suspects` checks per batch).
+csv_line: Callable[[Record], str] = schema.compile_function(
+    "csv_line",
+    "def csv_line(r):\n    return f" + repr(",".join(_inline(f) for f in schema.columns("csv"))) + "\n",
+    {"u64": u64, "go_month": go_month, "MONTHS": MONTHS, "go_time_string": go_time_string, "names_text": names_text, "go_uint": go_uint},
+)
+
+
+#: Text already put through :func:`go_field`: user agents, hosts, paths and names repeat from
+#: record to record, so a line that needs quoting costs a dict look-up per text field. Bounded:
+#: cleared when full, long values (raw bodies) never kept.
+_QUOTED: dict[str, str] = {}
+
+
+def _remember(field: str) -> str:
+    out = go_field(field)
+    if len(field) <= 256:
+        if len(_QUOTED) >= 65536:
+            _QUOTED.clear()
+        _QUOTED[field] = out
+    return out
+
+
+def _quoted(f: schema.Field) -> str:
+    """The replacement field of :data:`csv_quoted_line`: a text field through :func:`go_field`,
+    remembered (an empty field is never quoted: its miss costs nothing), and the times too (their
+    zone names come from tzdata); numbers, month names and booleans never hold a comma, quote,
+    line break or leading space, so they stay as :func:`_inline` has them."""
+    if f.type in (schema.STRING, schema.NAMES, schema.TAGS):
+        value = _inline(f)[1:-1]
+        return "{quoted(" + value + ") or q(" + value + ")}"
+    if f.type == schema.TIME:
+        return "{go_field(" + _inline(f)[1:-1] + ")}"
+    return _inline(f)
+
+
+#: One record as ``go_csv_line(csv_row(r))``, for the few lines of a batch that need quoting.
+csv_quoted_line: Callable[[Record], str] = schema.compile_function(
+    "csv_quoted_line",
+    "def csv_quoted_line(r):\n    return f" + repr(",".join(_quoted(f) for f in schema.columns("csv"))) + "\n",
+    {
+        "q": _remember,
+        "quoted": _QUOTED.get,
+        "go_field": go_field,
+        "u64": u64,
+        "go_month": go_month,
+        "MONTHS": MONTHS,
+        "go_time_string": go_time_string,
+        "names_text": names_text,
+        "go_uint": go_uint,
+    },
+)
+
+#: Characters that, anywhere in a line with 41 commas, may make Go quote one of its fields
+#: (single characters: found by ``memchr``, unlike the comma-led pairs, which cost a slow scan).
+_RARE = ('"', "\r", "\t", "\v", "\f", "\\")
+
+
+def _where(n: int, test: Iterable[object]) -> set[int]:
+    """The indexes below ``n`` whose ``test`` value is true (all in C: no bytecode per line)."""
+    return set(compress(range(n), test))
+
+
+def _suspects(lines: list[str]) -> tuple[set[int], str]:
+    r"""(indexes of the lines that may need quoting, the batch text if none does).
+
+    Every test runs in C, over the whole batch or over the list of lines, never as bytecode per
+    line. A line none of them flags is plain: with exactly 41 commas no field holds a comma, so
+    the field starts are the line start and the characters after commas, and with no quote, no
+    line break and only ASCII, only an ASCII space or ``\.`` there would make Go quote. A flagged
+    line is merely rendered the exact way (false alarms cost time, not bytes). Lines with a comma
+    in a field (browser user agents: common) are set aside first, so the other tests rarely
+    have to look at lines one by one.
+    """
+    n = len(lines)
+    counts = list(map(str.count, lines, repeat(",")))
+    if counts.count(41) == n:
+        bad: set[int] = set()
+        text = "\n".join(lines)
+    else:
+        bad = _where(n, map((41).__ne__, counts))
+        text = "\n".join(compress(lines, map((41).__eq__, counts)))
+    if text.count("\n") != n - len(bad) - 1 and n > len(bad):
+        bad |= _where(n, map(operator.contains, lines, repeat("\n")))
+    if not text.isascii():
+        bad |= _where(n, map(operator.not_, map(str.isascii, lines)))
+    for s in _RARE:
+        if s in text:
+            bad |= _where(n, map(operator.contains, lines, repeat(s)))
+    if ", " in text:
+        bad |= _where(n, map(operator.contains, lines, repeat(", ")))
+    bad |= _where(n, map(str.startswith, lines, repeat(_LINE_SUSPECTS)))
+    return bad, text
+
+
 def csv_text(records: Sequence[Record]) -> str:
     r"""The CSV lines of a batch, each ending in ``\n``, quoted exactly as Go's encoding/csv does,
     so every line reads back (with any CSV reader) as the 42 fields it was made of, whatever
-    bytes a record holds. Rows that need no quoting are joined directly."""
-    out: list[str] = []
-    for r in records:
-        row = csv_row(r)
-        line = ",".join(row)
-        if not _plain(line):
-            line = go_csv_line(row)
-        out.append(line)
-    out.append("")
-    return "\n".join(out)
+    bytes a record holds.
+
+    Per batch, not per record: each record is one generated f-string (:data:`csv_line`), the
+    checks for anything Go would quote run in C over the batch (:func:`_suspects`), and only
+    the lines they flag are rendered again with their text fields quoted (:data:`csv_quoted_line`)."""
+    if not records:
+        return ""
+    lines = [csv_line(r) for r in records]
+    bad, text = _suspects(lines)
+    if bad:
+        for i in bad:
+            lines[i] = csv_quoted_line(records[i])
+        text = "\n".join(lines)
+    return text + "\n"
 
 
 def file_name(now: datetime) -> str:
@@ -154,17 +286,18 @@ def file_name(now: datetime) -> str:
     return f"{now.year}-{MONTHS[now.month]}-{now.day}-{now.hour}.csv"
 
 
-def complete_length(fh: BinaryIO, size: int) -> int:
+def complete_length(fh: BinaryIO, size: int, start: int = 0) -> int:
     """The length of the file's longest prefix made of whole rows.
 
     A row ends at a ``\n`` outside quotes; a ``\n`` inside a quoted field is data. Go's quoting
     doubles every quote inside a field, so a position is outside quotes exactly when the number of
-    ``"`` before it is even: one pass counting quotes finds the last row boundary.
+    ``"`` before it is even: one pass counting quotes finds the last row boundary. ``start`` is a
+    row boundary already known (the scan begins there).
     """
-    fh.seek(0)
+    fh.seek(start)
     quotes = 0
-    boundary = 0
-    offset = 0
+    boundary = start
+    offset = start
     while offset < size:
         chunk = fh.read(min(1 << 20, size - offset))
         if not chunk:
@@ -190,6 +323,10 @@ class CsvSink:
         #: (path, size) the last append of this process left the file at: a file still that size
         #: needs no scan before the next append.
         self._clean: tuple[Path, int] | None = None
+        #: (path, inode, size): a prefix of the file known to be whole rows. Another writer
+        #: (``--workers``, another instance) appending after it only makes the next append scan
+        #: what was added since, not the whole file again.
+        self._whole: tuple[Path, int, int] | None = None
 
     async def start(self) -> None:
         try:
@@ -216,9 +353,12 @@ class CsvSink:
         try:
             with open(path, "ab+") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-                size = os.fstat(fh.fileno()).st_size
+                st = os.fstat(fh.fileno())
+                size = st.st_size
                 if size and self._clean != (path, size):
-                    size = self._repair(fh, path, size)
+                    whole = self._whole
+                    start = whole[2] if whole and whole[:2] == (path, st.st_ino) and whole[2] <= size else 0
+                    size = self._repair(fh, path, size, start)
                 if size == 0:
                     data = (",".join(HEADER) + "\n").encode() + data
                 self._clean = None
@@ -226,11 +366,16 @@ class CsvSink:
                 fh.flush()
                 os.fsync(fh.fileno())
                 self._clean = (path, size + len(data))
+                self._whole = (path, st.st_ino, size + len(data))
         except OSError as exc:
             raise RetriableError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
 
-    def _repair(self, fh: BinaryIO, path: Path, size: int) -> int:
-        whole = complete_length(fh, size)
+    def _repair(self, fh: BinaryIO, path: Path, size: int, start: int = 0) -> int:
+        if start:  # still a row end? (a file truncated and grown again by someone else is not)
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                start = 0
+        whole = complete_length(fh, size, start)
         if whole < size:
             fh.truncate(whole)
             log.warning(
