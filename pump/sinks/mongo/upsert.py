@@ -172,7 +172,7 @@ class AggregateWriter:
             return await self._write_parts(collection, agg, batch_id, skip, written, batch_increments(change))
         change["$set"][LAST_FIELD] = batch_id
         change["$push"] = {LEDGER_FIELD: {"$each": [batch_id], "$slice": -self.ledger_size}}
-        doc, applied = await self._step1_mapped(collection, query, change, ids, agg, f"aggregate upsert into {collection.name}")
+        doc, applied = await self._step1_mapped(agg, f"aggregate upsert into {collection.name}", collection, query, change, ids)
         return await self._finish(collection, doc, applied, ids, batch_id, batch_increments(change))
 
     async def write_ids(self, collection: Any, agg: OrgAggregate, batch_ids: list[str]) -> WriteResult:
@@ -193,7 +193,7 @@ class AggregateWriter:
             )
         change["$set"][LAST_FIELD] = batch_ids[-1]
         change["$push"] = {LEDGER_FIELD: {"$each": list(batch_ids), "$slice": -self.ledger_size}}
-        doc, applied = await self._step1_mapped(collection, query, change, ids, agg, f"aggregate upsert into {collection.name}")
+        doc, applied = await self._step1_mapped(agg, f"aggregate upsert into {collection.name}", collection, query, change, ids)
         return await self._finish(collection, doc, applied, ids, batch_ids[-1], batch_increments(change))
 
     def _check_whole(self, change: dict[str, Any], agg: OrgAggregate, collection: str) -> None:
@@ -259,9 +259,7 @@ class AggregateWriter:
             else:
                 update["$push"] = {PARTS_FIELD: {"$each": [markers[k]], "$slice": -self.ledger_size}}
             doing = f"aggregate upsert into {collection.name} (part {k + 1} of {len(parts)})"
-            doc, applied = await self._step1_mapped(
-                collection, query, update, ids, agg, doing, part=None if last else markers[k], want_doc=last
-            )
+            doc, applied = await self._step1_mapped(agg, doing, collection, query, update, ids, None if last else markers[k], last)
             if written is not None:
                 written.update(prefixes)
         if not parts:
@@ -289,21 +287,11 @@ class AggregateWriter:
             return WriteResult(doc, applied=applied, refreshed=False, step2_error=str(error))
         return WriteResult(doc, applied=applied, refreshed=True)
 
-    async def _step1_mapped(
-        self,
-        collection: Any,
-        query: dict[str, Any],
-        change: dict[str, Any],
-        ids: list[str],
-        agg: OrgAggregate,
-        doing: str,
-        part: str | None = None,
-        want_doc: bool = True,
-    ) -> tuple[dict[str, Any], bool]:
+    async def _step1_mapped(self, agg: OrgAggregate, doing: str, collection: Any, *args: Any, **kw: Any) -> tuple[dict[str, Any], bool]:
         """:meth:`_step1` with a driver error turned into the sink's error: a size refusal is
         :class:`AggregateTooLarge` (self-healing), the rest :func:`map_error` naming ``doing``."""
         try:
-            return await self._step1(collection, query, change, ids, part=part, want_doc=want_doc)
+            return await self._step1(collection, *args, **kw)
         except SinkError:
             raise
         except Exception as exc:
