@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import BusyLoadingError, ReadOnlyError
+from redis.exceptions import BusyLoadingError, ClusterDownError, MasterDownError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -34,12 +34,47 @@ T = TypeVar("T")
 #: connection, no call may wait forever (the operations are idempotent, so a retry is safe).
 CALL_TIMEOUT = 120.0
 
-#: Redis errors worth waiting out: the server is restarting, failing over or unreachable.
-REDIS_TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OSError)
+#: Redis errors worth waiting out: the server is restarting, failing over or unreachable. A Redis
+#: Cluster answers CLUSTERDOWN while a replica takes over a dead master's slots, TRYAGAIN during a
+#: slot migration, and a replica MASTERDOWN while it has lost its master: all pass in seconds.
+REDIS_TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+    MasterDownError,
+    OSError,
+)
 
 
 class RedisWaitAbandoned(Exception):
     """``until_ok`` stopped waiting for Redis because its ``stop`` event was set (shutdown)."""
+
+
+#: Where redis-py's asyncio connection writes (a writer-close race surfaces from these frames).
+_WRITE_PATH = ("redis/asyncio/connection.py", "asyncio/streams.py", "asyncio/selector_events.py")
+
+
+async def _closed_writes_as_connection_errors(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, with redis-py's writer-close race reported as the lost connection it is.
+
+    When a connection is closed while a command is written to it (a Cluster client drops every
+    connection of a node that failed, while other tasks are mid-write on them), redis-py 8.1 lets
+    ``AttributeError: 'NoneType' object has no attribute 'writelines'`` or a ``TypeError`` from
+    asyncio's transport escape instead of ``ConnectionError`` (redis/redis-py#3546, #4287). Only
+    those errors raised inside the write path are converted; any other stays a bug."""
+    try:
+        return await call()
+    except (AttributeError, TypeError) as exc:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+        if not where.endswith(_WRITE_PATH):
+            raise
+        raise RedisConnectionError(f"connection closed while writing to it ({type(exc).__name__}: {exc})") from exc
 
 
 async def until_ok(
@@ -62,7 +97,7 @@ async def until_ok(
     while True:
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
-                result = await call()
+                result = await _closed_writes_as_connection_errors(call)
             if metrics is not None:
                 metrics.redis_ok()
             return result

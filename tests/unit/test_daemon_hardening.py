@@ -62,6 +62,55 @@ async def test_until_ok_outlasts_thousands_of_redis_failures(caplog: pytest.LogC
     assert 0 < len(logged) <= failures // 20 + 2, "retries are logged sparsely, not once per attempt"
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ["CLUSTERDOWN The cluster is down", "TRYAGAIN Multiple keys request during rehashing of slot", "MASTERDOWN Link with MASTER is down"],
+)
+async def test_until_ok_waits_out_a_cluster_failing_over(reply: str) -> None:
+    """A Redis Cluster answers CLUSTERDOWN while a replica takes over a killed master's slots; the
+    acknowledgement path once took it for an internal error and stopped the pump mid-drain."""
+    from redis._parsers.base import BaseParser
+
+    calls = 0
+
+    async def failing_over() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise BaseParser.EXCEPTION_CLASSES[reply.split()[0]](reply)  # how redis-py maps the reply
+        return "OK"
+
+    assert await until_ok(failing_over, "mark_done", max_wait=0.0001) == "OK"
+    assert calls == 4
+
+
+async def test_until_ok_takes_redis_pys_writer_close_race_for_a_lost_connection() -> None:
+    """redis-py 8.1 lets AttributeError escape when a connection is closed mid-write (a Cluster
+    client drops a failed node's connections while other tasks write on them); that stopped a pump
+    during a master failover. It is retried like ConnectionError; our own AttributeErrors are not."""
+    from redis.asyncio.connection import Connection
+
+    calls = 0
+
+    async def racing() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            conn = Connection()
+            conn._writer = None  # what a concurrent disconnect leaves behind
+            await conn._send_packed_command([b"PING"])
+        return "PONG"
+
+    assert await until_ok(racing, "mark_done", max_wait=0.0001) == "PONG"
+    assert calls == 3
+
+    async def ours() -> str:
+        return None.upper()  # type: ignore[attr-defined]
+
+    with pytest.raises(AttributeError):
+        await until_ok(ours, "claim", max_wait=0.0001)
+
+
 async def test_until_ok_gives_up_as_soon_as_the_pump_stops() -> None:
     stop = asyncio.Event()
     calls = 0
