@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 _TEXT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|min)?\s*$")
 _UNIT = {"s": 1, "m": 60, "min": 60, "h": 3600, None: 60}
@@ -33,5 +33,10 @@ def seconds(value: Any) -> float:
     return total
 
 
-#: A pydantic field type: seconds, from any spelling :func:`seconds` accepts.
-PublishInterval = Annotated[float, BeforeValidator(seconds)]
+#: The ``publish_interval`` meta key of both aggregate pumps: seconds, from any spelling
+#: :func:`seconds` accepts, with its one description.
+PublishInterval = Annotated[
+    float,
+    BeforeValidator(seconds),
+    Field(description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"),
+]

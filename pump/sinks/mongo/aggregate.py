@@ -99,9 +99,7 @@ class Meta(BaseMongoMeta):
         le=3600,
         description="seconds each server call may take (on the client); a timed-out call is retried; 0 = none (not a Tyk key)",
     )
-    publish_interval: PublishInterval = Field(
-        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
-    )
+    publish_interval: PublishInterval = 0
     rollups: list[MongoRollup] = Field(
         default_factory=list,
         description="ours: also write tyk_analytics_aggregates_<granularity> (minute, hour, day, month, year), "

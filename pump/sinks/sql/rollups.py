@@ -34,9 +34,7 @@ class SummaryOptions(StrictModel):
     mode: Literal["tyk", "wso2_summary"] = Field(
         "tyk", description="ours: tyk = Tyk's tyk_aggregated; wso2_summary = WSO2 API Manager's summary tables instead"
     )
-    publish_interval: PublishInterval = Field(
-        0, description="ours: write the in-memory aggregate every 1-60 minutes (5m) instead of every batch; 0 = every batch"
-    )
+    publish_interval: PublishInterval = 0
     rollups: list[SqlRollup] = Field(
         default_factory=list,
         description="ours: also write tyk_aggregated_<granularity> (minute, hour, day, month, year), exactly once, "
