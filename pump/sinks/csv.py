@@ -1,7 +1,7 @@
 """``csv``: Tyk's CSV pump — one file per wall-clock hour, 42 columns, Tyk's value formatting.
 
 File ``<csv_dir>/<Year>-<MonthName>-<Day>-<Hour>.csv`` (no zero padding, e.g.
-``2024-January-5-9.csv``), header written when the file is created, rows as Tyk's
+``2024-January-5-9.csv``), created whole with its header (never seen empty), rows as Tyk's
 ``GetLineValues`` renders them (tyk-pump.md §4 CSV): Go ``time.Time.String()`` times, month names,
 city names as sorted ``k:v;k:v``, coordinates truncated to unsigned integers the way Go converts
 a float64 to a uint64, tags joined with ``;``.
@@ -18,6 +18,7 @@ import fcntl
 import logging
 import operator
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from itertools import compress, repeat
@@ -38,6 +39,7 @@ MONTHS = ("", "January", "February", "March", "April", "May", "June", "July", "A
 
 #: Tyk's header: the ``csv`` column of :data:`pump.schema.FIELDS`, in table order.
 HEADER = [f.csv for f in schema.columns("csv") if f.csv]
+_HEAD = (",".join(HEADER) + "\n").encode()
 
 #: The latencies are the only integers Tyk prints signed (the rest go through ``uint64``).
 _SIGNED = frozenset(("latency_total", "latency_upstream", "latency_gateway"))
@@ -69,8 +71,7 @@ def names_text(names: dict[str, str] | None) -> str:
 
 
 def u64(n: int) -> str:
-    """Tyk prints integer columns (all but the latencies) as ``uint64``: a negative value wraps
-    (−1 → 2⁶⁴−1); the latencies print signed."""
+    """Tyk prints integers (but the latencies) as ``uint64``: a negative one wraps (−1 → 2⁶⁴−1)."""
     return str(n) if n >= 0 else str(n % (1 << 64))
 
 
@@ -91,12 +92,15 @@ def _cell(f: schema.Field) -> str:
     }[f.type]
 
 
+#: What the generated row functions below call.
+_HELPERS = dict(u64=u64, go_month=go_month, MONTHS=MONTHS, go_time_string=go_time_string, names_text=names_text, go_uint=go_uint)
+
 #: One record as Tyk's ``AnalyticsRecord.GetLineValues()`` renders it (one list display,
 #: generated from the table: no loop or call per column).
 csv_row: Callable[[Record], list[str]] = schema.compile_function(
     "csv_row",
     f"def csv_row(r):\n    return [{', '.join(_cell(f) for f in schema.columns('csv'))}]\n",
-    {"u64": u64, "go_month": go_month, "go_time_string": go_time_string, "names_text": names_text, "go_uint": go_uint},
+    _HELPERS,
 )
 
 
@@ -142,9 +146,8 @@ def go_csv_line(row: Sequence[str]) -> str:
 
 
 def _inline(f: schema.Field) -> str:
-    """The f-string replacement field rendering one field exactly as :func:`_cell` does, with
-    the common case inline (no call): a non-negative integer, a coordinate in ``uint64`` range,
-    a month name. The rare cases call the same helpers."""
+    """The f-string replacement field rendering one field as :func:`_cell` does, the common case
+    inline (a non-negative integer, a coordinate in ``uint64`` range, a month name)."""
     a = f"r.{f.attr}"
     if f.type == schema.STRING or f.attr in _SIGNED:
         return "{" + a + "}"
@@ -171,7 +174,7 @@ def _inline(f: schema.Field) -> str:
 csv_line: Callable[[Record], str] = schema.compile_function(
     "csv_line",
     "def csv_line(r):\n    return f" + repr(",".join(_inline(f) for f in schema.columns("csv"))) + "\n",
-    {"u64": u64, "go_month": go_month, "MONTHS": MONTHS, "go_time_string": go_time_string, "names_text": names_text, "go_uint": go_uint},
+    _HELPERS,
 )
 
 
@@ -207,17 +210,7 @@ def _quoted(f: schema.Field) -> str:
 csv_quoted_line: Callable[[Record], str] = schema.compile_function(
     "csv_quoted_line",
     "def csv_quoted_line(r):\n    return f" + repr(",".join(_quoted(f) for f in schema.columns("csv"))) + "\n",
-    {
-        "q": _remember,
-        "quoted": _QUOTED.get,
-        "go_field": go_field,
-        "u64": u64,
-        "go_month": go_month,
-        "MONTHS": MONTHS,
-        "go_time_string": go_time_string,
-        "names_text": names_text,
-        "go_uint": go_uint,
-    },
+    {"q": _remember, "quoted": _QUOTED.get, "go_field": go_field, **_HELPERS},
 )
 
 #: Characters that, anywhere in a line with 41 commas, may make Go quote one of its fields
@@ -264,12 +257,10 @@ def _suspects(lines: list[str]) -> tuple[set[int], str]:
 
 def csv_text(records: Sequence[Record]) -> str:
     r"""The CSV lines of a batch, each ending in ``\n``, quoted exactly as Go's encoding/csv does,
-    so every line reads back (with any CSV reader) as the 42 fields it was made of, whatever
-    bytes a record holds.
-
-    Per batch, not per record: each record is one generated f-string (:data:`csv_line`), the
-    checks for anything Go would quote run in C over the batch (:func:`_suspects`), and only
-    the lines they flag are rendered again with their text fields quoted (:data:`csv_quoted_line`)."""
+    so every line reads back as the 42 fields it was made of, whatever bytes a record holds.
+    Per batch: each record is one generated f-string (:data:`csv_line`), the checks for anything
+    Go would quote run in C over the batch (:func:`_suspects`), and only the lines they flag are
+    rendered again with their text fields quoted (:data:`csv_quoted_line`)."""
     if not records:
         return ""
     lines = [csv_line(r) for r in records]
@@ -291,8 +282,7 @@ def complete_length(fh: BinaryIO, size: int, start: int = 0) -> int:
 
     A row ends at a ``\n`` outside quotes; a ``\n`` inside a quoted field is data. Go's quoting
     doubles every quote inside a field, so a position is outside quotes exactly when the number of
-    ``"`` before it is even: one pass counting quotes finds the last row boundary. ``start`` is a
-    row boundary already known (the scan begins there).
+    ``"`` before it is even: one pass counting quotes finds the last row boundary from ``start``.
     """
     fh.seek(start)
     quotes = 0
@@ -314,6 +304,23 @@ def complete_length(fh: BinaryIO, size: int, start: int = 0) -> int:
             start = nl + 1
         offset += len(chunk)
     return boundary
+
+
+def _create(path: Path, data: bytes) -> int:
+    """Create ``path`` holding ``data`` (header, first rows): its inode, or 0 if it exists. Linked
+    into place whole, so no reader (log shipper, other instance) sees it empty or headerless."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fd)
+            os.link(tmp, path)
+            return os.fstat(fd).st_ino
+    except FileExistsError:
+        return 0
+    finally:
+        os.unlink(tmp)
 
 
 class CsvSink:
@@ -351,6 +358,9 @@ class CsvSink:
         path = self.directory / file_name(datetime.now(LOCAL_ZONE))
         data = text.encode("utf-8", "surrogateescape")
         try:
+            if not path.exists() and (ino := _create(path, _HEAD + data)):
+                self._clean, self._whole = (path, len(_HEAD) + len(data)), (path, ino, len(_HEAD) + len(data))
+                return
             with open(path, "ab+") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 st = os.fstat(fh.fileno())
@@ -360,7 +370,7 @@ class CsvSink:
                     start = whole[2] if whole and whole[:2] == (path, st.st_ino) and whole[2] <= size else 0
                     size = self._repair(fh, path, size, start)
                 if size == 0:
-                    data = (",".join(HEADER) + "\n").encode() + data
+                    data = _HEAD + data
                 self._clean = None
                 fh.write(data)
                 fh.flush()

@@ -103,3 +103,42 @@ def test_a_file_this_process_left_whole_is_not_rescanned(tmp_path: Path) -> None
     asyncio.run(sink.write(SinkBatch("b", [make_record(path="/a\nb")])))
     assert sink._clean == (path, path.stat().st_size)
     assert [len(r) for r in csv.reader(path.open(newline=""))] == [42, 42, 42]
+
+
+def test_a_new_hour_file_is_never_seen_empty_or_without_its_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader polling csv_dir (CI's kafka outage test, a log shipper) once found an hour's
+    file holding nothing: created by ``open("ab+")``, its header and rows not yet written. Now
+    every observation the pump makes possible (each lock, sync and link) sees each ``.csv`` file
+    absent or starting with the header; the temporary file never has the ``.csv`` suffix."""
+    from pump.sinks import csv as csv_sink
+
+    seen: list[bytes] = []
+
+    def look(real: Any) -> Any:
+        def spy(*args: Any) -> Any:
+            out = real(*args)
+            seen.extend(p.read_bytes()[: len(",".join(HEADER))] for p in tmp_path.glob("*.csv"))
+            return out
+
+        return spy
+
+    monkeypatch.setattr(csv_sink.fcntl, "flock", look(csv_sink.fcntl.flock))
+    monkeypatch.setattr(csv_sink.os, "fsync", look(csv_sink.os.fsync))
+    hours = iter(range(3))
+    monkeypatch.setattr(csv_sink, "file_name", lambda now: f"2024-January-5-{next(hours) // 2}.csv")
+    sink = CsvSink("csv", tmp_path)
+    for name in "abc":
+        asyncio.run(sink.write(SinkBatch(name, [make_record(path=f"/{name}")])))
+    assert seen and set(seen) == {",".join(HEADER).encode()}
+    files = sorted(tmp_path.iterdir())
+    assert [p.name for p in files] == ["2024-January-5-0.csv", "2024-January-5-1.csv"]
+    assert [[r[2] for r in csv.reader(p.open(newline=""))] for p in files] == [["Path", "/a", "/b"], ["Path", "/c"]]
+
+
+def test_an_hour_file_created_meanwhile_by_another_writer_is_appended_to(tmp_path: Path) -> None:
+    from pump.sinks.csv import _create
+
+    path = tmp_path / "2024-January-5-9.csv"
+    assert _create(path, b"mine\n") == path.stat().st_ino
+    assert _create(path, b"theirs\n") == 0
+    assert path.read_bytes() == b"mine\n" and list(tmp_path.iterdir()) == [path]
