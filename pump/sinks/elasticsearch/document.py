@@ -103,6 +103,52 @@ _tyk_document: Callable[[Record, str, bool, bool], dict[str, Any]] = schema.comp
 )
 
 
+_EXTRAS = (
+    ("event_kind", "kind_of(r.response_code)"),
+    ("host", "r.host"),
+    ("latency_total_ms", "r.latency_total"),
+    ("latency_upstream_ms", "r.latency_upstream"),
+    ("latency_gateway_ms", "r.latency_gateway"),
+    ("geo_country_iso_code", "r.geo_country_iso_code"),
+)
+
+
+def _entry_source(extended: bool, decode: bool, extra: bool, index: str | None, generate_id: bool) -> str:
+    """One function per option set doing what ``entry`` does through four calls: the record's
+    time formatted once, the index, the id and the whole document as a single dict literal
+    (a record with MCP stats, whose fields go before the extras, takes ``_document`` instead).
+
+    ``index`` is the index expression when it needs no per-record choice, else ``None``."""
+    names = {f.attr: f.es for f in schema.columns("es")}
+    pairs = [(names[a], "stamp" if a == "timestamp" else f"r.{a}") for a in TYK_ORDER]
+    if extended:
+        pairs += [(names[a], f"decode_raw(r.{a})" if decode and a in _DECODED else f"r.{a}") for a in EXTENDED]
+    if extra:
+        pairs += list(_EXTRAS)
+    body = ", ".join(f"{k!r}: {v}" for k, v in pairs)
+    ident = "tyk_id(r)" if generate_id else "r.record_id"
+    where = index if index is not None else "index(r, day)"
+    geo = (
+        "    lat, lon = r.geo_location_latitude, r.geo_location_longitude\n"
+        "    if (lat or lon) and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:\n"
+        "        doc['geo_location'] = {'lat': lat, 'lon': lon}\n"
+        if extra
+        else ""
+    )
+    return (
+        "def entry(r):\n"
+        "    sec, frac = divmod(r.timestamp_ns, 1_000_000_000)\n"
+        "    head, suffix, day = time_parts(sec, r.tz)\n"
+        "    stamp = f'{head}.{frac:09d}'.rstrip('0') + suffix if frac else head + suffix\n"
+        "    mcp = r.mcp_stats\n"
+        "    if mcp and mcp.get('IsMCP'):\n"
+        f"        return {where}, {ident}, document(r, stamp)\n"
+        f"    doc = {{{body}}}\n"
+        f"{geo}"
+        f"    return {where}, {ident}, doc\n"
+    )
+
+
 class DocumentBuilder:
     """Builds index name, id and document for records, with the options fixed once."""
 
@@ -116,6 +162,7 @@ class DocumentBuilder:
         self.decode = meta.decode_base64
         self.generate_id = meta.generate_id
         self.extra = meta.extra_fields
+        self.entry: Callable[[Record], tuple[str, str, dict[str, Any]]] = self._compile_entry()
 
     # -- index ---------------------------------------------------------------------------------
 
@@ -156,12 +203,23 @@ class DocumentBuilder:
 
     # -- document ------------------------------------------------------------------------------
 
-    def entry(self, r: Record) -> tuple[str, str, dict[str, Any]]:
-        """Index, id and document together, formatting the record's time once for both."""
-        sec, frac = divmod(r.timestamp_ns, 1_000_000_000)
-        head, suffix, day = time_parts(sec, r.tz)
-        stamp = f"{head}.{frac:09d}".rstrip("0") + suffix if frac else head + suffix
-        return self._index(r, day), self.id_for(r), self._document(r, stamp)
+    def _compile_entry(self) -> Callable[[Record], tuple[str, str, dict[str, Any]]]:
+        """``entry(r)``: index, id and document together, the record's time formatted once for
+        both; generated for these options (:func:`_entry_source`), as it runs once per record."""
+        index: str | None = None
+        if not (self.per_kind or self.per_event_kind or self.mcp_index_name):
+            index = f"{self.index_name!r} + '-' + day" if self.rolling else repr(self.index_name)
+        source = _entry_source(self.extended, self.decode, self.extra, index, self.generate_id)
+        namespace = {
+            "__name__": __name__,
+            "time_parts": time_parts,
+            "decode_raw": decode_raw,
+            "kind_of": kind_of,
+            "index": self._index,
+            "tyk_id": self.id_for,
+            "document": self._document,
+        }
+        return schema.compile_function("entry", source, namespace)
 
     def document(self, r: Record) -> dict[str, Any]:
         return self._document(r, timestamp_text(r.timestamp_ns, r.tz))

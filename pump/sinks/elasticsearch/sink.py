@@ -21,6 +21,7 @@ from pump.errors import RetriableError
 from pump.record import Record
 from pump.sinks.base import SinkBatch
 from pump.sinks.elasticsearch.bulk import (
+    _PLAIN_ID,
     BULK_FILTER,
     OK,
     REJECT,
@@ -28,9 +29,7 @@ from pump.sinks.elasticsearch.bulk import (
     Item,
     Tally,
     action_line,
-    bulk_body,
     check_response,
-    chunks,
     classify_item,
     encode_document,
     parse_bulk_response,
@@ -193,16 +192,52 @@ class ElasticsearchSink:
             except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
                 tally.add(pos, REJECT, f"cannot encode the record as JSON: {type(exc).__name__}: {exc}")
 
+    def _requests(self, records: Sequence[Record], tally: Tally) -> Iterator[tuple[list[int], list[bytes]]]:
+        """The batch cut into ``_bulk`` requests: (batch positions, NDJSON lines), at most
+        ``max_actions`` documents and ``max_bytes`` bytes each (one larger document goes alone).
+
+        The same lines as ``chunks(_items(...))`` and ``bulk_body``, without an ``Item`` per
+        record: each document is one ``action\\nsource\\n`` bytes, so a request holds its lines
+        once and its body is a single join of them."""
+        entry, doc_type = self.builder.entry, self.doc_type
+        plain, dumps = _PLAIN_ID.match, orjson.dumps
+        max_actions, max_bytes = self.max_actions, self.max_bytes
+        positions: list[int] = []
+        lines: list[bytes] = []
+        size = 0
+        for pos, r in enumerate(records):
+            try:
+                index, doc_id, doc = entry(r)
+                try:
+                    source = dumps(doc)
+                except orjson.JSONEncodeError:
+                    source = encode_document(doc)
+                if doc_type is None and plain(doc_id):
+                    line = b'{"create":{"_index":"%b","_id":"%b"}}\n%b\n' % (index.encode(), doc_id.encode(), source)
+                else:
+                    line = action_line(index, doc_id, doc_type) + b"\n" + source + b"\n"
+            except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
+                tally.add(pos, REJECT, f"cannot encode the record as JSON: {type(exc).__name__}: {exc}")
+                continue
+            n = len(line)
+            if lines and ((max_actions and len(lines) >= max_actions) or (max_bytes and size + n > max_bytes)):
+                yield positions, lines
+                positions, lines, size = [], [], 0
+            positions.append(pos)
+            lines.append(line)
+            size += n
+        if lines:
+            yield positions, lines
+
     async def _write_bulk(self, client: Client, records: Sequence[Record], tally: Tally) -> None:
         sem = asyncio.Semaphore(self.workers)
         tasks: list[asyncio.Task[_ChunkResult]] = []
 
-        async def send(chunk: list[Item]) -> _ChunkResult:
+        async def send(positions: list[int], lines: list[bytes]) -> _ChunkResult:
             # Only the request body is kept while it is in flight, and only positions after it:
             # the encoded documents are not held twice, nor until the whole batch is sent.
-            positions = [it.pos for it in chunk]
-            body = bulk_body(chunk)
-            chunk.clear()
+            body = b"".join(lines)
+            lines.clear()
             try:
                 return positions, await self._send_bulk(client, body, len(positions)), None
             except RetriableError as exc:
@@ -211,9 +246,9 @@ class ElasticsearchSink:
                 sem.release()
 
         try:
-            for chunk in chunks(self._items(records, tally), self.max_actions, self.max_bytes):
+            for positions, lines in self._requests(records, tally):
                 await sem.acquire()
-                tasks.append(asyncio.create_task(send(chunk)))
+                tasks.append(asyncio.create_task(send(positions, lines)))
                 await asyncio.sleep(0)  # let it put its request on the wire before we encode the next
             results = await asyncio.gather(*tasks)
         except BaseException:

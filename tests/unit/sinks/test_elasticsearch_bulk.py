@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
 import pytest
@@ -22,6 +23,9 @@ from pump.sinks.elasticsearch.bulk import (
     encode_document,
     parse_bulk_response,
 )
+from pump.sinks.elasticsearch.config import Meta
+from pump.sinks.elasticsearch.sink import ElasticsearchSink
+from tests.helpers import make_record
 
 
 def item(pos: int, body: bytes = b'{"a":1}', index: str = "idx") -> Item:
@@ -252,3 +256,21 @@ def test_text_that_was_not_utf8_is_encoded_with_replacement_characters() -> None
     assert json.loads(encode_document(doc)) == {"request_uri": "/caf\ufffd", "tags": ["t\ufffd"], "geo": {"n\ufffd": 1}}
     with pytest.raises(TypeError):  # what cannot be JSON at all is still refused (the sink names the record)
         encode_document({"n": 1 << 70})
+
+
+@pytest.mark.parametrize(("max_actions", "max_bytes"), [(1000, 5 << 20), (3, 0), (0, 2500), (2, 1)])
+@pytest.mark.parametrize("meta", [{}, {"extended_stats": True, "decode_base64": True, "rolling_index": True}, {"version": "6"}])
+def test_bulk_requests_are_the_bodies_of_items_cut_into_chunks(meta: dict[str, Any], max_actions: int, max_bytes: int) -> None:
+    """The sink's lean request builder sends byte for byte what ``chunks`` of ``Item``s and
+    ``bulk_body`` make, cut at the same places; a record that cannot be JSON is refused alone."""
+    sink = ElasticsearchSink("es", Meta.model_validate(meta))
+    sink.max_actions, sink.max_bytes = max_actions, max_bytes
+    records = [make_record(path=f"/p/{i}", request_time=i) for i in range(7)]
+    records.insert(3, make_record(content_length=1 << 70))  # beyond 64 bits: no JSON for it
+    records.insert(5, make_record(path="/caf\udcc3", tags=["t\udcff"]))  # not UTF-8: U+FFFD
+    old, new = Tally(), Tally()
+    expected = [([it.pos for it in c], bulk_body(c)) for c in chunks(sink._items(records, old), max_actions, max_bytes)]
+    got = [(positions, b"".join(lines)) for positions, lines in sink._requests(records, new)]
+    assert got == expected
+    assert new.rejected.keys() == old.rejected.keys() == {3}
+    assert sum(len(p) for p, _ in got) == len(records) - 1

@@ -277,3 +277,38 @@ def test_entry_equals_the_separate_parts(meta: dict[str, Any]) -> None:
     b = builder(**meta)
     for r in (make_record(), make_record(response_code=429, timestamp=T0 + timedelta(days=3, hours=11, seconds=7))):
         assert b.entry(r) == (b.index_for(r), b.id_for(r), b.document(r))
+
+
+_OPTION_SETS = [
+    {},
+    {"extra_fields": False},
+    {"extended_stats": True},
+    {"extended_stats": True, "decode_base64": True, "rolling_index": True},
+    {"rolling_index": True, "event_kind_index": True, "mcp_index_name": "mcp_idx"},
+    {"generate_id": True, "extra_fields": False, "extended_stats": True},
+]
+
+
+def _varied_records() -> list[Any]:
+    raw = base64.b64encode(b"GET / HTTP/1.1\r\n\xff\xfe").decode()
+    mcp = {"IsMCP": True, "JSONRPCMethod": "tools/call", "PrimitiveType": "tool", "PrimitiveName": "search"}
+    return [
+        make_record(),
+        make_record(response_code=429, timestamp=T0 + timedelta(days=3, hours=11, seconds=7)),
+        make_record(geo_location_latitude=51.5085, geo_location_longitude=-0.1257, geo_country_iso_code="GB"),
+        make_record(geo_location_latitude=95.0, geo_location_longitude=1.0),
+        make_record(raw_request=raw, raw_response="not base64 !", user_agent="ua"),
+        make_record(mcp_stats=mcp, geo_location_latitude=1.0, geo_location_longitude=2.0),
+        make_record(mcp_stats={"IsMCP": False, "JSONRPCMethod": "x"}, path="/caf\udcc3"),
+    ]
+
+
+@pytest.mark.parametrize("meta", _OPTION_SETS)
+def test_generated_entry_builds_the_same_document_in_the_same_key_order(meta: dict[str, Any]) -> None:
+    """The generated ``entry`` (one dict literal) must give the very bytes the step-by-step
+    builder gives: same index, id, fields, values and field order."""
+    b = builder(**meta)
+    for r in _varied_records():
+        index, doc_id, doc = b.entry(r)
+        assert (index, doc_id) == (b.index_for(r), b.id_for(r))
+        assert list(doc.items()) == list(b.document(r).items())
