@@ -40,3 +40,11 @@ def test_each_worker_has_its_own_instance_id_and_a_private_health_port() -> None
     assert (a.delivery.instance_id, b.delivery.instance_id) == ("host-a-w0", "host-a-w1")
     assert (a.health_check_endpoint_port, a.telemetry.health_bind, a.telemetry.metrics_address) == (41000, "127.0.0.1", "")
     assert cfg.delivery.instance_id == "host-a" and cfg.telemetry.metrics_address == "0.0.0.0:9100"
+
+
+def test_the_memory_budget_is_the_pumps_split_between_the_workers_not_multiplied() -> None:
+    cfg = Config.model_validate({"delivery": {"max_memory": "150MiB"}})
+    shares = [worker_config(cfg, i, 41000 + i, workers=3).delivery.max_memory for i in range(3)]
+    assert shares == [50 << 20] * 3
+    assert worker_config(cfg, 0, 41000).delivery.max_memory == 150 << 20  # one worker: all of it
+    assert cfg.delivery.max_memory == 150 << 20
