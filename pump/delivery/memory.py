@@ -61,10 +61,16 @@ class MemoryWindow:
         self.peak = 0  # the most ever charged at once (tests and the shutdown summary)
         self._per_record: dict[str, int] = {}  # list name → cost of one record, last measured
         self._freed = asyncio.Event()
+        self._blocked = False  # a claim found no room for one record; until something is freed
 
     @property
     def full(self) -> bool:
-        return self.used >= self.budget
+        """No claim can proceed: the budget is used up, or the room left is smaller than one
+        record of the list a claim wanted. The second case matters to whoever holds batches until
+        the window is full (an aggregate pump's scheduled flush, pump/delivery/publish.py): with
+        a small budget, or a budget split between workers, the room left is often a few records
+        short of the budget, and a flush that waited for ``used >= budget`` would never come."""
+        return self.used >= self.budget or self._blocked
 
     def per_record(self, key: str) -> int | None:
         return self._per_record.get(key)
@@ -76,6 +82,7 @@ class MemoryWindow:
         count = min(wanted, (self.budget - self.used) // per)
         if count < 1:
             if self.used > 0:
+                self._blocked = True
                 return None
             return 1, self.budget  # nothing held: one claim always proceeds, alone
         return count, count * per
@@ -109,6 +116,7 @@ class MemoryWindow:
 
     def release(self, amount: int) -> None:
         self.used -= amount
+        self._blocked = False
         self._freed.set()
 
     def _charge(self, amount: int) -> None:
