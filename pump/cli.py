@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "run" and args.worker_index is not None:  # one worker of a supervisor
+    if args.command == "run" and args.worker_index is not None and args.supervisor_pid > 0:  # a supervisor's worker
         from pump.supervisor import die_with_supervisor
 
         die_with_supervisor(args.supervisor_pid)

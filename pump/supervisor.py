@@ -41,7 +41,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ByteSize
 
 from pump.config.model import Config
-from pump.cpus import usable_cpus
 from pump.process import listen_error
 
 log = logging.getLogger("pump.app")
@@ -51,11 +50,6 @@ PR_SET_PDEATHSIG = 1
 #: Seconds between the death of a worker and its restart (doubling up to the cap while it keeps
 #: dying young).
 RESTART_BACKOFF = (0.5, 10.0)
-
-
-def default_workers() -> int:
-    """``workers: auto``: the CPUs this process may use (cpuset and cgroup quota, pump/cpus.py)."""
-    return usable_cpus()
 
 
 def worker_config(config: Config, index: int, port: int, workers: int = 1) -> Config:
@@ -170,6 +164,16 @@ def sum_metrics(texts: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def health_body(liveness: bool, ok: bool, bodies: Sequence[bytes]) -> bytes:
+    """The supervisor's answer: a healthy pump's liveness body is Tyk's exact ``{"status": "ok"}``
+    (tyk-pump.md: probes may compare it), whatever the number of workers; otherwise the status
+    and each worker's own answer."""
+    if liveness and ok:
+        return b'{"status": "ok"}'
+    status = b'"unavailable"' if liveness else (b'"ready"' if ok else b'"not ready"')
+    return b'{"status": ' + status + b', "workers": [' + b",".join(bodies) + b"]}"
+
+
 def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -199,8 +203,7 @@ class Supervisor:
                 if path in (health, "/ready"):
                     results = [w.get(path) for w in sup.workers]
                     ok = all(code == 200 for code, _ in results)
-                    body = b"[" + b",".join(b for _, b in results) + b"]"
-                    self._reply(200 if ok else 503, body, "application/json")
+                    self._reply(200 if ok else 503, health_body(path == health, ok, [b for _, b in results]), "application/json")
                 elif path == "/metrics" and not tel.metrics_address:
                     texts = [b.decode(errors="replace") for code, b in (w.get("/metrics") for w in sup.workers) if code == 200]
                     self._reply(200, sum_metrics(texts).encode(), "text/plain; version=0.0.4; charset=utf-8")

@@ -48,3 +48,17 @@ def test_the_memory_budget_is_the_pumps_split_between_the_workers_not_multiplied
     assert shares == [50 << 20] * 3
     assert worker_config(cfg, 0, 41000).delivery.max_memory == 150 << 20  # one worker: all of it
     assert cfg.delivery.max_memory == 150 << 20
+
+
+def test_a_healthy_supervisor_answers_tyks_exact_health_body() -> None:
+    import json
+
+    from pump.supervisor import health_body
+
+    ok = b'{"status": "ok"}'
+    assert health_body(True, True, [ok, ok]) == ok  # tyk-pump.md: body exactly {"status": "ok"}
+    down = json.loads(health_body(True, False, [ok, b'{"status": "stalled"}']))
+    assert down == {"status": "unavailable", "workers": [{"status": "ok"}, {"status": "stalled"}]}
+    ready = json.loads(health_body(False, True, [b'{"status": "ready"}']))
+    assert ready == {"status": "ready", "workers": [{"status": "ready"}]}
+    assert json.loads(health_body(False, False, [b'{"status": "not ready"}']))["status"] == "not ready"
