@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -164,14 +165,25 @@ def sum_metrics(texts: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def health_body(liveness: bool, ok: bool, bodies: Sequence[bytes]) -> bytes:
-    """The supervisor's answer: a healthy pump's liveness body is Tyk's exact ``{"status": "ok"}``
-    (tyk-pump.md: probes may compare it), whatever the number of workers; otherwise the status
-    and each worker's own answer."""
+def health_body(liveness: bool, ok: bool, results: Sequence[tuple[int, bytes]]) -> bytes:
+    """The supervisor's answer, shaped as one process's: a healthy pump's liveness body is Tyk's
+    exact ``{"status": "ok"}`` (tyk-pump.md: probes may compare it), whatever the number of
+    workers; the workers' answer when they all agree; else the first failing worker's answer
+    (the first one's, when all are fine) with every worker's under ``workers``."""
     if liveness and ok:
         return b'{"status": "ok"}'
-    status = b'"unavailable"' if liveness else (b'"ready"' if ok else b'"not ready"')
-    return b'{"status": ' + status + b', "workers": [' + b",".join(bodies) + b"]}"
+    bodies = [body for _, body in results]
+    if len(set(bodies)) == 1:
+        return bodies[0]  # every worker says the same ("starting", "stalled"...)
+    parsed = []
+    for _, body in results:
+        try:
+            value = json.loads(body)
+        except ValueError:
+            value = body.decode(errors="replace")
+        parsed.append(value if isinstance(value, dict) else {"status": value})
+    first = next((p for (code, _), p in zip(results, parsed, strict=True) if code != 200), parsed[0])
+    return json.dumps({**first, "workers": parsed}).encode()
 
 
 def _escape(v: str) -> str:
@@ -203,7 +215,7 @@ class Supervisor:
                 if path in (health, "/ready"):
                     results = [w.get(path) for w in sup.workers]
                     ok = all(code == 200 for code, _ in results)
-                    self._reply(200 if ok else 503, health_body(path == health, ok, [b for _, b in results]), "application/json")
+                    self._reply(200 if ok else 503, health_body(path == health, ok, results), "application/json")
                 elif path == "/metrics" and not tel.metrics_address:
                     texts = [b.decode(errors="replace") for code, b in (w.get("/metrics") for w in sup.workers) if code == 200]
                     self._reply(200, sum_metrics(texts).encode(), "text/plain; version=0.0.4; charset=utf-8")

@@ -50,15 +50,22 @@ def test_the_memory_budget_is_the_pumps_split_between_the_workers_not_multiplied
     assert cfg.delivery.max_memory == 150 << 20
 
 
-def test_a_healthy_supervisor_answers_tyks_exact_health_body() -> None:
+def test_the_supervisor_answers_health_and_ready_as_one_process_would() -> None:
     import json
 
     from pump.supervisor import health_body
 
     ok = b'{"status": "ok"}'
-    assert health_body(True, True, [ok, ok]) == ok  # tyk-pump.md: body exactly {"status": "ok"}
-    down = json.loads(health_body(True, False, [ok, b'{"status": "stalled"}']))
-    assert down == {"status": "unavailable", "workers": [{"status": "ok"}, {"status": "stalled"}]}
-    ready = json.loads(health_body(False, True, [b'{"status": "ready"}']))
-    assert ready == {"status": "ready", "workers": [{"status": "ready"}]}
-    assert json.loads(health_body(False, False, [b'{"status": "not ready"}']))["status"] == "not ready"
+    assert health_body(True, True, [(200, ok), (200, ok)]) == ok  # tyk-pump.md: body exactly {"status": "ok"}
+    starting = b'{"status":"starting"}'
+    assert health_body(True, False, [(503, starting), (503, starting)]) == starting  # they agree
+    down = json.loads(health_body(True, False, [(200, ok), (503, b'{"status": "stalled"}')]))
+    assert down == {"status": "stalled", "workers": [{"status": "ok"}, {"status": "stalled"}]}
+    a, b = (
+        b'{"status": "not ready", "reason": "redis unavailable", "t": 1}',
+        b'{"status": "not ready", "reason": "redis unavailable", "t": 2}',
+    )
+    ready = json.loads(health_body(False, False, [(503, a), (503, b)]))
+    assert (ready["status"], ready["reason"], len(ready["workers"])) == ("not ready", "redis unavailable", 2)
+    fine = json.loads(health_body(False, True, [(200, b'{"status": "ready", "t": 1}'), (200, b'{"status": "ready", "t": 2}')]))
+    assert fine["status"] == "ready" and fine["workers"][1] == {"status": "ready", "t": 2}
