@@ -69,12 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=_workers,
-        default=1,
+        default=None,
         metavar="N",
-        help="claiming processes under one supervisor (one health port, one shutdown); 'auto' = the CPUs usable (default 1)",
+        help="claiming processes under one supervisor (one health port, one shutdown); 'auto' = the CPUs usable "
+        "(default: the pump file's workers, or $TYK_PMP_WORKERS, else auto)",
     )
     run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
     run.add_argument("--worker-port", type=int, default=0, help=argparse.SUPPRESS)
+    run.add_argument("--supervisor-pid", type=int, default=0, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a pump file and exit (0 valid, 78 invalid)")
     with_config(val)
@@ -108,11 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _workers(text: str) -> int:
-    from pump.supervisor import default_workers
-
-    if text == "auto":
-        return default_workers()
+def _workers(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"  # resolved once the config is read (resolve_workers)
     try:
         value = int(text)
     except ValueError:
@@ -120,6 +120,23 @@ def _workers(text: str) -> int:
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError(f"{value}: give a number of processes from 1 to 256, or 'auto'")
     return value
+
+
+#: Pump types that serve a listener of their own (one address, one in-memory store): several
+#: workers would compete for the address and split the store, so ``auto`` runs one process.
+ONE_PROCESS_TYPES = frozenset({"prometheus"})
+
+
+def resolve_workers(setting: int | str, config: Config | None = None) -> int:
+    """A ``workers`` setting as a count: ``auto`` = the CPUs this process may use, or 1 if a pump
+    must run in one process (:data:`ONE_PROCESS_TYPES`)."""
+    if setting != "auto":
+        return int(setting)
+    if config is not None and any(p.type.strip().lower() in ONE_PROCESS_TYPES for p in config.pumps.values()):
+        return 1
+    from pump.cpus import usable_cpus
+
+    return usable_cpus()
 
 
 def _positive(text: str) -> float:
@@ -147,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run" and args.worker_index is not None and args.supervisor_pid > 0:  # a supervisor's worker
+        from pump.supervisor import die_with_supervisor
+
+        die_with_supervisor(args.supervisor_pid)
     if args.command is None:
         _parser().print_help()
         return EX_USAGE
@@ -171,11 +192,13 @@ def _main(argv: Sequence[str] | None) -> int:
             if args.worker_index is not None:  # one worker of a supervisor (pump/supervisor.py)
                 from pump.supervisor import worker_config
 
-                return serve(worker_config(config, args.worker_index, args.worker_port), once=args.once)
-            if args.workers > 1:
+                share = args.workers if isinstance(args.workers, int) else 1
+                return serve(worker_config(config, args.worker_index, args.worker_port, share), once=args.once)
+            workers = resolve_workers(config.workers if args.workers is None else args.workers, config)
+            if workers > 1:
                 from pump.supervisor import run_workers
 
-                return run_workers(config, args.config, args.workers, args.once)
+                return run_workers(config, args.config, workers, args.once)
             return serve(config, once=args.once)
         if args.command == "demo":
             return _with_redis(config, args, _demo(config, args))

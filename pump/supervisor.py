@@ -14,8 +14,9 @@ whole daemon (``pump.app.Daemon``) with its own claims. The supervisor:
 * restarts a worker that died while the pump was running (a SIGKILL, an OOM kill), after a
   short backoff; nothing is lost, its claims are leased and it takes them back when it starts.
 
-Workers die with the supervisor (``PR_SET_PDEATHSIG``): a SIGKILLed supervisor leaves no
-claimer behind. Sinks that append to files (CSV) append whole rows under ``flock``, so workers may
+Workers die with the supervisor (``PR_SET_PDEATHSIG`` SIGKILL, :func:`die_with_supervisor`): a
+SIGKILLed supervisor leaves no claimer behind. ``delivery.max_memory`` is the pump's budget, split
+between the workers. Sinks that append to files (CSV) append whole rows under ``flock``, so workers may
 share a file; see the README (Workers).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -37,29 +39,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ByteSize
 
 from pump.config.model import Config
 from pump.process import listen_error
 
 log = logging.getLogger("pump.app")
 
+#: prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Seconds between the death of a worker and its restart (doubling up to the cap while it keeps
 #: dying young).
 RESTART_BACKOFF = (0.5, 10.0)
 
 
-def default_workers() -> int:
-    """The CPUs this process may run on (a container's cpuset), not the machine's."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def worker_config(config: Config, index: int, port: int) -> Config:
-    """The config one worker runs with: its own instance id and a private health port."""
+def worker_config(config: Config, index: int, port: int, workers: int = 1) -> Config:
+    """The config one worker runs with: its own instance id, a private health port and its share
+    of ``delivery.max_memory`` (the budget is the pump's, split between the workers, so more
+    workers do not multiply the memory the pump may take)."""
     tel = config.telemetry.model_copy(update={"metrics_address": "", "health_enabled": True, "health_bind": "127.0.0.1"})
-    delivery = config.delivery.model_copy(update={"instance_id": f"{config.delivery.instance_id}-w{index}"})
+    delivery = config.delivery.model_copy(
+        update={
+            "instance_id": f"{config.delivery.instance_id}-w{index}",
+            "max_memory": ByteSize(max(1, int(config.delivery.max_memory) // max(1, workers))),
+        }
+    )
     return config.model_copy(update={"health_check_endpoint_port": port, "telemetry": tel, "delivery": delivery})
 
 
@@ -69,9 +73,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def die_with_supervisor(supervisor_pid: int) -> None:
+    """Make this worker die the moment its supervisor does, as the one-process pump would.
+
+    ``PR_SET_PDEATHSIG`` with SIGKILL: a supervisor that is SIGKILLed or OOM-killed takes its
+    workers down with it, so no claimer is left behind holding an instance id a restarted pump
+    needs, and a crash of the supervisor is a crash of the processes that write (their claims are
+    leased; the next pump takes them back). Set in the worker itself, not between fork and exec
+    (``preexec_fn`` is unsafe in the threaded supervisor); the parent check afterwards covers a
+    supervisor that died before the call. Where prctl is missing, a thread watches the parent.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(supervisor_pid,), name="pump-parent-watch", daemon=True).start()
+    if os.getppid() != supervisor_pid:
+        os._exit(1)  # the supervisor is already gone
+
+
+def _watch_parent(supervisor_pid: int) -> None:
+    while os.getppid() == supervisor_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Worker:
@@ -89,7 +114,7 @@ class Worker:
         if self.restarts:
             self.port = free_port()  # the old one may have been taken meanwhile
         argv = [*self.argv, "--worker-index", str(self.index), "--worker-port", str(self.port)]
-        self.proc = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(argv)
         self.started_at = time.monotonic()
         log.info("Worker started.", extra={"worker": self.index, "pid": self.proc.pid, "port": self.port})
 
@@ -140,6 +165,27 @@ def sum_metrics(texts: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def health_body(liveness: bool, ok: bool, results: Sequence[tuple[int, bytes]]) -> bytes:
+    """The supervisor's answer, shaped as one process's: a healthy pump's liveness body is Tyk's
+    exact ``{"status": "ok"}`` (tyk-pump.md: probes may compare it), whatever the number of
+    workers; the workers' answer when they all agree; else the first failing worker's answer
+    (the first one's, when all are fine) with every worker's under ``workers``."""
+    if liveness and ok:
+        return b'{"status": "ok"}'
+    bodies = [body for _, body in results]
+    if len(set(bodies)) == 1:
+        return bodies[0]  # every worker says the same ("starting", "stalled"...)
+    parsed = []
+    for _, body in results:
+        try:
+            value = json.loads(body)
+        except ValueError:
+            value = body.decode(errors="replace")
+        parsed.append(value if isinstance(value, dict) else {"status": value})
+    first = next((p for (code, _), p in zip(results, parsed, strict=True) if code != 200), parsed[0])
+    return json.dumps({**first, "workers": parsed}).encode()
+
+
 def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -148,7 +194,8 @@ class Supervisor:
     def __init__(self, config: Config, config_path: str, workers: int, once: bool) -> None:
         self.config = config
         self.once = once
-        argv = [sys.executable, "-m", "pump", "run", "--config", config_path] + (["--once"] if once else [])
+        argv = [sys.executable, "-m", "pump", "run", "--config", config_path, "--workers", str(workers)]
+        argv += ["--supervisor-pid", str(os.getpid())] + (["--once"] if once else [])
         self.workers = [Worker(i, argv) for i in range(workers)]
         self.stopping = 0  # stop requests received
         self.codes: dict[int, int] = {}
@@ -168,8 +215,7 @@ class Supervisor:
                 if path in (health, "/ready"):
                     results = [w.get(path) for w in sup.workers]
                     ok = all(code == 200 for code, _ in results)
-                    body = b"[" + b",".join(b for _, b in results) + b"]"
-                    self._reply(200 if ok else 503, body, "application/json")
+                    self._reply(200 if ok else 503, health_body(path == health, ok, results), "application/json")
                 elif path == "/metrics" and not tel.metrics_address:
                     texts = [b.decode(errors="replace") for code, b in (w.get("/metrics") for w in sup.workers) if code == 200]
                     self._reply(200, sum_metrics(texts).encode(), "text/plain; version=0.0.4; charset=utf-8")

@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TZ", "UTC")  # Tyk buckets and prints times in the pump's zone; tests pin it
+# ``pump run`` defaults to one worker per usable CPU (pump/supervisor.py). The suite pins one
+# process, so exact log lines, instance ids and crash points stay those of the process that
+# writes; tests/integration/test_workers.py runs supervisors (--workers N) and the default itself.
+# A SIGKILLed supervisor SIGKILLs its workers, so ``TYK_PMP_WORKERS=auto scripts/test`` still
+# exercises real crashes.
+os.environ.setdefault("TYK_PMP_WORKERS", "1")
 
 from tests import servers
 from tests.helpers import client

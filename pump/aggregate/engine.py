@@ -38,7 +38,6 @@ from pump.aggregate.buckets import Bucketer, hour_floor
 from pump.aggregate.extra import KEY_OF, ordered
 from pump.aggregate.model import Counter, OrgAggregate, TimeID
 from pump.record import Record
-from pump.transforms.paths import tracked
 
 #: Characters Go's ``strings.TrimSpace`` removes (Unicode White_Space), spelled out so Python's
 #: slightly different ``str.isspace`` (which also strips \x1c-\x1f) cannot change tag keys.
@@ -139,7 +138,7 @@ def aggregate_records(
         if rec.response_code == -1:
             _add_network(agg, rec, ts)
         else:
-            _add_hit(agg, rec, ts, tracked(rec, track_all_paths), skip_prefixes, extra)
+            _add_hit(agg, rec, ts, track_all_paths or rec.track_path, skip_prefixes, extra)  # transforms.paths.tracked
     for agg in result.values():
         _refresh_averages(agg)
     return result
@@ -245,41 +244,42 @@ def _targets(agg: OrgAggregate, rec: Record, track: bool, code_key: str | None, 
     Identifiers are re-set on every hit, so the latest API name / key alias wins, as in Tyk.
     """
     out: list[_Target] = []
+    add = out.append
     api_id = rec.api_id
     if api_id:
-        out.append((agg.apiid, api_id, api_id, rec.api_name))
+        add((agg.apiid, api_id, api_id, rec.api_name))
     if code_key is not None:
-        out.append((agg.errors, code_key, code_key, ""))
+        add((agg.errors, code_key, code_key, ""))
     version = rec.api_version
     if version:
-        out.append((agg.versions, version_key(api_id, version), version, version))
+        add((agg.versions, version_key(api_id, version), version, version))
     path = rec.path
     api_key = rec.api_key
+    hashed = path_hash(api_id, path) if track and (api_key or rec.oauth_id) else ""
     if api_key:
-        out.append((agg.apikeys, api_key, api_key, rec.alias))
+        add((agg.apikeys, api_key, api_key, rec.alias))
         if track:
-            key = path_hash(api_id, path)
-            out.append((_inner(agg.keyendpoints, api_key), key, key, key))
+            add((_inner(agg.keyendpoints, api_key), hashed, hashed, hashed))
     oauth_id = rec.oauth_id
     if oauth_id:
-        out.append((agg.oauthids, oauth_id, oauth_id, ""))
+        add((agg.oauthids, oauth_id, oauth_id, ""))
         if track:
-            key = path_hash(api_id, path)
-            out.append((_inner(agg.oauthendpoints, oauth_id), key, key, key))
+            add((_inner(agg.oauthendpoints, oauth_id), hashed, hashed, hashed))
     iso = rec.geo_country_iso_code
     if iso:
-        out.append((agg.geo, iso, iso, iso))
+        add((agg.geo, iso, iso, iso))
     tags = rec.tags
     if tags:
         tag_table = agg.tags
         for tag in tags:
-            trimmed = trim_tag(tag)
-            if trimmed and not tag.startswith(skip_prefixes):
-                out.append((tag_table, trimmed, trimmed, trimmed))
+            if not tag.startswith(skip_prefixes):
+                trimmed = trim_tag(tag)
+                if trimmed:
+                    add((tag_table, trimmed, trimmed, trimmed))
     if track:
-        out.append((agg.endpoints, endpoint_key(path), path, path))
+        add((agg.endpoints, endpoint_key(path), path, path))
         key = api_endpoint_key(api_id, version, path)
-        out.append((agg.apiendpoints, key, key, path))
+        add((agg.apiendpoints, key, key, path))
     return out
 
 

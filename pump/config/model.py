@@ -209,10 +209,11 @@ class DeliveryDefaults(Delivery):
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
     max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most")
     max_memory: ByteSize = Field(
-        ByteSize(192 << 20),
+        ByteSize(64 << 20),
         ge=16 << 20,
         le=1 << 40,
-        description="memory that claimed, unacknowledged records may take (charged 4 x payload + 1 KiB a record); claims pause when full",
+        description="memory that claimed, unacknowledged records may take, the pump's whole (split between its workers; "
+        "charged 4 x payload + 1 KiB a record); claims pause when full",
     )
 
     @field_validator("instance_id")
@@ -365,8 +366,21 @@ class Config(Model):
     raw_response_decoded: bool = False
     kv: dict[str, Any] | None = None
     # Ours.
+    workers: int | Literal["auto"] = Field(
+        "auto", description="claiming processes of `pump run` (pump/supervisor.py): 1 to 256, or auto = the CPUs usable"
+    )
     delivery: DeliveryDefaults = Field(default_factory=lambda: DeliveryDefaults())
     telemetry: Telemetry = Field(default_factory=lambda: Telemetry())
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto(cls, v: Any) -> Any:
+        text = str(v).strip().lower()
+        if text == "auto":
+            return text
+        if isinstance(v, bool) or not text.isdigit() or not 1 <= int(text) <= 256:
+            raise ValueError("give a number of processes from 1 to 256, or auto (the CPUs this pump may use)")
+        return int(text)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -248,7 +248,8 @@ class Fanout:
                         return  # stopped while waiting for a slot
                 key, (claim, asked) = pending_key, await pending
                 pending = None
-                if claim is not None and len(claim.raws) >= asked:
+                # Full, or a returned batch (claimed whole, whatever its size): the list may hold more.
+                if claim is not None and (len(claim.raws) >= asked or claim.batch_id != claim.token):
                     to_visit.append(key)  # type: ignore[arg-type]
                 if to_visit and not self.stopping and not self.acks.window_full and self._has_room(to_visit[0]):
                     pending_key = to_visit.popleft()

@@ -37,11 +37,14 @@ RECORD_OVERHEAD = 1024
 #: Bytes of RSS per payload byte of a claimed record (module docstring).
 PAYLOAD_FACTOR = 4
 #: What a record of a list never claimed yet is assumed to cost: its first claim is sized as if
-#: every record carried 64 KB of raw bodies (with the default budget, 768 records), so even then
+#: every record carried 64 KB of raw bodies (with the default budget, 256 records), so even then
 #: it stays within the budget; later claims use the list's measured size.
 UNKNOWN_RECORD_COST = 256 << 10
-#: The default budget (``delivery.max_memory``).
-DEFAULT_MAX_MEMORY = 192 << 20
+#: The default budget (``delivery.max_memory``), the whole pump's: ``pump run --workers N`` splits
+#: it between the workers (pump/supervisor.py). Chosen so that the default pump on 2 CPUs (a
+#: supervisor and 2 workers, ~150 MB idle) peaks well under 300 MB whatever the backlog, even with
+#: 64 KB raw bodies (measured 64 KB bodies: ~1.45 MB of RSS per MiB of budget; README, Memory).
+DEFAULT_MAX_MEMORY = 64 << 20
 
 
 def cost_of(raws: Sequence[bytes]) -> int:
@@ -58,10 +61,16 @@ class MemoryWindow:
         self.peak = 0  # the most ever charged at once (tests and the shutdown summary)
         self._per_record: dict[str, int] = {}  # list name → cost of one record, last measured
         self._freed = asyncio.Event()
+        self._blocked = False  # a claim found no room for one record; until something is freed
 
     @property
     def full(self) -> bool:
-        return self.used >= self.budget
+        """No claim can proceed: the budget is used up, or the room left is smaller than one
+        record of the list a claim wanted. The second case matters to whoever holds batches until
+        the window is full (an aggregate pump's scheduled flush, pump/delivery/publish.py): with
+        a small budget, or a budget split between workers, the room left is often a few records
+        short of the budget, and a flush that waited for ``used >= budget`` would never come."""
+        return self.used >= self.budget or self._blocked
 
     def per_record(self, key: str) -> int | None:
         return self._per_record.get(key)
@@ -73,6 +82,7 @@ class MemoryWindow:
         count = min(wanted, (self.budget - self.used) // per)
         if count < 1:
             if self.used > 0:
+                self._blocked = True
                 return None
             return 1, self.budget  # nothing held: one claim always proceeds, alone
         return count, count * per
@@ -106,6 +116,7 @@ class MemoryWindow:
 
     def release(self, amount: int) -> None:
         self.used -= amount
+        self._blocked = False
         self._freed.set()
 
     def _charge(self, amount: int) -> None:

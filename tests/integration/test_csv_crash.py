@@ -55,7 +55,7 @@ def test_sigkill_mid_append_leaves_no_torn_row_and_loses_no_record(tmp_path: Pat
     out = tmp_path / "csv"
     config = write_config(
         tmp_path / "pump.conf", redis_url, {"csv": {"type": "csv", "meta": {"csv_dir": str(out)}}},
-        purge_chunk=500, delivery={"max_batches_in_flight": 1},
+        purge_chunk=500, delivery={"max_batches_in_flight": 1, "max_memory": "192MiB"},  # 500-record claims from the first
     )  # fmt: skip
     torn_after_kill = 0
     log = (tmp_path / "pump.log").open("ab")

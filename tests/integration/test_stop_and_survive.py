@@ -78,6 +78,7 @@ def hung_stdout_pump(tmp_path: Path, redis_url: str, shutdown_timeout: float) ->
     config = write_config(
         tmp_path / "pump.conf", redis_url, {"out": {"type": "stdout", "meta": {"format": "text"}}},
         purge_chunk=1000, telemetry={"shutdown_timeout": shutdown_timeout},
+        delivery={"max_memory": "192MiB"},  # a first claim of 768 records: more text than a pipe buffer holds
     )  # fmt: skip
     log = tmp_path / "pump.log"
     proc = subprocess.Popen(pump_cmd("run", "--config", str(config)), cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("ab"))

@@ -175,3 +175,17 @@ def test_assigning_a_setting_keeps_every_other_setting_including_null_defaults()
     for name, field in PumpConfig.model_fields.items():
         if field.default is None:
             assert getattr(pump, name) is None, name
+
+
+def test_workers_default_to_auto_and_are_set_by_the_file_or_the_environment(tmp_path: Path) -> None:
+    config, _ = load(write(tmp_path, TYK_CONF), {})
+    assert config.workers == "auto"
+    config, _ = load(write(tmp_path, {**TYK_CONF, "workers": 3}), {})
+    assert config.workers == 3
+    config, warnings = load(write(tmp_path, {**TYK_CONF, "workers": 3}), {"TYK_PMP_WORKERS": "AUTO"})
+    assert config.workers == "auto" and not [w for w in warnings if "WORKERS" in w]
+    config, _ = load(write(tmp_path, TYK_CONF), {"TYK_PMP_WORKERS": "2"})
+    assert config.workers == 2
+    for bad in (0, 257, "many", True):
+        (err,) = errors_of(write(tmp_path, {**TYK_CONF, "workers": bad}))
+        assert err.startswith("workers: ") and "give a number of processes from 1 to 256, or auto" in err

@@ -40,3 +40,32 @@ def test_each_worker_has_its_own_instance_id_and_a_private_health_port() -> None
     assert (a.delivery.instance_id, b.delivery.instance_id) == ("host-a-w0", "host-a-w1")
     assert (a.health_check_endpoint_port, a.telemetry.health_bind, a.telemetry.metrics_address) == (41000, "127.0.0.1", "")
     assert cfg.delivery.instance_id == "host-a" and cfg.telemetry.metrics_address == "0.0.0.0:9100"
+
+
+def test_the_memory_budget_is_the_pumps_split_between_the_workers_not_multiplied() -> None:
+    cfg = Config.model_validate({"delivery": {"max_memory": "150MiB"}})
+    shares = [worker_config(cfg, i, 41000 + i, workers=3).delivery.max_memory for i in range(3)]
+    assert shares == [50 << 20] * 3
+    assert worker_config(cfg, 0, 41000).delivery.max_memory == 150 << 20  # one worker: all of it
+    assert cfg.delivery.max_memory == 150 << 20
+
+
+def test_the_supervisor_answers_health_and_ready_as_one_process_would() -> None:
+    import json
+
+    from pump.supervisor import health_body
+
+    ok = b'{"status": "ok"}'
+    assert health_body(True, True, [(200, ok), (200, ok)]) == ok  # tyk-pump.md: body exactly {"status": "ok"}
+    starting = b'{"status":"starting"}'
+    assert health_body(True, False, [(503, starting), (503, starting)]) == starting  # they agree
+    down = json.loads(health_body(True, False, [(200, ok), (503, b'{"status": "stalled"}')]))
+    assert down == {"status": "stalled", "workers": [{"status": "ok"}, {"status": "stalled"}]}
+    a, b = (
+        b'{"status": "not ready", "reason": "redis unavailable", "t": 1}',
+        b'{"status": "not ready", "reason": "redis unavailable", "t": 2}',
+    )
+    ready = json.loads(health_body(False, False, [(503, a), (503, b)]))
+    assert (ready["status"], ready["reason"], len(ready["workers"])) == ("not ready", "redis unavailable", 2)
+    fine = json.loads(health_body(False, True, [(200, b'{"status": "ready", "t": 1}'), (200, b'{"status": "ready", "t": 2}')]))
+    assert fine["status"] == "ready" and fine["workers"][1] == {"status": "ready", "t": 2}

@@ -235,8 +235,7 @@ class AggregateSink:
                         remaining, dropped = await self._remaining_pg(batch, related)
                         payloads = self._payloads(remaining)
                     await self._ensure_stage(conn)
-                    for table, parts in payloads.items():
-                        await self._upsert_pg(conn, table, parts)
+                    await self._upsert_pg(conn, payloads)
                     applied = True
             except Exception as exc:
                 raise map_error(exc, self.target, doing) from None
@@ -254,14 +253,19 @@ class AggregateSink:
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {quote(STAGE_TABLE)} ({cols}) ON COMMIT DELETE ROWS")
         self._staged.add(conn)
 
-    async def _upsert_pg(self, conn: Any, table: str, parts: list[bytes]) -> None:
+    async def _upsert_pg(self, conn: Any, payloads: dict[str, list[bytes]]) -> None:
+        """Per table: COPY into the staging table, upsert from it. The staging table is emptied
+        between tables only: the commit empties it after the last (``ON COMMIT DELETE ROWS``),
+        so the usual one-table batch saves a statement and a new file for the truncated table."""
         cols = ", ".join(quote(c) for c in self.columns)
         async with conn.cursor() as cur:
-            async with cur.copy(f"COPY {quote(STAGE_TABLE)} ({cols}) FROM STDIN") as copy:
-                for data in parts:
-                    await copy.write(data)
-            await cur.execute(self._statement(table))
-            await cur.execute(f"TRUNCATE {quote(STAGE_TABLE)}")
+            for i, (table, parts) in enumerate(payloads.items()):
+                if i:
+                    await cur.execute(f"TRUNCATE {quote(STAGE_TABLE)}")
+                async with cur.copy(f"COPY {quote(STAGE_TABLE)} ({cols}) FROM STDIN") as copy:
+                    for data in parts:
+                        await copy.write(data)
+                await cur.execute(self._statement(table))
 
     async def _remaining_pg(self, batch: SinkBatch, related: set[str]) -> tuple[dict[str, list[AggregateRow]], list[AggregateRow]]:
         assert self.pool is not None

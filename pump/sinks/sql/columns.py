@@ -48,9 +48,30 @@ def tags_json(tags: list[str] | None) -> str:
         return json.dumps([str(t) for t in tags], ensure_ascii=False)
 
 
+_CITY_JSON: dict[tuple[tuple[str, str], ...], str] = {}
+_CITY_CACHE_SIZE = 4096
+
+
 def city_names_json(names: dict[str, str] | None) -> str:
-    """``geo_city_names``: the map as JSON with sorted keys, ``{}`` when there is none."""
-    return go_safe_json(names, "{}") if names else "{}"
+    """``geo_city_names``: the map as JSON with sorted keys, ``{}`` when there is none.
+
+    Cached by the map's items: records repeat the same few cities, and the JSON encoder cost more
+    than the rest of a COPY line. Only all-text maps are cached, so a hit (an equal tuple of
+    strings) always renders the same text."""
+    if not names:
+        return "{}"
+    key = tuple(names.items())
+    try:
+        text = _CITY_JSON.get(key)
+    except TypeError:  # an unhashable value: not a decoded record's map
+        return go_safe_json(names, "{}")
+    if text is None:
+        text = go_safe_json(names, "{}")
+        if all(k.__class__ is str and v.__class__ is str for k, v in key):
+            if len(_CITY_JSON) >= _CITY_CACHE_SIZE:
+                _CITY_JSON.clear()
+            _CITY_JSON[key] = text
+    return text
 
 
 def graph_errors(errors: Any) -> Any:

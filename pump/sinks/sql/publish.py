@@ -113,8 +113,7 @@ async def write_many_pg(sink: AggregateSink, batches: Sequence[SinkBatch]) -> tu
                     for table in tables:
                         await sink.schema.ensure_pg(sink.pool, table)
                 await sink._ensure_stage(conn)
-                for table, parts in sink._payloads(tables).items():
-                    await sink._upsert_pg(conn, table, parts)
+                await sink._upsert_pg(conn, sink._payloads(tables))
         except Exception as exc:
             raise map_error(exc, sink.target, doing) from None
     return applied, dropped

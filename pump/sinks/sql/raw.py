@@ -117,14 +117,26 @@ _PLAIN = SQL_FIELDS[: len(SQL_FIELDS) - len(_STATS)]
 assert SQL_FIELDS[len(_PLAIN) :] == _STATS, "the GraphQL/MCP stats fields must be the last SQL fields"
 _NO_STATS_COPY = "\t".join(copy_field(v) for f in _STATS for v in SUB_VALUES[f.attr](None))
 
-#: COPY fields of the GraphQL and MCP columns (a constant for the usual record without them).
+#: Each stats field's Go zero struct as the decoders hand it over. Every REST record from a
+#: gateway carries both structs zero-valued (not absent), so "no stats" must mean absent *or equal
+#: to the zero struct*. Equality is exact here: the zero struct's values are ``None``, ``""``,
+#: ``0`` and ``False``, and every value equal to one of those renders as the same column values.
+_STATS_ZERO: dict[str, dict[str, Any]] = {f.attr: {s.go: s.zero for s in schema.SUBFIELDS[f.type]} for f in _STATS}
+
+
+def _no_stats_test(f: schema.Field) -> str:
+    return f"(not r.{f.attr} or r.{f.attr} == _ZERO_{f.attr})"
+
+
+#: COPY fields of the GraphQL and MCP columns (a constant for the usual record without them; one
+#: C-level dict comparison per field decides it, instead of rendering eleven values per record).
 stats_copy: Callable[[Record], str] = schema.compile_function(
     "stats_copy",
     "def stats_copy(r):\n"
-    f"    if not ({' or '.join(f'r.{f.attr}' for f in _STATS)}):\n"
+    f"    if {' and '.join(_no_stats_test(f) for f in _STATS)}:\n"
     "        return _NO_STATS_COPY\n"
     f"    return '\\t'.join(map(copy_field, ({''.join(f'*_{f.attr}(r.{f.attr}), ' for f in _STATS)})))\n",
-    {**_NAMESPACE, "_NO_STATS_COPY": _NO_STATS_COPY},
+    {**_NAMESPACE, "_NO_STATS_COPY": _NO_STATS_COPY, **{f"_ZERO_{a}": z for a, z in _STATS_ZERO.items()}},
 )
 
 

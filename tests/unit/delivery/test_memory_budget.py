@@ -85,3 +85,19 @@ async def test_a_stop_while_waiting_for_memory_is_prompt(make_rig: Callable[...,
     returned = await rig.stop()
     await rig.until(drain.done, "drain ended")
     assert returned == 1 and await rig.list_len() == 4 and rig.acks.memory.used == 0
+
+
+def test_the_window_is_full_when_the_room_left_is_short_of_one_record_not_only_when_used_up() -> None:
+    """What a publishing pump's flush waits for (pump/delivery/publish.py): with a split budget the
+    room left is often a few bytes short of one record while ``used < budget``."""
+    from pump.delivery.memory import MemoryWindow
+
+    window = MemoryWindow(budget=10_000)
+    cost = window.hold("list", [b"x" * 1000] * 2)  # 2 × (4 × 1000 + 1024) = 10,048 → per record 5,024
+    window.release(cost)
+    held = window.hold("list", [b"x" * 1000])  # 5,024 used, 4,976 left: no room for one more
+    assert window.used < window.budget and not window.full
+    assert window.size_claim("list", 10) is None
+    assert window.full  # a claim is waiting for room
+    window.release(held)
+    assert not window.full and window.size_claim("list", 10) == (1, 5024)
