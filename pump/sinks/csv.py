@@ -66,7 +66,11 @@ def go_uint(value: float) -> str:
 
 
 def names_text(names: dict[str, str] | None) -> str:
-    """Go's ``k:v;k:v`` of a ``map[string]string``, keys sorted (joined in C: no per-entry bytecode)."""
+    """Go's ``k:v;k:v`` of a ``map[string]string``, keys sorted (joined in C: no per-entry bytecode).
+    Geo city names are nearly always one language: that case sorts and joins nothing."""
+    if names and len(names) == 1:
+        ((key, value),) = names.items()
+        return key + ":" + value
     return ";".join(map(":".join, sorted((names or {}).items())))
 
 
@@ -108,21 +112,8 @@ csv_row: Callable[[Record], list[str]] = schema.compile_function(
 #: (Not Python's ``str.isspace``, which also counts U+001C..U+001F and differs elsewhere.)
 GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(chr(c) for c in range(0x2000, 0x200B)))
 
-#: Substrings whose absence proves an ASCII line needs no quoting (with 41 commas, no field holds
-#: one): no quote or line break anywhere, no field starting with an ASCII space or being ``\.``.
-#: ``in`` tests are ~50 ns each; a regex doing the same costs ~15 µs a line.
-_ASCII_SUSPECTS = ('"', "\n", "\r", ", ", ",\t", ",\v", ",\f", ",\\.")
-#: The same, less the line break (the batch text has one between lines: counted instead).
-_BATCH_SUSPECTS = tuple(s for s in _ASCII_SUSPECTS if s != "\n")
 #: What a line must not start with (its first field would need quotes).
 _LINE_SUSPECTS = ("\t", "\n", "\v", "\f", "\r", " ", "\\.")
-
-
-def _plain(line: str) -> bool:
-    """True when ``line`` (a row joined with commas) is exactly what Go would write for it."""
-    if line.count(",") != 41 or not line.isascii() or line[:1] in GO_SPACE or line.startswith("\\."):
-        return False
-    return not any(s in line for s in _ASCII_SUSPECTS)
 
 
 def go_field(field: str) -> str:
@@ -178,29 +169,31 @@ csv_line: Callable[[Record], str] = schema.compile_function(
 )
 
 
-#: Text already put through :func:`go_field`: user agents, hosts, paths and names repeat from
-#: record to record, so a line that needs quoting costs a dict look-up per text field. Bounded:
-#: cleared when full, long values (raw bodies) never kept.
-_QUOTED: dict[str, str] = {}
+class _Quoted(dict[str, str]):
+    """Text already put through :func:`go_field`: user agents, hosts, paths and names repeat from
+    record to record, so a line that needs quoting costs a dict look-up (in C) per text field; an
+    empty one too (``get(v) or go_field(v)`` called Python for every empty field). Bounded:
+    cleared when full, long values (raw bodies) never kept."""
+
+    def __missing__(self, field: str) -> str:
+        out = go_field(field)
+        if len(field) <= 256:
+            if len(self) >= 65536:
+                self.clear()
+            self[field] = out
+        return out
 
 
-def _remember(field: str) -> str:
-    out = go_field(field)
-    if len(field) <= 256:
-        if len(_QUOTED) >= 65536:
-            _QUOTED.clear()
-        _QUOTED[field] = out
-    return out
+_QUOTED = _Quoted()
 
 
 def _quoted(f: schema.Field) -> str:
     """The replacement field of :data:`csv_quoted_line`: a text field through :func:`go_field`,
-    remembered (an empty field is never quoted: its miss costs nothing), and the times too (their
+    remembered (:class:`_Quoted`), and the times too (their
     zone names come from tzdata); numbers, month names and booleans never hold a comma, quote,
     line break or leading space, so they stay as :func:`_inline` has them."""
     if f.type in (schema.STRING, schema.NAMES, schema.TAGS):
-        value = _inline(f)[1:-1]
-        return "{quoted(" + value + ") or q(" + value + ")}"
+        return "{Q[" + _inline(f)[1:-1] + "]}"
     if f.type == schema.TIME:
         return "{go_field(" + _inline(f)[1:-1] + ")}"
     return _inline(f)
@@ -210,9 +203,11 @@ def _quoted(f: schema.Field) -> str:
 csv_quoted_line: Callable[[Record], str] = schema.compile_function(
     "csv_quoted_line",
     "def csv_quoted_line(r):\n    return f" + repr(",".join(_quoted(f) for f in schema.columns("csv"))) + "\n",
-    {"q": _remember, "quoted": _QUOTED.get, "go_field": go_field, **_HELPERS},
+    {"Q": _QUOTED, "go_field": go_field, **_HELPERS},
 )
 
+#: Go's spaces beyond ASCII: a non-ASCII line needs quotes only where one of these leads a field.
+_WIDE_SPACES = tuple(sorted(c for c in GO_SPACE if not c.isascii()))
 #: Characters that, anywhere in a line with 41 commas, may make Go quote one of its fields
 #: (single characters: found by ``memchr``, unlike the comma-led pairs, which cost a slow scan).
 _RARE = ('"', "\r", "\t", "\v", "\f", "\\")
@@ -228,11 +223,11 @@ def _suspects(lines: list[str]) -> tuple[set[int], str]:
 
     Every test runs in C, over the whole batch or over the list of lines, never as bytecode per
     line. A line none of them flags is plain: with exactly 41 commas no field holds a comma, so
-    the field starts are the line start and the characters after commas, and with no quote, no
-    line break and only ASCII, only an ASCII space or ``\.`` there would make Go quote. A flagged
-    line is merely rendered the exact way (false alarms cost time, not bytes). Lines with a comma
-    in a field (browser user agents: common) are set aside first, so the other tests rarely
-    have to look at lines one by one.
+    the field starts are the line start and the characters after commas, and with no quote and
+    no line break only a space (ASCII or one of Go's Unicode spaces) or ``\.`` there would make
+    Go quote. A flagged line is merely rendered the exact way (false alarms cost time, not bytes).
+    Lines with a comma in a field (browser user agents: common) are set aside first, so the
+    other tests rarely have to look at lines one by one; non-ASCII text (city names) is not.
     """
     n = len(lines)
     counts = list(map(str.count, lines, repeat(",")))
@@ -242,10 +237,12 @@ def _suspects(lines: list[str]) -> tuple[set[int], str]:
     else:
         bad = _where(n, map((41).__ne__, counts))
         text = "\n".join(compress(lines, map((41).__eq__, counts)))
-    if text.count("\n") != n - len(bad) - 1 and n > len(bad):
+    if any(map(operator.contains, lines, repeat("\n"))):  # memchr per line: faster than counting
         bad |= _where(n, map(operator.contains, lines, repeat("\n")))
-    if not text.isascii():
-        bad |= _where(n, map(operator.not_, map(str.isascii, lines)))
+    if not text.isascii():  # city names, user agents: only a field led by a Unicode space needs quotes
+        for s in _WIDE_SPACES:
+            if s in text:
+                bad |= _where(n, map(operator.contains, lines, repeat(s)))
     for s in _RARE:
         if s in text:
             bad |= _where(n, map(operator.contains, lines, repeat(s)))
@@ -277,31 +274,32 @@ def file_name(now: datetime) -> str:
     return f"{now.year}-{MONTHS[now.month]}-{now.day}-{now.hour}.csv"
 
 
-def complete_length(fh: BinaryIO, size: int, start: int = 0) -> int:
-    """The length of the file's longest prefix made of whole rows.
+def complete_length(fh: BinaryIO, size: int, start: int = 0, chunk_size: int = 1 << 20) -> int:
+    """The length of the file's longest prefix made of whole rows (``start`` is a row end).
 
     A row ends at a ``\n`` outside quotes; a ``\n`` inside a quoted field is data. Go's quoting
     doubles every quote inside a field, so a position is outside quotes exactly when the number of
-    ``"`` before it is even: one pass counting quotes finds the last row boundary from ``start``.
+    ``"`` before it is even. Per chunk (1 MiB), counting in C: the last ``\n`` of the chunk, then
+    (only while the count before it is odd) the one before, and so on; never a step per row,
+    because with ``--workers`` every append scans the rows the other workers added.
     """
     fh.seek(start)
     quotes = 0
     boundary = start
     offset = start
     while offset < size:
-        chunk = fh.read(min(1 << 20, size - offset))
+        chunk = fh.read(min(chunk_size, size - offset))
         if not chunk:
             break
-        start = 0
-        while True:
-            nl = chunk.find(b"\n", start)
-            if nl < 0:
-                quotes += chunk.count(b'"', start)
-                break
-            quotes += chunk.count(b'"', start, nl)
-            if quotes % 2 == 0:
-                boundary = offset + nl + 1
-            start = nl + 1
+        nl = chunk.rfind(b"\n")
+        before = quotes + chunk.count(b'"', 0, max(nl, 0))
+        while nl >= 0 and before % 2:
+            prev = chunk.rfind(b"\n", 0, nl)
+            before -= chunk.count(b'"', prev + 1, nl)
+            nl = prev
+        if nl >= 0:
+            boundary = offset + nl + 1
+        quotes += chunk.count(b'"')
         offset += len(chunk)
     return boundary
 
