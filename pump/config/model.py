@@ -209,7 +209,7 @@ class DeliveryDefaults(Delivery):
     claim_size: int = Field(0, ge=0, le=MAX_CLAIM, description="records per claim; 0 = purge_chunk, or 5000")
     max_batches_in_flight: int = Field(4, ge=1, le=64, description="claimed batches not yet acknowledged, at most")
     max_memory: ByteSize = Field(
-        ByteSize(64 << 20),
+        ByteSize(96 << 20),
         ge=16 << 20,
         le=1 << 40,
         description="memory that claimed, unacknowledged records may take, the pump's whole (split between its workers; "

@@ -37,14 +37,14 @@ RECORD_OVERHEAD = 1024
 #: Bytes of RSS per payload byte of a claimed record (module docstring).
 PAYLOAD_FACTOR = 4
 #: What a record of a list never claimed yet is assumed to cost: its first claim is sized as if
-#: every record carried 64 KB of raw bodies (with the default budget, 256 records), so even then
+#: every record carried 64 KB of raw bodies (the default budget split between 2 workers: 192 records), so even then
 #: it stays within the budget; later claims use the list's measured size.
 UNKNOWN_RECORD_COST = 256 << 10
 #: The default budget (``delivery.max_memory``), the whole pump's: ``pump run --workers N`` splits
 #: it between the workers (pump/supervisor.py). Chosen so that the default pump on 2 CPUs (a
 #: supervisor and 2 workers, ~150 MB idle) peaks well under 300 MB whatever the backlog, even with
 #: 64 KB raw bodies (measured 64 KB bodies: ~1.45 MB of RSS per MiB of budget; README, Memory).
-DEFAULT_MAX_MEMORY = 64 << 20
+DEFAULT_MAX_MEMORY = 96 << 20
 
 
 def cost_of(raws: Sequence[bytes]) -> int:
