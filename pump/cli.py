@@ -74,9 +74,6 @@ def _parser() -> argparse.ArgumentParser:
         help="claiming processes under one supervisor (one health port, one shutdown); 'auto' = the CPUs usable "
         "(default: the pump file's workers, or $TYK_PMP_WORKERS, else auto)",
     )
-    run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
-    run.add_argument("--worker-port", type=int, default=0, help=argparse.SUPPRESS)
-    run.add_argument("--supervisor-pid", type=int, default=0, help=argparse.SUPPRESS)
 
     val = sub.add_parser("validate", help="check a pump file and exit (0 valid, 78 invalid)")
     with_config(val)
@@ -164,10 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "run" and args.worker_index is not None and args.supervisor_pid > 0:  # a supervisor's worker
-        from pump.supervisor import die_with_supervisor
-
-        die_with_supervisor(args.supervisor_pid)
     if args.command is None:
         _parser().print_help()
         return EX_USAGE
@@ -189,16 +182,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "run":
             from pump.app import serve
 
-            if args.worker_index is not None:  # one worker of a supervisor (pump/supervisor.py)
-                from pump.supervisor import worker_config
-
-                share = args.workers if isinstance(args.workers, int) else 1
-                return serve(worker_config(config, args.worker_index, args.worker_port, share), once=args.once)
             workers = resolve_workers(config.workers if args.workers is None else args.workers, config)
             if workers > 1:
                 from pump.supervisor import run_workers
 
-                return run_workers(config, args.config, workers, args.once)
+                return run_workers(config, workers, args.once)
             return serve(config, once=args.once)
         if args.command == "demo":
             return _with_redis(config, args, _demo(config, args))

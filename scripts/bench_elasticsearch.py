@@ -11,7 +11,7 @@ single node is green (replicas would only double the server's work, not the pump
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ def elasticsearch(workdir: Path, start_server: Callable[[str], str]) -> dict[str
             "type": "elasticsearch",
             "meta": {
                 "elasticsearch_url": url,
-                "index_name": f"pump-bench-{int(time.time())}",
+                "index_name": f"pump-bench-{uuid.uuid4().hex[:8]}",
                 "rolling_index": True,
                 "bulk_config": {"workers": 2},
                 "index_settings": {"number_of_replicas": 0},

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ Start = Callable[[str], str]
 
 def kafka(workdir: Path, start_server: Start) -> dict[str, Any]:
     url = start_server("kafka")
-    return {"kafka": {"type": "kafka", "meta": {"broker": [url], "topic": f"pump-bench-{int(time.time())}", "compressed": True}}}
+    return {"kafka": {"type": "kafka", "meta": {"broker": [url], "topic": f"pump-bench-{uuid.uuid4().hex[:8]}", "compressed": True}}}
 
 
 def _syslog(transport: str, start_server: Start) -> dict[str, Any]:

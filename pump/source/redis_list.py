@@ -338,6 +338,9 @@ def _now_ms() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie: a pump SIGKILLed a moment ago (its workers, with
+    their supervisor) stays a zombie until its new parent reaps it, and a pump restarted at once
+    must not take that for a live process using its instance id."""
     if pid <= 0:
         return False
     try:
@@ -346,7 +349,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the signal said it exists
 
 
 def _glob_escape(text: str) -> str:

@@ -69,3 +69,30 @@ def test_the_supervisor_answers_health_and_ready_as_one_process_would() -> None:
     assert (ready["status"], ready["reason"], len(ready["workers"])) == ("not ready", "redis unavailable", 2)
     fine = json.loads(health_body(False, True, [(200, b'{"status": "ready", "t": 1}'), (200, b'{"status": "ready", "t": 2}')]))
     assert fine["status"] == "ready" and fine["workers"][1] == {"status": "ready", "t": 2}
+
+
+def test_a_zombie_is_not_a_live_pump_holding_its_instance_id() -> None:
+    """A worker SIGKILLed with its supervisor is a zombie until its new parent reaps it; a pump
+    restarted at once (forked workers start within milliseconds) must not refuse its own instance
+    id because of it. The signal-0 probe alone says a zombie exists."""
+    import os
+    import signal
+    import time
+
+    from pump.source.redis_list import _pid_alive
+
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        assert _pid_alive(pid)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(pid, 0)  # not reaped yet: it still exists, as a zombie
+        assert not _pid_alive(pid)
+    finally:
+        os.waitpid(pid, 0)
+    assert not _pid_alive(pid)

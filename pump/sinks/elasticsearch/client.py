@@ -24,6 +24,7 @@ import orjson
 from pump.errors import RetriableError
 from pump.redact import redact_url
 from pump.sinks.elasticsearch.config import Meta
+from pump.sinks.httpio import request as http_request
 from pump.sinks.tls import tls_context
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class Client:
         for attempt in range(len(self.urls)):
             base = self.urls[(start + attempt) % len(self.urls)]
             try:
-                return await self.http.request(method, base + path, content=content, params=params, headers=headers)
+                return await http_request(self.http, method, base + path, content=content, params=params, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 errors.append(f"{redact_url(base)}: {type(exc).__name__}: {exc}")
             except httpx.TimeoutException as exc:

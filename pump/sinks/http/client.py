@@ -34,6 +34,7 @@ from pump import __version__
 from pump.errors import RetriableError
 from pump.redact import redact_url, scrub
 from pump.sinks.http.config import Meta
+from pump.sinks.httpio import request as http_request
 from pump.sinks.tls import tls_context
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class Client:
         if self.meta.gzip:
             body = await self._gzip(body)
         try:
-            resp = await self.http.request(self.meta.method, url, content=body, extensions=self.extensions)
+            resp = await http_request(self.http, self.meta.method, url, content=body, extensions=self.extensions)
         except httpx.HTTPError as exc:
             return Outcome(RETRY, describe_error(exc, url))
         text = resp.text if not (200 <= resp.status_code < 300) else ""
@@ -173,7 +174,7 @@ class Client:
         """``pump validate --check``: an ``OPTIONS`` request. Any HTTP answer shows that DNS, the
         connection, TLS and a server are there; returns the status line, raises on failure."""
         try:
-            resp = await self.http.request("OPTIONS", url, extensions=self.extensions)
+            resp = await http_request(self.http, "OPTIONS", url, extensions=self.extensions)
         except httpx.HTTPError as exc:
             raise RetriableError(describe_error(exc, url)) from exc
         return f"HTTP {resp.status_code}"
