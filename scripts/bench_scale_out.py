@@ -53,8 +53,8 @@ def _peak(pid: int, stop: threading.Event, out: list[int]) -> None:
         stop.wait(0.02)
 
 
-def cluster(instances: int, payloads: list[bytes], workdir: Path, start_server: Start) -> tuple[float, int, float]:
-    """(records/s, peak RSS KiB of the largest process, seconds) of ``instances`` pumps."""
+def cluster(instances: int, payloads: list[bytes], workdir: Path, start_server: Start) -> tuple[float, int, float, float]:
+    """(records/s, peak RSS KiB of the largest process, seconds, CPU s of all) of ``instances`` pumps."""
     url = start_server("redis_cluster")
     _push(url, payloads)
     addr = url.split("://", 1)[-1].split("/", 1)[0]
@@ -66,6 +66,7 @@ def cluster(instances: int, payloads: list[bytes], workdir: Path, start_server: 
         doc = {
             "analytics_storage_config": {"enable_cluster": True, "addrs": [addr]},
             "purge_delay": 1,
+            "workers": 1,  # an instance is one process here: instances, not workers, are the variable
             "telemetry": {"health_enabled": False},
             "log_level": "warn",
             "delivery": {"instance_id": f"bench-{i}"},
@@ -90,10 +91,10 @@ def cluster(instances: int, payloads: list[bytes], workdir: Path, start_server: 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(f"cluster-{instances}: pump CPU {cpu * 100_000 / len(payloads):.2f} s per 100k records (all instances)", file=sys.stderr)
-    return len(payloads) / elapsed, max(peak[0] for peak in peaks), elapsed
+    return len(payloads) / elapsed, max(peak[0] for peak in peaks), elapsed, cpu
 
 
-def run(row: str, payloads: list[bytes], workdir: Path, start_server: Start) -> tuple[float, int, float] | None:
+def run(row: str, payloads: list[bytes], workdir: Path, start_server: Start) -> tuple[float, int, float, float] | None:
     """The figures of ``row`` if it is one of this module's, else None."""
     name, _, count = row.partition("-")
     if name == "cluster" and count.isdigit() and int(count) >= 1:
