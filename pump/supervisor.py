@@ -136,7 +136,10 @@ class Worker:
         """Fork the worker. A fork, not an exec: the child has every module and the parsed config
         already, so it claims at once (an exec'd worker spent ~0.5 s of CPU and 0.7 s of wall time
         importing and validating before its first claim: a third of ``--once`` on 200,000
-        records), and until written to its pages are the supervisor's."""
+        records), and until written to its pages are the supervisor's. The first forks copy a
+        single-threaded process; a restart forks while the supervisor's listener thread runs, and
+        the child needs nothing that thread may hold (its handlers log nothing, and ``logging``
+        re-creates its locks in a forked child)."""
         if self.restarts:
             self.port = free_port()  # the old one may have been taken meanwhile
         for stream in (sys.stdout, sys.stderr):
