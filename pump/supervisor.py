@@ -54,6 +54,8 @@ PR_SET_PDEATHSIG = 1
 #: Seconds between the death of a worker and its restart (doubling up to the cap while it keeps
 #: dying young).
 RESTART_BACKOFF = (0.5, 10.0)
+#: What the supervisor passes on to its workers (and handles itself).
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def worker_config(config: Config, index: int, port: int, workers: int = 1) -> Config:
@@ -122,10 +124,10 @@ class Forked:
 
 
 class Worker:
-    def __init__(self, index: int, launch: Callable[[int, int], NoReturn]) -> None:
+    def __init__(self, index: int, launch: Callable[[int, int, set[int | signal.Signals]], NoReturn]) -> None:
         self.index = index
         self.port = free_port()
-        self.launch = launch  # runs the worker in the forked child: (index, port), never returns
+        self.launch = launch  # runs the worker in the forked child: (index, port, signal mask), never returns
         self.proc: Forked | None = None
         self.started_at = 0.0
         self.backoff = RESTART_BACKOFF[0]
@@ -144,10 +146,16 @@ class Worker:
             self.port = free_port()  # the old one may have been taken meanwhile
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write the parent's buffered bytes again
-        pid = os.fork()
-        if pid == 0:
-            self.launch(self.index, self.port)
-        self.proc = Forked(pid)
+        # Stop signals wait until the child has dropped the supervisor's handlers (and the
+        # parent has recorded the child): a SIGTERM in between would run them in the wrong process.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self.launch(self.index, self.port, blocked)
+            self.proc = Forked(pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.started_at = time.monotonic()
         log.info("Worker started.", extra={"worker": self.index, "pid": pid, "port": self.port})
 
@@ -276,13 +284,14 @@ class Supervisor:
         serve = lambda: self._server.serve_forever(poll_interval=0.05) if self._server else None  # noqa: E731
         threading.Thread(target=serve, name="pump-supervisor-http", daemon=True).start()
 
-    def _worker_main(self, index: int, port: int) -> NoReturn:
+    def _worker_main(self, index: int, port: int, mask: set[int | signal.Signals]) -> NoReturn:
         """The forked child: drop what is the supervisor's (signal handlers, its listener), die
         with it, and run one daemon; never returns into the supervisor's code."""
         code = 70  # EX_SOFTWARE, if the daemon could not even start
         try:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if self._server is not None:
                 self._server.socket.close()
             die_with_supervisor(self.pid)
@@ -321,7 +330,7 @@ class Supervisor:
         for w in self.workers:
             w.start()  # before the listener thread: the first forks copy a single-threaded process
         self._serve()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
         try:
             while len(self.codes) < len(self.workers):
