@@ -70,8 +70,10 @@ def paths_in(directory: Path) -> Counter[str]:
     return paths
 
 
-def test_five_sigkills_while_draining_30000_records_lose_nothing(tmp_path: Path, redis_url: str) -> None:
-    records = numbered(30000)
+def test_five_sigkills_while_draining_90000_records_lose_nothing(tmp_path: Path, redis_url: str) -> None:
+    # Enough that five runs of up to ~0.6 s each cannot drain it all on a fast machine (30,000
+    # were drained before the fifth kill on a quiet 2-core machine): every kill must land mid-way.
+    records = numbered(90000)
     payloads = msgpack_payloads(records)
     for i, key in enumerate([BASE_LIST, f"{BASE_LIST}_0", f"{BASE_LIST}_5"]):
         push(redis_url, payloads[i::3], key)
