@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from pydantic import ByteSize
 
 from pump.config.model import Config
 from pump.errors import CommandError
-from pump.process import listen_error
+from pump.process import listen_error, tune_gc
 
 log = logging.getLogger("pump.app")
 
@@ -281,8 +280,8 @@ class Supervisor:
         self._server.daemon_threads = True
         # A short poll: shutdown() waits for the loop's next poll, and the default 0.5 s was half
         # of an empty ``pump run --once --workers 2`` (1.38 s against 0.55 s for one process).
-        serve = lambda: self._server.serve_forever(poll_interval=0.05) if self._server else None  # noqa: E731
-        threading.Thread(target=serve, name="pump-supervisor-http", daemon=True).start()
+        serve = self._server.serve_forever
+        threading.Thread(target=serve, kwargs={"poll_interval": 0.05}, name="pump-supervisor-http", daemon=True).start()
 
     def _worker_main(self, index: int, port: int, mask: set[int | signal.Signals]) -> NoReturn:
         """The forked child: drop what is the supervisor's (signal handlers, its listener), die
@@ -323,10 +322,9 @@ class Supervisor:
                     w.proc.send_signal(signal.SIGTERM)
 
     def run(self) -> int:
-        import pump.app  # noqa: F401 - imported once here, before the forks, for every worker
+        import pump.app  # noqa: F401 - the workers' code, loaded before the forks (once, for all)
 
-        gc.collect()
-        gc.freeze()  # what the workers inherit stays out of their collections (and unwritten)
+        tune_gc()  # frozen: what the workers inherit stays out of their collections (and unwritten)
         for w in self.workers:
             w.start()  # before the listener thread: the first forks copy a single-threaded process
         self._serve()
